@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An emulated VFIO device: the ioctl-shaped entry point that takes the exact bytes the
+ * kernel takes (VFIO_DEVICE_FEATURE, VFIO_DEVICE_RESET) and returns 0 or the kernel's
+ * negative errno, plus the two ops tables a device driver fills in, as vfio_log_ops and
+ * vfio_migration_ops are in the kernel.
+ *
+ * Pointers inside payloads (ranges, bitmap) are plain process addresses. A NULL one gives
+ * -EFAULT; any other bad address cannot be detected in userspace.
+ */
+#ifndef DMALOG_DEVICE_H
+#define DMALOG_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <dmalog/api.h>
+#include <dmalog/iova_bitmap.h>
+#include <dmalog/ranges.h>
+#include <dmalog/uapi.h>
+
+struct dmalog_device;
+
+/*
+ * DMA logging, as struct vfio_log_ops. All three are mandatory. The core serialises calls
+ * on one device; ranges are validated, sorted ascending and freed when log_start returns.
+ */
+struct dmalog_log_ops {
+	/* Start tracking; *page_size is the (power-of-two) hint in, the selected size out. */
+	int (*log_start)(void *priv, const struct dmalog_range *ranges, uint32_t nranges,
+			 uint64_t *page_size);
+	/* Stop tracking; 0 when not started. */
+	int (*log_stop)(void *priv);
+	/* Report written pages in [iova, iova + length) into @dirty and clear them. */
+	int (*log_read_and_clear)(void *priv, uint64_t iova, uint64_t length,
+				  struct dmalog_iova_bitmap *dirty);
+};
+
+/*
+ * Migration v2, as struct vfio_migration_ops, except that the core walks combination arcs:
+ * @step performs exactly one arc of the kernel's table.
+ */
+struct dmalog_mig_ops {
+	/*
+	 * Perform arc @from -> @to. On success it may return a new data fd in *data_fd (the
+	 * core refuses one on any arc but the last). On failure it returns -errno and sets
+	 * *to_error if the device is now in ERROR; otherwise the device stays in @from.
+	 */
+	int (*step)(void *priv, uint32_t from, uint32_t to, int *data_fd, bool *to_error);
+	/* Estimated STOP_COPY data length, in any state. Mandatory. */
+	int (*get_data_size)(void *priv, uint64_t *stop_copy_length);
+	/* Initial and dirty bytes while in PRE_COPY*. Mandatory with VFIO_MIGRATION_PRE_COPY. */
+	int (*precopy_info)(void *priv, uint64_t *initial_bytes, uint64_t *dirty_bytes);
+	/* VFIO_DEVICE_RESET: drop any data session, back to RUNNING. Optional. */
+	void (*reset)(void *priv);
+};
+
+struct dmalog_device_desc {
+	const char *name;
+	const struct dmalog_log_ops *log_ops; /* NULL: no DMA logging (-ENOTTY) */
+	const struct dmalog_mig_ops *mig_ops; /* NULL: not migratable (-ENOTTY) */
+	uint64_t migration_flags;	      /* must include STOP_COPY with mig_ops */
+	void *priv;			      /* passed to every op */
+};
+
+/* Register a device. -EINVAL for incomplete ops tables or bad flags, -ENOMEM. */
+DMALOG_API int dmalog_device_create(const struct dmalog_device_desc *desc,
+				    struct dmalog_device **out);
+
+/* Close: stops DMA logging if active, then frees. NULL is fine. */
+DMALOG_API void dmalog_device_destroy(struct dmalog_device *dev);
+
+/* ioctl(device_fd, request, arg): VFIO_DEVICE_FEATURE and VFIO_DEVICE_RESET; else -ENOTTY. */
+DMALOG_API int dmalog_device_ioctl(struct dmalog_device *dev, unsigned long request, void *arg);
+
+/*
+ * ioctl(data_fd, request, arg) on a migration data fd this device handed out:
+ * VFIO_MIG_GET_PRECOPY_INFO. -ENOTTY for other requests, -EBADF for an fd that is not the
+ * device's open saving session.
+ */
+DMALOG_API int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd,
+					unsigned long request, void *arg);
+
+/*
+ * Window size, in bitmap bits, that REPORT hands the tracker at a time (default
+ * DMALOG_IOVA_BITMAP_WINDOW_BITS). Smaller windows exercise the windowing in tests.
+ */
+DMALOG_API void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits);
+
+DMALOG_API const char *dmalog_device_name(const struct dmalog_device *dev);
+
+#endif

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* libdmalog: the whole public API. */
+#ifndef DMALOG_H
+#define DMALOG_H
+
+#include <dmalog/uapi.h>
+#include <dmalog/ranges.h>
+#include <dmalog/iova_bitmap.h>
+#include <dmalog/migfsm.h>
+#include <dmalog/device.h>
+#include <dmalog/swtrack.h>
+
+#endif

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The software tracker: a plain per-range dirty log in host memory, the simplest
+ * dmalog_log_ops (what a driver without hardware tracking would do). DMA engines call
+ * dmalog_swtrack_log_write() after their data has landed; any number of writers may log
+ * while one reporter reads and clears.
+ *
+ * Semantics pinned down here:
+ * - the page size is the START hint (at least 4 KiB); if the log for the given ranges would
+ *   exceed DMALOG_SWTRACK_MAX_LOG_BYTES the tracker picks the next larger page size that
+ *   fits (the uAPI's "driver choice") and writes it back;
+ * - writes outside the started ranges are not logged;
+ * - a report sets every report page that a dirty tracked page touches, and clears only the
+ *   tracked pages lying wholly inside the reported range: a page cut by the range edge stays
+ *   dirty for the next report rather than being lost.
+ */
+#ifndef DMALOG_SWTRACK_H
+#define DMALOG_SWTRACK_H
+
+#include <stdint.h>
+#include <dmalog/api.h>
+#include <dmalog/device.h>
+
+#define DMALOG_SWTRACK_MAX_LOG_BYTES (256ULL << 20)
+
+struct dmalog_swtrack;
+
+DMALOG_API int dmalog_swtrack_create(struct dmalog_swtrack **out);
+DMALOG_API void dmalog_swtrack_destroy(struct dmalog_swtrack *t);
+
+/* The ops table to put in a dmalog_device_desc, with the tracker as priv. */
+DMALOG_API const struct dmalog_log_ops *dmalog_swtrack_log_ops(void);
+
+/* Record a completed DMA write of [iova, iova + length). No-op when not tracking. */
+DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova,
+					 uint64_t length);
+
+/* Tracking page size, 0 when not tracking. */
+DMALOG_API uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t);
+
+#endif

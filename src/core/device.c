@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+/* Emulated device lifecycle and the ioctl-shaped entry points. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <dmalog/migfsm.h>
+
+#include "device_priv.h"
+
+/* As vfio_pci_core_register_device(): ops tables must be complete. */
+static int check_desc(const struct dmalog_device_desc *desc)
+{
+	const struct dmalog_log_ops *log = desc->log_ops;
+	const struct dmalog_mig_ops *mig = desc->mig_ops;
+	uint64_t flags = desc->migration_flags;
+
+	if (log && (!log->log_start || !log->log_stop || !log->log_read_and_clear))
+		return -EINVAL;
+	if (!mig)
+		return flags ? -EINVAL : 0;
+	if (!mig->step || !mig->get_data_size)
+		return -EINVAL;
+	if (!(flags & VFIO_MIGRATION_STOP_COPY) || (flags & ~DMALOG_MIGRATION_FLAGS_ALL))
+		return -EINVAL;
+	if ((flags & VFIO_MIGRATION_PRE_COPY) && !mig->precopy_info)
+		return -EINVAL;
+	return 0;
+}
+
+int dmalog_device_create(const struct dmalog_device_desc *desc, struct dmalog_device **out)
+{
+	struct dmalog_device *dev;
+	int ret;
+
+	if (!desc || !out)
+		return -EINVAL;
+	ret = check_desc(desc);
+	if (ret)
+		return ret;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	snprintf(dev->name, sizeof(dev->name), "%s", desc->name ? desc->name : "dmalog-device");
+	dev->log_ops = desc->log_ops;
+	dev->mig_ops = desc->mig_ops;
+	dev->migration_flags = desc->migration_flags;
+	dev->priv = desc->priv;
+	dev->report_window_bits = DMALOG_IOVA_BITMAP_WINDOW_BITS;
+	pthread_mutex_init(&dev->log_lock, NULL);
+	pthread_mutex_init(&dev->mig_lock, NULL);
+	dev->mig_state = desc->mig_ops ? VFIO_DEVICE_STATE_RUNNING : VFIO_DEVICE_STATE_ERROR;
+	dev->saving_fd = -1;
+	dev->resuming_fd = -1;
+	*out = dev;
+	return 0;
+}
+
+void dmalog_device_destroy(struct dmalog_device *dev)
+{
+	if (!dev)
+		return;
+	/* Closing the device tears tracking down, as the drivers' close paths do. */
+	pthread_mutex_lock(&dev->log_lock);
+	if (dev->log_ops)
+		dmalog_logging_stop_locked(dev);
+	pthread_mutex_unlock(&dev->log_lock);
+	pthread_mutex_destroy(&dev->log_lock);
+	pthread_mutex_destroy(&dev->mig_lock);
+	free(dev);
+}
+
+/*
+ * VFIO_DEVICE_RESET: the device is back in RUNNING with no data session, and DMA logging is
+ * stopped (a reset device has forgotten its tracker configuration).
+ */
+static int device_reset(struct dmalog_device *dev)
+{
+	pthread_mutex_lock(&dev->mig_lock);
+	pthread_mutex_lock(&dev->log_lock);
+	if (dev->log_ops)
+		dmalog_logging_stop_locked(dev);
+	dmalog_mig_reset_locked(dev);
+	pthread_mutex_unlock(&dev->log_lock);
+	pthread_mutex_unlock(&dev->mig_lock);
+	return 0;
+}
+
+int dmalog_device_ioctl(struct dmalog_device *dev, unsigned long request, void *arg)
+{
+	switch (request) {
+	case VFIO_DEVICE_FEATURE:
+		return dmalog_device_feature(dev, arg);
+	case VFIO_DEVICE_RESET:
+		return device_reset(dev);
+	default:
+		return -ENOTTY;
+	}
+}
+
+int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd, unsigned long request,
+			     void *arg)
+{
+	if (!dev->mig_ops)
+		return -EBADF;
+	return dmalog_mig_precopy_ioctl(dev, data_fd, request, arg);
+}
+
+void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits)
+{
+	pthread_mutex_lock(&dev->log_lock);
+	dev->report_window_bits = window_bits ? window_bits : DMALOG_IOVA_BITMAP_WINDOW_BITS;
+	pthread_mutex_unlock(&dev->log_lock);
+}
+
+const char *dmalog_device_name(const struct dmalog_device *dev)
+{
+	return dev->name;
+}
