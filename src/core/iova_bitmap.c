@@ -160,17 +160,17 @@ static void fill_run(struct dmalog_iova_bitmap *bm, uint64_t first, uint64_t las
 		 * memset's wide stores keep more cache-line fills in flight than a loop of 8-byte
 		 * stores can; fold full edge words into it.
 		 */
-		uint64_t first = w0 + 1, end = w1;
+		uint64_t from = w0 + 1, end = w1;
 
 		if (m0 == ~0ULL && w0 >= bm->whole_first)
-			first = w0;
+			from = w0;
 		else
 			or_word(bm, w0, m0);
 		if (m1 == ~0ULL && w1 < bm->whole_end)
 			end = w1 + 1;
 		else
 			or_word(bm, w1, m1);
-		memset(&bm->words[first], 0xff, (end - first) * sizeof(uint64_t));
+		memset(&bm->words[from], 0xff, (end - from) * sizeof(uint64_t));
 		return;
 	}
 	/* They become all ones: stores, even against concurrent writers, as no one clears bits. */
