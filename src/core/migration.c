@@ -53,6 +53,12 @@ static void enter_state(struct dmalog_device *dev, uint32_t state, int new_fd)
 static int set_state_locked(struct dmalog_device *dev, uint32_t target, int *out_fd)
 {
 	*out_fd = -1;
+	/*
+	 * ERROR can never be requested. The kernel's drivers only notice on the first hop, so
+	 * SET(ERROR) while in ERROR "succeeds" there; we refuse it, as the uAPI text says.
+	 */
+	if (!dmalog_mig_state_supported(dev->migration_flags, target))
+		return -EINVAL;
 	while (dev->mig_state != target) {
 		uint32_t next;
 		bool to_error = false;
