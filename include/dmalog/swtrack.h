@@ -7,8 +7,8 @@
  *
  * Semantics pinned down here:
  * - the page size is the START hint (at least 4 KiB); if the log for the given ranges would
- *   exceed DMALOG_SWTRACK_MAX_LOG_BYTES the tracker picks the next larger page size that
- *   fits (the uAPI's "driver choice") and writes it back;
+ *   exceed the tracker's log limit (DMALOG_SWTRACK_MAX_LOG_BYTES unless set) it picks the
+ *   next larger page size that fits (the uAPI's "driver choice") and writes it back;
  * - writes outside the started ranges are not logged;
  * - a report sets every report page that a dirty tracked page touches, and clears only the
  *   tracked pages lying wholly inside the reported range: a page cut by the range edge stays
@@ -27,6 +27,9 @@ struct dmalog_swtrack;
 
 DMALOG_API int dmalog_swtrack_create(struct dmalog_swtrack **out);
 DMALOG_API void dmalog_swtrack_destroy(struct dmalog_swtrack *t);
+
+/* Bound the memory a START may take for its log (bytes, > 0); applies to the next START. */
+DMALOG_API void dmalog_swtrack_set_log_limit(struct dmalog_swtrack *t, uint64_t bytes);
 
 /* The ops table to put in a dmalog_device_desc, with the tracker as priv. */
 DMALOG_API const struct dmalog_log_ops *dmalog_swtrack_log_ops(void);

@@ -484,13 +484,13 @@ void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint64_t src_iov
 
 	if (src_pgshift <= bm->pgshift) {
 		s128 D = d >> bm->pgshift; /* floor: -1 or more */
-		s128 e = d - (D << bm->pgshift);
+		s128 e = d - D * ((s128)1 << bm->pgshift);
 
 		convert_coarser(bm, &s, (int64_t)D, (int64_t)(e >> src_pgshift),
 				(e & (G - 1)) != 0, bm->pgshift - src_pgshift);
 	} else {
 		s128 D = d >> bm->pgshift;
-		bool frac = d != (D << bm->pgshift);
+		bool frac = d != D * ((s128)1 << bm->pgshift);
 
 		convert_finer(bm, &s, D, frac, src_pgshift - bm->pgshift);
 	}

@@ -25,6 +25,7 @@ struct dmalog_swtrack {
 	/* Writers and the reporter share it; START and STOP exclude them. */
 	pthread_rwlock_t lock;
 	bool active;
+	uint64_t log_limit;
 	unsigned int pgshift;
 	uint32_t nranges;
 	struct swtrack_range *ranges;
@@ -37,6 +38,7 @@ int dmalog_swtrack_create(struct dmalog_swtrack **out)
 	if (!t)
 		return -ENOMEM;
 	pthread_rwlock_init(&t->lock, NULL);
+	t->log_limit = DMALOG_SWTRACK_MAX_LOG_BYTES;
 	*out = t;
 	return 0;
 }
@@ -81,17 +83,17 @@ static int swtrack_start(void *priv, const struct dmalog_range *ranges, uint32_t
 	unsigned int shift = __builtin_ctzll(*page_size);
 	int ret = 0;
 
-	if (shift < 12)
-		shift = 12;
-	/* The driver's choice when the hint would need too big a log: coarser pages. */
-	while (shift < 63 && log_bytes(ranges, n, shift) > DMALOG_SWTRACK_MAX_LOG_BYTES)
-		shift++;
-
 	pthread_rwlock_wrlock(&t->lock);
 	if (t->active) {
 		ret = -EINVAL;
 		goto out;
 	}
+	if (shift < 12)
+		shift = 12;
+	/* The driver's choice when the hint would need too big a log: coarser pages. */
+	while (shift < 63 && log_bytes(ranges, n, shift) > t->log_limit)
+		shift++;
+
 	t->ranges = calloc(n, sizeof(*t->ranges));
 	if (!t->ranges) {
 		ret = -ENOMEM;
@@ -262,6 +264,13 @@ static int swtrack_read_and_clear(void *priv, uint64_t iova, uint64_t length,
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return ret;
+}
+
+void dmalog_swtrack_set_log_limit(struct dmalog_swtrack *t, uint64_t bytes)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	t->log_limit = bytes ? bytes : DMALOG_SWTRACK_MAX_LOG_BYTES;
+	pthread_rwlock_unlock(&t->lock);
 }
 
 uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t)
