@@ -63,6 +63,14 @@ DMALOG_API void dmalog_iova_bitmap_set(struct dmalog_iova_bitmap *bm, uint64_t i
 				       uint64_t length);
 
 /*
+ * Mark @n ranges [iovas[i], iovas[i] + length): the shape of a device tracker's report
+ * message (a list of dirty addresses). Prefetches ahead, so scattered bits cost about one
+ * memory access each rather than one at a time.
+ */
+DMALOG_API void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *iovas,
+					    uint64_t n, uint64_t length);
+
+/*
  * OR in a tracker's own bitmap: @src bit k set means [src_iova + k * 2^src_pgshift, +2^src_pgshift)
  * is dirty; @src_nbits bits are read (bits past that in the last word are ignored).
  */

@@ -187,8 +187,20 @@ static void note_clipped(struct dmalog_iova_bitmap *bm)
 
 void dmalog_iova_bitmap_set(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64_t length)
 {
-	uint64_t last, bm_last;
+	uint64_t off = iova - bm->iova, last, bm_last;
 
+	/* Fast path, the common sparse case: inside the bitmap, within one word. */
+	if (__builtin_expect(off < bm->length && length && length - 1 <= bm->length - 1 - off, 1)) {
+		uint64_t q0 = (off >> bm->pgshift) + bm->head_bits;
+		uint64_t q1 = ((off + length - 1) >> bm->pgshift) + bm->head_bits;
+
+		if ((q0 >> 6) == (q1 >> 6)) {
+			or_word(bm, q0 >> 6, (~0ULL << (q0 & 63)) & (~0ULL >> (63 - (q1 & 63))));
+			return;
+		}
+		fill_run(bm, q0 - bm->head_bits, q1 - bm->head_bits);
+		return;
+	}
 	if (!length || !bm->nbits)
 		return;
 	if (__builtin_add_overflow(iova, length - 1, &last))
@@ -206,6 +218,23 @@ void dmalog_iova_bitmap_set(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64
 			last = bm_last;
 	}
 	fill_run(bm, (iova - bm->iova) >> bm->pgshift, (last - bm->iova) >> bm->pgshift);
+}
+
+void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *iovas,
+				 uint64_t n, uint64_t length)
+{
+	enum { AHEAD = 8 };
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (i + AHEAD < n) {
+			uint64_t off = iovas[i + AHEAD] - bm->iova;
+
+			if (off < bm->length)
+				__builtin_prefetch(&bm->words[((off >> bm->pgshift) + bm->head_bits) >> 6],
+						   1);
+		}
+		dmalog_iova_bitmap_set(bm, iovas[i], length);
+	}
 }
 
 /* Source bits [off, end) of a tracker bitmap, read 64 at a time from any bit position. */

@@ -62,19 +62,6 @@ double bench_read_bandwidth(void)
 	return best;
 }
 
-double bench_random_or_rate(uint64_t *buf, uint64_t words, uint64_t n)
-{
-	uint64_t seed = 42;
-	double t0 = bench_now();
-
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t r = bench_rand(&seed);
-
-		buf[r % words] |= 1ULL << (r >> 58);
-	}
-	return n / (bench_now() - t0);
-}
-
 void bench_print(const struct bench_opts *o, const char *bench, const char *name, double value,
 		 const char *unit, double baseline, double limit)
 {

@@ -17,9 +17,6 @@ double bench_now(void);
 /* Best-of-N sequential read bandwidth in bytes/s over a buffer larger than the caches. */
 double bench_read_bandwidth(void);
 
-/* Random 8-byte read-modify-writes per second over @words words: the sparse-write limit. */
-double bench_random_or_rate(uint64_t *buf, uint64_t words, uint64_t n);
-
 /* xorshift64*: cheap deterministic randomness. */
 uint64_t bench_rand(uint64_t *state);
 
