@@ -16,10 +16,10 @@
 
 #include <dmalog/dmalog.h>
 
-#define PAYLOAD_BYTES  32
-#define RANGES_GIVEN   4
-#define CMD_BYTES      (1 + 4 + 4 + PAYLOAD_BYTES + 16 * RANGES_GIVEN)
-#define BITMAP_MAX     (1u << 16) /* bytes: reports are clipped to this many pages */
+#define PAYLOAD_BYTES 32
+#define RANGES_GIVEN  4
+#define CMD_BYTES     (1 + 4 + 4 + PAYLOAD_BYTES + 16 * RANGES_GIVEN)
+#define BITMAP_MAX    (1u << 16) /* bytes: reports are clipped to this many pages */
 
 enum op { OP_FEATURE, OP_RESET, OP_DMA, OP_PRECOPY, OP_COUNT };
 
@@ -73,9 +73,8 @@ static int log_report(void *p, uint64_t iova, uint64_t len, struct dmalog_iova_b
 }
 
 static const struct dmalog_log_ops log_ops = {log_start, log_stop, log_report};
-static const struct dmalog_mig_ops mig_ops = {.step = mig_step,
-					      .get_data_size = mig_size,
-					      .precopy_info = mig_precopy};
+static const struct dmalog_mig_ops mig_ops = {
+	.step = mig_step, .get_data_size = mig_size, .precopy_info = mig_precopy};
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -192,9 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dmalog_swtrack_log_write(h.sw, get64(cmd + 9), get64(cmd + 17));
 			break;
 		case OP_PRECOPY:
-			dmalog_device_data_ioctl(dev, cmd[5] & 1 ? h.saving_fd : get32(cmd + 5),
-						 cmd[6] & 1 ? VFIO_MIG_GET_PRECOPY_INFO : get32(cmd + 9),
-						 &info);
+			dmalog_device_data_ioctl(
+				dev, cmd[5] & 1 ? h.saving_fd : get32(cmd + 5),
+				cmd[6] & 1 ? VFIO_MIG_GET_PRECOPY_INFO : get32(cmd + 9), &info);
 			break;
 		}
 	}

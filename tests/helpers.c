@@ -130,10 +130,10 @@ static int fake_step(void *priv, uint32_t from, uint32_t to, int *data_fd, bool 
 		}
 		return 0;
 	}
-	bool saving = (from == VFIO_DEVICE_STATE_RUNNING && to == VFIO_DEVICE_STATE_PRE_COPY) ||
-		      (from == VFIO_DEVICE_STATE_RUNNING_P2P &&
-		       to == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
-		      (from == VFIO_DEVICE_STATE_STOP && to == VFIO_DEVICE_STATE_STOP_COPY);
+	bool saving =
+		(from == VFIO_DEVICE_STATE_RUNNING && to == VFIO_DEVICE_STATE_PRE_COPY) ||
+		(from == VFIO_DEVICE_STATE_RUNNING_P2P && to == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+		(from == VFIO_DEVICE_STATE_STOP && to == VFIO_DEVICE_STATE_STOP_COPY);
 	bool resuming = from == VFIO_DEVICE_STATE_STOP && to == VFIO_DEVICE_STATE_RESUMING;
 
 	if (!saving && !resuming && !m->fd_every_arc)

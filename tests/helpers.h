@@ -49,7 +49,7 @@ struct spy_tracker {
 	int start_error;	   /* returned by log_start when non-zero */
 	int report_fail_at;	   /* 1-based read_and_clear call that fails ... */
 	int report_error;	   /* ... with this errno */
-	uint64_t windows[64][2]; /* (iova, length) of each read_and_clear */
+	uint64_t windows[64][2];   /* (iova, length) of each read_and_clear */
 };
 extern const struct dmalog_log_ops spy_log_ops;
 

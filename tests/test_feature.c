@@ -209,9 +209,9 @@ static void migration_features_without_mig_ops(void **state)
 
 	assert_int_equal(feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION, payload, 8),
 			 -ENOTTY);
-	assert_int_equal(feature(f->dev, FEAT_PROBE | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-				 NULL, 0),
-			 -ENOTTY);
+	assert_int_equal(
+		feature(f->dev, FEAT_PROBE | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 0),
+		-ENOTTY);
 	assert_int_equal(feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, payload, 8),
 			 -ENOTTY);
 }
@@ -230,7 +230,8 @@ int main(void)
 		cmocka_unit_test(b12_incomplete_ops_rejected),
 		cmocka_unit_test_setup_teardown(b13_unknown_feature_enotty, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_request_enotty, setup, teardown),
-		cmocka_unit_test_setup_teardown(migration_features_without_mig_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(migration_features_without_mig_ops, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("feature", tests, NULL, NULL);

@@ -93,9 +93,9 @@ static void b78_window_span(void **state)
 	uint64_t dummy;
 
 	assert_int_equal(dmalog_iova_bitmap_init(&bm, SZ_4K, 130 * SZ_1G, SZ_4K, &dummy, 0), 0);
-	assert_int_equal(dmalog_iova_bitmap_for_each(&bm, DMALOG_IOVA_BITMAP_WINDOW_BITS,
-						     log_window, &w),
-			 0);
+	assert_int_equal(
+		dmalog_iova_bitmap_for_each(&bm, DMALOG_IOVA_BITMAP_WINDOW_BITS, log_window, &w),
+		0);
 	assert_int_equal(w.n, 3);
 	assert_int_equal(w.iova[0], SZ_4K);
 	assert_int_equal(w.length[0], 64 * SZ_1G);
@@ -138,7 +138,7 @@ static void clipping(void **state)
 	memset(buf, 0, sizeof(buf));
 	/* 20 pages: 3 bytes, from buf + 5 (unaligned). */
 	assert_int_equal(dmalog_iova_bitmap_init(&bm, base, 20 * SZ_4K, SZ_4K, buf + 5, 0), 0);
-	dmalog_iova_bitmap_set(&bm, base - 3 * SZ_4K, 5 * SZ_4K);  /* pages -3..1 */
+	dmalog_iova_bitmap_set(&bm, base - 3 * SZ_4K, 5 * SZ_4K);    /* pages -3..1 */
 	dmalog_iova_bitmap_set(&bm, base + 18 * SZ_4K, 100 * SZ_4K); /* pages 18..117 */
 	dmalog_iova_bitmap_set(&bm, 0, SZ_4K);			     /* wholly below */
 	dmalog_iova_bitmap_set(&bm, UINT64_MAX - 10, 100);	     /* wraps: clamps, above */
@@ -174,7 +174,8 @@ static void random_sets_match_reference(void **state)
 
 		assert_int_equal(dmalog_iova_bitmap_init(&bm, B, length, P, buf + off, flags), 0);
 		for (int s = 0; s < 6; s++) {
-			s128 lo = (s128)B - (s128)(rnd() % (4 * P)) + (s128)(rnd() % (nbits * P + P));
+			s128 lo =
+				(s128)B - (s128)(rnd() % (4 * P)) + (s128)(rnd() % (nbits * P + P));
 			uint64_t len = 1 + rnd() % ((rnd() % 3 == 0 ? 200 : 3) * P);
 
 			if (lo < 0)
@@ -239,12 +240,14 @@ static void random_conversions_match_reference(void **state)
 		dmalog_iova_bitmap_set_from(&bm, S, gshift, src, src_bits);
 		for (uint64_t k = 0; k < src_bits; k++)
 			if (src[k / 64] >> (k % 64) & 1)
-				ref_mark(ref + off, B, length, pshift, (s128)S + ((s128)k << gshift),
+				ref_mark(ref + off, B, length, pshift,
+					 (s128)S + ((s128)k << gshift),
 					 (s128)S + (((s128)k + 1) << gshift) - 1);
 		if (memcmp(buf, ref, nbytes + 32))
-			print_error("P=2^%u G=2^%u B=%#llx S=%#llx nbits=%llu src_bits=%llu off=%zu\n",
-				    pshift, gshift, (unsigned long long)B, (unsigned long long)S,
-				    (unsigned long long)nbits, (unsigned long long)src_bits, off);
+			print_error(
+				"P=2^%u G=2^%u B=%#llx S=%#llx nbits=%llu src_bits=%llu off=%zu\n",
+				pshift, gshift, (unsigned long long)B, (unsigned long long)S,
+				(unsigned long long)nbits, (unsigned long long)src_bits, off);
 		assert_memory_equal(buf, ref, nbytes + 32);
 		free(src);
 		free(buf);
@@ -320,7 +323,8 @@ static void b82_windowing_transparent(void **state)
 	for (int w = 0; w < 4; w++) {
 		memset(got, 0, sizeof(got));
 		assert_int_equal(dmalog_iova_bitmap_init(&bm, 0, 10000 * SZ_4K, SZ_4K, got, 0), 0);
-		assert_int_equal(dmalog_iova_bitmap_for_each(&bm, windows[w], replay_window, &r), 0);
+		assert_int_equal(dmalog_iova_bitmap_for_each(&bm, windows[w], replay_window, &r),
+				 0);
 		assert_memory_equal(got, expect, sizeof(expect));
 	}
 }

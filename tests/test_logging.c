@@ -407,8 +407,8 @@ static void b50_b52_outside_ranges(void **state)
 	uint64_t bitmap[64] = {0};
 
 	assert_int_equal(log_start(f->sw_dev, r, 2, SZ_4K, NULL), 0);
-	dmalog_swtrack_log_write(f->sw, 0, SZ_2M);		/* below */
-	dmalog_swtrack_log_write(f->sw, 4 * SZ_2M, SZ_2M);	/* in the hole */
+	dmalog_swtrack_log_write(f->sw, 0, SZ_2M);		       /* below */
+	dmalog_swtrack_log_write(f->sw, 4 * SZ_2M, SZ_2M);	       /* in the hole */
 	dmalog_swtrack_log_write(f->sw, 2 * SZ_2M - SZ_4K, 2 * SZ_4K); /* straddles the end */
 	dmalog_swtrack_log_write(f->sw, 8 * SZ_2M, 1);
 	assert_int_equal(log_report(f->sw_dev, 0, 16 * SZ_2M, SZ_2M / 8, bitmap), 0);
@@ -453,9 +453,9 @@ static void b53_b76_windows_and_errors(void **state)
 	f->spy.report_error = -EIO;
 	assert_int_equal(log_report(f->spy_dev, 0, 3 * 64 * SZ_4K, SZ_4K, bitmap), -EIO);
 	assert_int_equal(f->spy.reports, 2);
-	assert_int_equal(bitmap[0], 1);	     /* window 1 finished */
-	assert_int_equal(bitmap[1], 1);	     /* window 2 set its bit, then failed */
-	assert_int_equal(bitmap[2], 0);	     /* window 3 never ran */
+	assert_int_equal(bitmap[0], 1); /* window 1 finished */
+	assert_int_equal(bitmap[1], 1); /* window 2 set its bit, then failed */
+	assert_int_equal(bitmap[2], 0); /* window 3 never ran */
 }
 
 /* A tracked page cut by the report's edge is reported but kept for the next report. */

@@ -15,6 +15,7 @@ enum { S = 1, R = 2, SC = 3, RS = 4, RP = 5, PC = 6, PCP = 7 };
 /* Row/column order of the tables. */
 static const uint32_t order[7] = {S, R, PC, PCP, SC, RS, RP};
 
+/* clang-format off */
 /* Hops after the start state; "" = already there; "EINVAL" = refused. */
 static const char *const all_flags[7][7] = {
 	/* to:  S            R            PC              PCP          SC          RS             RP */
@@ -49,6 +50,7 @@ static const char *const stop_copy_flags[7][7] = {
 	[4] = {"S", "S R", "EINVAL", "EINVAL", "", "S RS", "EINVAL"},
 	[5] = {"S", "S R", "EINVAL", "EINVAL", "S SC", "", "EINVAL"},
 };
+/* clang-format on */
 
 static const char *short_name(uint32_t s)
 {
@@ -70,9 +72,8 @@ static uint32_t mig_get(struct dmalog_device *dev)
 {
 	struct vfio_device_feature_mig_state m = {.data_fd = 1234};
 
-	assert_int_equal(feature(dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &m,
-				 sizeof(m)),
-			 0);
+	assert_int_equal(
+		feature(dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &m, sizeof(m)), 0);
 	assert_int_equal(m.data_fd, -1);
 	return m.device_state;
 }
@@ -104,9 +105,8 @@ static void check_flags(uint64_t flags, const char *const table[7][7])
 	for (int i = 0; i < 7; i++) {
 		for (int j = 0; j < 7; j++) {
 			struct fake_mig m = {.resume_read_fd = -1};
-			struct dmalog_device_desc d = {.mig_ops = &fake_mig_ops,
-						       .migration_flags = flags,
-						       .priv = &m};
+			struct dmalog_device_desc d = {
+				.mig_ops = &fake_mig_ops, .migration_flags = flags, .priv = &m};
 			const char *expect = table[i][j] ? table[i][j] : "EINVAL";
 			struct dmalog_device *dev;
 			char got[64] = "";
@@ -139,9 +139,11 @@ static void check_flags(uint64_t flags, const char *const table[7][7])
 				strcpy(got, "EINVAL");
 			} else {
 				assert_int_equal(mig_get(dev), to);
-				/* Only the last arc, and only a session-opening one, gives an fd. */
-				assert_int_equal(fd >= 0, m.narcs && opens_session(m.arcs[m.narcs - 1][0],
-										  to));
+				/* Only the last arc, and only a session-opening one, gives an fd.
+				 */
+				assert_int_equal(fd >= 0,
+						 m.narcs &&
+							 opens_session(m.arcs[m.narcs - 1][0], to));
 				if (fd >= 0)
 					close(fd);
 			}
@@ -210,10 +212,8 @@ static void next_state_edges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(b108_all_flags),
-		cmocka_unit_test(b108_p2p),
-		cmocka_unit_test(precopy_without_p2p),
-		cmocka_unit_test(b107_b108_stop_copy_only),
+		cmocka_unit_test(b108_all_flags),      cmocka_unit_test(b108_p2p),
+		cmocka_unit_test(precopy_without_p2p), cmocka_unit_test(b107_b108_stop_copy_only),
 		cmocka_unit_test(next_state_edges),
 	};
 

@@ -110,9 +110,8 @@ static uint32_t get_state(struct fixture *f)
 {
 	struct vfio_device_feature_mig_state m = {.device_state = 99, .data_fd = 77};
 
-	assert_int_equal(feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &m,
-				 sizeof(m)),
-			 0);
+	assert_int_equal(
+		feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &m, sizeof(m)), 0);
 	assert_int_equal(m.data_fd, -1);
 	return m.device_state;
 }
@@ -123,23 +122,22 @@ static void b102_migration_flags(void **state)
 	struct fixture *f = *state;
 	struct vfio_device_feature_migration mig = {0};
 
-	assert_int_equal(feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION, &mig,
-				 sizeof(mig)),
-			 0);
+	assert_int_equal(
+		feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION, &mig, sizeof(mig)), 0);
 	assert_int_equal(mig.flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
-	assert_int_equal(feature(f->dev, FEAT_SET | VFIO_DEVICE_FEATURE_MIGRATION, &mig,
-				 sizeof(mig)),
-			 -EINVAL);
-	assert_int_equal(feature(f->dev, FEAT_PROBE | FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION,
-				 NULL, 0),
-			 0);
+	assert_int_equal(
+		feature(f->dev, FEAT_SET | VFIO_DEVICE_FEATURE_MIGRATION, &mig, sizeof(mig)),
+		-EINVAL);
+	assert_int_equal(
+		feature(f->dev, FEAT_PROBE | FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0), 0);
 	assert_int_equal(feature_call(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIGRATION, &mig,
 				      sizeof(mig), 7),
 			 -EINVAL);
-	assert_int_equal(feature(f->dev, FEAT_PROBE | FEAT_SET | FEAT_GET |
-					 VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-				 NULL, 0),
-			 0);
+	assert_int_equal(
+		feature(f->dev,
+			FEAT_PROBE | FEAT_SET | FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			NULL, 0),
+		0);
 }
 
 /* 103, 104: GET gives RUNNING and no fd; STOP_COPY hands out the whole state, then EOF. */
@@ -290,13 +288,13 @@ static void mig_data_size(void **state)
 	struct vfio_device_feature_mig_data_size size = {0};
 
 	f->mig.data_size = 123456789;
-	assert_int_equal(feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size,
-				 sizeof(size)),
-			 0);
+	assert_int_equal(
+		feature(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size, sizeof(size)),
+		0);
 	assert_int_equal(size.stop_copy_length, 123456789);
-	assert_int_equal(feature(f->dev, FEAT_SET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size,
-				 sizeof(size)),
-			 -EINVAL);
+	assert_int_equal(
+		feature(f->dev, FEAT_SET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size, sizeof(size)),
+		-EINVAL);
 	assert_int_equal(feature_call(f->dev, FEAT_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &size,
 				      sizeof(size), 4),
 			 -EINVAL);

@@ -50,8 +50,8 @@ static void b58_combine_to_one(void **state)
 /* 59: smallest gap first, lowest pair on ties. */
 static void b59_smallest_gap_first(void **state)
 {
-	struct dmalog_range set[] = {{0, SZ_4K}, {10 << 20, SZ_4K}, {11 << 20, SZ_4K},
-				     {30 << 20, SZ_4K}};
+	struct dmalog_range set[] = {
+		{0, SZ_4K}, {10 << 20, SZ_4K}, {11 << 20, SZ_4K}, {30 << 20, SZ_4K}};
 	uint32_t n = 4;
 
 	assert_int_equal(dmalog_ranges_combine(set, &n, 3), 0);
@@ -99,7 +99,8 @@ static void b62_total_and_address_space(void **state)
 	assert_int_equal(first, 0);
 	assert_int_equal(last, SZ_2M + 2 * SZ_4K - 1);
 
-	struct dmalog_range huge[] = {{0, UINT64_MAX / 2 + 1}, {UINT64_MAX / 2 + 1, UINT64_MAX / 2}};
+	struct dmalog_range huge[] = {{0, UINT64_MAX / 2 + 1},
+				      {UINT64_MAX / 2 + 1, UINT64_MAX / 2}};
 	assert_int_equal(dmalog_ranges_total_length(huge, 2), UINT64_MAX);
 }
 

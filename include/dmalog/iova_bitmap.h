@@ -35,13 +35,13 @@ struct dmalog_iova_bitmap {
 	uint64_t nbits;
 	unsigned int pgshift;
 	bool atomic;
-	uint8_t *bytes;		 /* caller's buffer */
-	uint64_t nbytes;	 /* ceil(nbits / 8) */
-	uint64_t *words;	 /* bytes rounded down to 8: word-aligned view */
-	unsigned int head_bits;	 /* 8 * (bytes & 7): bit 0 sits this far into words[0] */
-	uint64_t whole_first;	 /* words[whole_first .. whole_end) lie inside the buffer */
+	uint8_t *bytes;		/* caller's buffer */
+	uint64_t nbytes;	/* ceil(nbits / 8) */
+	uint64_t *words;	/* bytes rounded down to 8: word-aligned view */
+	unsigned int head_bits; /* 8 * (bytes & 7): bit 0 sits this far into words[0] */
+	uint64_t whole_first;	/* words[whole_first .. whole_end) lie inside the buffer */
 	uint64_t whole_end;
-	uint64_t clipped;	 /* sets that fell (partly) outside the bitmap */
+	uint64_t clipped; /* sets that fell (partly) outside the bitmap */
 };
 
 /* Bytes a report of @length at @page_size writes: ceil(nbits / 8). 0 for length 0. */
@@ -78,8 +78,8 @@ DMALOG_API void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint6
 					    unsigned int src_pgshift, const uint64_t *src,
 					    uint64_t src_nbits);
 
-typedef int (*dmalog_iova_bitmap_fn)(struct dmalog_iova_bitmap *bm, uint64_t iova,
-				     uint64_t length, void *opaque);
+typedef int (*dmalog_iova_bitmap_fn)(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64_t length,
+				     void *opaque);
 
 /*
  * Call @fn once per window of at most @window_bits bits (rounded down to a multiple of 64,

@@ -13,7 +13,7 @@
 #include <dmalog/uapi.h>
 
 /* Flag bits a device may advertise in VFIO_DEVICE_FEATURE_MIGRATION. */
-#define DMALOG_MIGRATION_FLAGS_ALL \
+#define DMALOG_MIGRATION_FLAGS_ALL                                                                 \
 	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
 
 /* Whether a device with @flags supports @state (ERROR never can be requested). */
@@ -24,8 +24,7 @@ DMALOG_API bool dmalog_mig_state_supported(uint64_t flags, uint32_t state);
  * unsupported or unknown, or the arc is blocked (STOP_COPY -> PRE_COPY*). cur == target
  * gives next == cur.
  */
-DMALOG_API int dmalog_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target,
-				     uint32_t *next);
+DMALOG_API int dmalog_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target, uint32_t *next);
 
 /* "RUNNING", "PRE_COPY_P2P", ...; "INVALID" for unknown values. */
 DMALOG_API const char *dmalog_mig_state_name(uint32_t state);

@@ -35,8 +35,7 @@ DMALOG_API void dmalog_swtrack_set_log_limit(struct dmalog_swtrack *t, uint64_t 
 DMALOG_API const struct dmalog_log_ops *dmalog_swtrack_log_ops(void);
 
 /* Record a completed DMA write of [iova, iova + length). No-op when not tracking. */
-DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova,
-					 uint64_t length);
+DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova, uint64_t length);
 
 /* Tracking page size, 0 when not tracking. */
 DMALOG_API uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t);

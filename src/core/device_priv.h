@@ -42,8 +42,7 @@ int dmalog_logging_stop(struct dmalog_device *dev, uint32_t flags, void *data, s
 int dmalog_logging_report(struct dmalog_device *dev, uint32_t flags, void *data, size_t argsz);
 int dmalog_mig_feature_migration(struct dmalog_device *dev, uint32_t flags, void *data,
 				 size_t argsz);
-int dmalog_mig_feature_state(struct dmalog_device *dev, uint32_t flags, void *data,
-			     size_t argsz);
+int dmalog_mig_feature_state(struct dmalog_device *dev, uint32_t flags, void *data, size_t argsz);
 int dmalog_mig_feature_data_size(struct dmalog_device *dev, uint32_t flags, void *data,
 				 size_t argsz);
 

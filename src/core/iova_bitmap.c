@@ -220,8 +220,8 @@ void dmalog_iova_bitmap_set(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64
 	fill_run(bm, (iova - bm->iova) >> bm->pgshift, (last - bm->iova) >> bm->pgshift);
 }
 
-void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *iovas,
-				 uint64_t n, uint64_t length)
+void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *iovas, uint64_t n,
+				 uint64_t length)
 {
 	enum { AHEAD = 8 };
 
@@ -230,8 +230,8 @@ void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *
 			uint64_t off = iovas[i + AHEAD] - bm->iova;
 
 			if (off < bm->length)
-				__builtin_prefetch(&bm->words[((off >> bm->pgshift) + bm->head_bits) >> 6],
-						   1);
+				__builtin_prefetch(
+					&bm->words[((off >> bm->pgshift) + bm->head_bits) >> 6], 1);
 		}
 		dmalog_iova_bitmap_set(bm, iovas[i], length);
 	}
@@ -277,8 +277,8 @@ static inline uint64_t src_get64(const struct src_reader *s, int64_t pos)
 struct gather {
 	unsigned int k;
 	unsigned int steps;
-	uint64_t group0;      /* bit 0 of every r-bit group */
-	uint64_t odd[6];      /* step i: the odd groups of size 2^i at stride r * 2^i */
+	uint64_t group0;       /* bit 0 of every r-bit group */
+	uint64_t odd[6];       /* step i: the odd groups of size 2^i at stride r * 2^i */
 	unsigned int shift[6]; /* ... and how far they move */
 };
 
@@ -329,8 +329,7 @@ static inline uint64_t gather_expand(const struct gather *g, uint64_t v)
  * Same granularity with source and destination both starting on a word boundary: a plain word
  * loop over the whole words, the general path for the rest. False when not aligned.
  */
-static bool or_aligned_words(struct dmalog_iova_bitmap *bm, const struct src_reader *s,
-			     int64_t D)
+static bool or_aligned_words(struct dmalog_iova_bitmap *bm, const struct src_reader *s, int64_t D)
 {
 	uint64_t n = s->end - s->off, q, dw, sw, count;
 
@@ -366,8 +365,8 @@ static bool or_aligned_words(struct dmalog_iova_bitmap *bm, const struct src_rea
  * m - a - 1 when the source is off the G grid (frac); destination bit D + i is the OR of
  * virtual bits [i * r, (i + 1) * r).
  */
-static void convert_coarser(struct dmalog_iova_bitmap *bm, const struct src_reader *s,
-			    int64_t D, int64_t a, bool frac, unsigned int k)
+static void convert_coarser(struct dmalog_iova_bitmap *bm, const struct src_reader *s, int64_t D,
+			    int64_t a, bool frac, unsigned int k)
 {
 	uint64_t n = s->end - s->off;
 	uint64_t vbits = (uint64_t)a + n + (frac ? 1 : 0);
@@ -376,7 +375,7 @@ static void convert_coarser(struct dmalog_iova_bitmap *bm, const struct src_read
 	uint64_t dwords = (dbits + 63) / 64;
 	struct gather g;
 
-#define VWORD(pos) (src_get64(s, (pos) - a) | (frac ? src_get64(s, (pos) - a - 1) : 0))
+#define VWORD(pos) (src_get64(s, (pos)-a) | (frac ? src_get64(s, (pos)-a - 1) : 0))
 	if (k >= 6) {
 		/* A destination bit spans whole source words: OR them until one is non-zero. */
 		uint64_t val = 0;
@@ -455,7 +454,8 @@ static void convert_finer(struct dmalog_iova_bitmap *bm, const struct src_reader
 			while (x) {
 				unsigned int b = __builtin_ctzll(x);
 				uint64_t ones = ~x >> b;
-				unsigned int len = ones ? (unsigned int)__builtin_ctzll(ones) : 64 - b;
+				unsigned int len =
+					ones ? (unsigned int)__builtin_ctzll(ones) : 64 - b;
 
 				fill_replicated(bm, D, 64 * w + b, 64 * w + b + len - 1, k, frac);
 				x &= len + b >= 64 ? 0 : ~0ULL << (b + len);
@@ -515,8 +515,8 @@ void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint64_t src_iov
 		s128 D = d >> bm->pgshift; /* floor: -1 or more */
 		s128 e = d - D * ((s128)1 << bm->pgshift);
 
-		convert_coarser(bm, &s, (int64_t)D, (int64_t)(e >> src_pgshift),
-				(e & (G - 1)) != 0, bm->pgshift - src_pgshift);
+		convert_coarser(bm, &s, (int64_t)D, (int64_t)(e >> src_pgshift), (e & (G - 1)) != 0,
+				bm->pgshift - src_pgshift);
 	} else {
 		s128 D = d >> bm->pgshift;
 		bool frac = d != D * ((s128)1 << bm->pgshift);

@@ -32,7 +32,8 @@ static int collect_ranges(const struct vfio_device_feature_dma_logging_control *
 		memcpy(&range, &user[i], sizeof(range));
 		if ((range.iova & mask) || (range.length & mask))
 			return -EINVAL;
-		/* Stricter than the kernel, whose node for a zero length would end before it starts. */
+		/* Stricter than the kernel, whose node for a zero length would end before it
+		 * starts. */
 		if (!range.length)
 			return -EINVAL;
 		if (__builtin_add_overflow(range.iova, range.length, &end))

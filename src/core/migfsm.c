@@ -15,6 +15,7 @@ enum {
 	PCP = VFIO_DEVICE_STATE_PRE_COPY_P2P,
 };
 
+/* clang-format off */
 /* next_hop[cur][target]: the first arc of the shortest path with every optional state. */
 static const uint8_t next_hop[DMALOG_MIG_NUM_STATES][DMALOG_MIG_NUM_STATES] = {
 	[S] = {[S] = S, [R] = RP, [PC] = RP, [PCP] = RP, [SC] = SC, [RS] = RS, [RP] = RP,
@@ -33,6 +34,7 @@ static const uint8_t next_hop[DMALOG_MIG_NUM_STATES][DMALOG_MIG_NUM_STATES] = {
 		[ERR] = ERR},
 	[ERR] = {ERR, ERR, ERR, ERR, ERR, ERR, ERR, ERR},
 };
+/* clang-format on */
 
 /* Migration flags a state needs; ERROR needs everything, so it can never be requested. */
 static const uint64_t state_needs[DMALOG_MIG_NUM_STATES] = {
@@ -73,9 +75,8 @@ int dmalog_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target, uint32_
 const char *dmalog_mig_state_name(uint32_t state)
 {
 	static const char *const names[DMALOG_MIG_NUM_STATES] = {
-		[ERR] = "ERROR",       [S] = "STOP",	    [R] = "RUNNING",
-		[SC] = "STOP_COPY",    [RS] = "RESUMING",   [RP] = "RUNNING_P2P",
-		[PC] = "PRE_COPY",     [PCP] = "PRE_COPY_P2P",
+		[ERR] = "ERROR",   [S] = "STOP",	 [R] = "RUNNING",   [SC] = "STOP_COPY",
+		[RS] = "RESUMING", [RP] = "RUNNING_P2P", [PC] = "PRE_COPY", [PCP] = "PRE_COPY_P2P",
 	};
 
 	return state < DMALOG_MIG_NUM_STATES ? names[state] : "INVALID";

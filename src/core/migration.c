@@ -89,8 +89,7 @@ static int set_state_locked(struct dmalog_device *dev, uint32_t target, int *out
 	return 0;
 }
 
-int dmalog_mig_feature_state(struct dmalog_device *dev, uint32_t flags, void *data,
-			     size_t argsz)
+int dmalog_mig_feature_state(struct dmalog_device *dev, uint32_t flags, void *data, size_t argsz)
 {
 	struct vfio_device_feature_mig_state mig;
 	int ret, fd = -1;

@@ -58,7 +58,8 @@ int dmalog_ranges_combine(struct dmalog_range *set, uint32_t *n, uint32_t max)
 		uint64_t min_gap = UINT64_MAX;
 		uint32_t min_i = 0;
 
-		/* The kernel's metric: gap = start - prev.last; strict '<' keeps the lowest pair. */
+		/* The kernel's metric: gap = start - prev.last; strict '<' keeps the lowest pair.
+		 */
 		for (uint32_t i = 1; i < *n; i++) {
 			uint64_t gap = set[i].iova - dmalog_range_last(&set[i - 1]);
 
@@ -83,8 +84,7 @@ uint64_t dmalog_ranges_total_length(const struct dmalog_range *set, uint32_t n)
 	return total;
 }
 
-void dmalog_ranges_span(const struct dmalog_range *set, uint32_t n, uint64_t *first,
-			uint64_t *last)
+void dmalog_ranges_span(const struct dmalog_range *set, uint32_t n, uint64_t *first, uint64_t *last)
 {
 	*first = set[0].iova;
 	*last = dmalog_range_last(&set[n - 1]);

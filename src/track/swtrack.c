@@ -211,7 +211,8 @@ static void report_range(struct dmalog_swtrack *t, struct swtrack_range *r, uint
 	uint64_t lo = iova > r->iova ? iova : r->iova;
 	uint64_t hi = last < r->last ? last : r->last;
 	uint64_t b0 = (lo >> shift) - r->first_page, b1 = (hi >> shift) - r->first_page;
-	/* Pages wholly inside the query: first page starting at or after iova, last ending by last. */
+	/* Pages wholly inside the query: first page starting at or after iova, last ending by last.
+	 */
 	uint64_t c_first = (iova >> shift) + ((iova & ((1ULL << shift) - 1)) != 0);
 	uint64_t c_end = (last + 1) >> shift;
 	uint64_t tmp[REPORT_CHUNK_WORDS];
@@ -235,8 +236,9 @@ static void report_range(struct dmalog_swtrack *t, struct swtrack_range *r, uint
 		n++;
 		if (n == REPORT_CHUNK_WORDS || w == b1 / 64) {
 			if (nonzero)
-				dmalog_iova_bitmap_set_from(bm, (r->first_page + chunk_w0 * 64) << shift,
-							    shift, tmp, (uint64_t)n * 64);
+				dmalog_iova_bitmap_set_from(
+					bm, (r->first_page + chunk_w0 * 64) << shift, shift, tmp,
+					(uint64_t)n * 64);
 			chunk_w0 = w + 1;
 			n = 0;
 			nonzero = 0;

@@ -49,17 +49,17 @@ static uint64_t popcount_words(const uint64_t *w, uint64_t words)
 }
 
 /* Best of three: the machines are noisy. */
-#define BEST_OF_3(secs, setup, body)                               \
-	do {                                                       \
-		secs = 1e30;                                       \
-		for (int rep_ = 0; rep_ < 3; rep_++) {             \
-			setup;                                     \
-			double t0_ = bench_now();                  \
-			body;                                      \
-			double dt_ = bench_now() - t0_;            \
-			if (dt_ < secs)                            \
-				secs = dt_;                        \
-		}                                                  \
+#define BEST_OF_3(secs, setup, body)                                                               \
+	do {                                                                                       \
+		secs = 1e30;                                                                       \
+		for (int rep_ = 0; rep_ < 3; rep_++) {                                             \
+			setup;                                                                     \
+			double t0_ = bench_now();                                                  \
+			body;                                                                      \
+			double dt_ = bench_now() - t0_;                                            \
+			if (dt_ < secs)                                                            \
+				secs = dt_;                                                        \
+		}                                                                                  \
 	} while (0)
 
 static void dense_set(struct bitmap_bench *b, bool atomic)
