@@ -144,7 +144,8 @@ static inline void or_bits_at(struct dmalog_iova_bitmap *bm, int64_t pos, uint64
 }
 
 /* Set bits [first, last], both inside [0, nbits). */
-static void fill_run(struct dmalog_iova_bitmap *bm, uint64_t first, uint64_t last)
+static inline __attribute__((always_inline)) void fill_run(struct dmalog_iova_bitmap *bm,
+							   uint64_t first, uint64_t last)
 {
 	uint64_t q0 = first + bm->head_bits, q1 = last + bm->head_bits;
 	uint64_t w0 = q0 >> 6, w1 = q1 >> 6;
