@@ -378,15 +378,20 @@ static void convert_coarser(struct dmalog_iova_bitmap *bm, const struct src_read
 
 #define VWORD(pos) (src_get64(s, (pos)-a) | (frac ? src_get64(s, (pos)-a - 1) : 0))
 	if (k >= 6) {
-		/* A destination bit spans whole source words: OR them until one is non-zero. */
+		/*
+		 * A destination bit spans whole source words: OR them until one is non-zero.
+		 * Virtual bits below @a are zero, so each scan starts at a (rounded down to the
+		 * word, which stays inside the destination bit as r is a multiple of 64).
+		 */
 		uint64_t val = 0;
 
-		for (uint64_t i = 0; i < dbits; i++) {
-			uint64_t base = i << k, lim = vbits - base < r ? vbits - base : r;
-			uint64_t any = 0;
+		for (uint64_t i = (uint64_t)a >> k; i < dbits; i++) {
+			uint64_t base = i << k, any = 0;
+			uint64_t end = vbits - base < r ? vbits : base + r;
+			uint64_t pos = base > (uint64_t)a ? base : (uint64_t)a & ~63ULL;
 
-			for (uint64_t t = 0; t < lim && !any; t += 64)
-				any = VWORD((int64_t)(base + t));
+			for (; pos < end && !any; pos += 64)
+				any = VWORD((int64_t)pos);
 			if (any)
 				val |= 1ULL << (i & 63);
 			if ((i & 63) == 63 || i + 1 == dbits) {
