@@ -9,5 +9,6 @@
 #include <dmalog/migfsm.h>
 #include <dmalog/device.h>
 #include <dmalog/swtrack.h>
+#include <dmalog/iopt.h>
 
 #endif
