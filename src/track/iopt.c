@@ -18,6 +18,7 @@
 #define LEVELS	      4
 #define PTES_PER_PAGE 512
 #define IOVA_LIMIT    (1ULL << DMALOG_IOPT_IOVA_BITS)
+#define SZ_TABLE      (1ULL << 21) /* IOVA covered by one table of 4 KiB leaves */
 
 struct dmalog_iopt_dma {
 	struct dmalog_iopt *iopt;
@@ -241,6 +242,14 @@ static void flush_and_wait(struct dmalog_iopt *iopt, uint64_t lo, uint64_t hi)
 		wait_dma(iopt);
 }
 
+/* Whether a leaf one level up could map the next part. */
+static bool bigger_leaf_fits(int level, uint64_t iova, uint64_t pa, uint64_t rem)
+{
+	uint64_t size = level_size(level + 1);
+
+	return level < 3 && !((iova | pa) & (size - 1)) && rem >= size;
+}
+
 static int map_leaves(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, uint64_t pa,
 		      uint64_t prot_bits, uint64_t *done)
 {
@@ -259,9 +268,19 @@ static int map_leaves(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, 
 			/* An empty table left by an earlier unmap: map smaller leaves into it. */
 			if (load_pte(slot) & DMALOG_IOPT_PTE_PR)
 				continue;
-			__atomic_store_n(slot, DMALOG_IOPT_PTE_PR | prot_bits | cpa,
-					 __ATOMIC_RELEASE);
-			*done += size;
+			/* Fill this table's run of free slots without walking again. */
+			for (unsigned int i = level_index(cur, level);;) {
+				__atomic_store_n(slot, DMALOG_IOPT_PTE_PR | prot_bits | cpa,
+						 __ATOMIC_RELEASE);
+				*done += size;
+				cur += size;
+				cpa += size;
+				rem -= size;
+				if (++i == PTES_PER_PAGE || rem < size ||
+				    bigger_leaf_fits(level, cur, cpa, rem) ||
+				    (load_pte(++slot) & DMALOG_IOPT_PTE_PR))
+					break;
+			}
 			break;
 		}
 		if (level < 1)
@@ -373,37 +392,55 @@ static int dirty_leaf(struct walk *w, uint64_t *p, uint64_t pte, int level, uint
 	return 0;
 }
 
-/* The dense path: one table of 4 KiB leaves gathered into a 512-bit mask. */
+/*
+ * The dense path: one table of 4 KiB leaves, gathered into a 512-bit mask and cleaned in one
+ * pass, then handed to the bitmap writer at once.
+ */
 static int dirty_leaf_table(struct walk *w, uint64_t *t, uint64_t base, unsigned int first,
 			    unsigned int last)
 {
 	const uint64_t want = DMALOG_IOPT_PTE_PR | DMALOG_IOPT_PTE_D;
 	struct dirty_walk *d = (struct dirty_walk *)w;
 	uint64_t mask[PTES_PER_PAGE / 64] = {0}, any = 0;
+	/* Pages wholly inside the query, the ones a clear may clean: indexes [c_lo, c_end). */
+	uint64_t c_lo = base >= d->lo ? 0 : (d->lo - base + 4095) >> 12;
+	uint64_t c_end = (d->hi + 1 - base) >> 12;
 
-	for (unsigned int i = first; i <= last; i++) {
-		uint64_t hit = (__atomic_load_n(&t[i], __ATOMIC_RELAXED) & want) == want;
+	for (unsigned int wi = first / 64; wi <= last / 64; wi++) {
+		unsigned int lo = wi == first / 64 ? first % 64 : 0;
+		unsigned int hi = wi == last / 64 ? last % 64 : 63;
+		uint64_t *p = &t[wi * 64], acc = 0;
 
-		mask[i / 64] |= hit << (i % 64);
-		any |= hit;
+		/* Clean tables are the common case: OR 64 PTEs together, test once. */
+		for (unsigned int i = lo; i <= hi; i++)
+			acc |= __atomic_load_n(&p[i], __ATOMIC_RELAXED);
+		if (!(acc & DMALOG_IOPT_PTE_D))
+			continue;
+		for (unsigned int i = lo; i <= hi; i++) {
+			uint64_t pte = __atomic_load_n(&p[i], __ATOMIC_RELAXED);
+			unsigned int idx = wi * 64 + i;
+
+			if ((pte & want) != want)
+				continue;
+			mask[wi] |= 1ULL << i;
+			any = 1;
+			/*
+			 * A store, not a locked AND: the only concurrent writers are DMA walks
+			 * setting D (or A), and any walk this could overwrite is in flight, so
+			 * the invalidate-and-wait that follows lets its data land before we
+			 * return and makes its next write walk again and set D anew.
+			 */
+			if (d->clear && idx >= c_lo && idx < c_end) {
+				__atomic_store_n(&p[i], pte & ~DMALOG_IOPT_PTE_D, __ATOMIC_RELAXED);
+				d->cleared = true;
+			}
+		}
 	}
 	if (!any)
 		return 0;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (d->bm)
 		dmalog_iova_bitmap_set_from(d->bm, base, 12, mask, PTES_PER_PAGE);
-	if (!d->clear)
-		return 0;
-	for (unsigned int wi = first / 64; wi <= last / 64; wi++) {
-		for (uint64_t m = mask[wi]; m; m &= m - 1) {
-			unsigned int i = wi * 64 + __builtin_ctzll(m);
-
-			if (leaf_inside(d, base + ((uint64_t)i << 12), 4096)) {
-				__atomic_fetch_and(&t[i], ~DMALOG_IOPT_PTE_D, __ATOMIC_ACQ_REL);
-				d->cleared = true;
-			}
-		}
-	}
 	return 0;
 }
 

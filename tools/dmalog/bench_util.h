@@ -31,5 +31,6 @@ void bench_print(const struct bench_opts *o, const char *bench, const char *name
 		 const char *unit, double baseline, double limit);
 
 int bench_bitmap(const struct bench_opts *o);
+int bench_iopt(const struct bench_opts *o);
 
 #endif

@@ -14,6 +14,10 @@ static void usage(FILE *f)
 		   "      IOVA bitmap writer over a 1 TiB IOVA space (16 GiB with --quick):\n"
 		   "      dense and sparse sets, 4K<->2M conversion and OR-merge, each against\n"
 		   "      the machine's read bandwidth and a per-bit implementation.\n"
+		   "  bench iopt [--json] [--quick]\n"
+		   "      I/O page table read-and-clear over 16 GiB and 1 TiB (16 GiB only with\n"
+		   "      --quick), 4K and 2M leaves, clean, dense and sparse, as page-table\n"
+		   "      memory scanned per second against read bandwidth and a per-page walk.\n"
 		   "      --json prints one JSON object per result line.\n"
 		   "  help\n"
 		   "  version\n");
@@ -38,7 +42,9 @@ static int cmd_bench(int argc, char **argv)
 	}
 	if (which && !strcmp(which, "bitmap"))
 		return bench_bitmap(&o);
-	fprintf(stderr, "dmalog bench: which benchmark? (bitmap)\n");
+	if (which && !strcmp(which, "iopt"))
+		return bench_iopt(&o);
+	fprintf(stderr, "dmalog bench: which benchmark? (bitmap, iopt)\n");
 	return 2;
 }
 
