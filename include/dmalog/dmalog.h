@@ -10,5 +10,6 @@
 #include <dmalog/device.h>
 #include <dmalog/swtrack.h>
 #include <dmalog/iopt.h>
+#include <dmalog/hwpt.h>
 
 #endif

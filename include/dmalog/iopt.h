@@ -34,6 +34,7 @@
 enum dmalog_iopt_prot {
 	DMALOG_IOPT_READ = 1 << 0,
 	DMALOG_IOPT_WRITE = 1 << 1,
+	DMALOG_IOPT_NO_HUGE = 1 << 2, /* map with 4 KiB leaves only (iommufd HUGE_PAGES=0) */
 };
 
 /* read_and_clear flag: report without clearing or invalidating anything. */

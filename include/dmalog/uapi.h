@@ -86,4 +86,180 @@ _Static_assert(VFIO_DEVICE_FEATURE == ((';' << 8) | (100 + 17)), "");
 _Static_assert(VFIO_DEVICE_RESET == ((';' << 8) | (100 + 11)), "");
 _Static_assert(VFIO_MIG_GET_PRECOPY_INFO == ((';' << 8) | (100 + 21)), "");
 
+/*
+ * iommufd (kernel 6.7): Debian 12 ships no <linux/iommufd.h>. The commands dmalog serves, with
+ * the kernel's numbers and layouts.
+ */
+#ifndef IOMMUFD_TYPE
+#include <linux/ioctl.h>
+#define IOMMUFD_TYPE (';')
+enum {
+	IOMMUFD_CMD_BASE = 0x80,
+	IOMMUFD_CMD_DESTROY = IOMMUFD_CMD_BASE,
+	IOMMUFD_CMD_IOAS_ALLOC,
+	IOMMUFD_CMD_IOAS_ALLOW_IOVAS,
+	IOMMUFD_CMD_IOAS_COPY,
+	IOMMUFD_CMD_IOAS_IOVA_RANGES,
+	IOMMUFD_CMD_IOAS_MAP,
+	IOMMUFD_CMD_IOAS_UNMAP,
+	IOMMUFD_CMD_OPTION,
+	IOMMUFD_CMD_VFIO_IOAS,
+	IOMMUFD_CMD_HWPT_ALLOC,
+	IOMMUFD_CMD_GET_HW_INFO,
+	IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING,
+	IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP,
+};
+
+struct iommu_destroy {
+	__u32 size;
+	__u32 id;
+};
+#define IOMMU_DESTROY _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY)
+
+struct iommu_ioas_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 out_ioas_id;
+};
+#define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC)
+
+enum iommufd_ioas_map_flags {
+	IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0,
+	IOMMU_IOAS_MAP_WRITEABLE = 1 << 1,
+	IOMMU_IOAS_MAP_READABLE = 1 << 2,
+};
+
+struct iommu_ioas_map {
+	__u32 size;
+	__u32 flags;
+	__u32 ioas_id;
+	__u32 __reserved;
+	__aligned_u64 user_va;
+	__aligned_u64 length;
+	__aligned_u64 iova;
+};
+#define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP)
+
+struct iommu_ioas_unmap {
+	__u32 size;
+	__u32 ioas_id;
+	__aligned_u64 iova;
+	__aligned_u64 length;
+};
+#define IOMMU_IOAS_UNMAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP)
+
+enum iommufd_option {
+	IOMMU_OPTION_RLIMIT_MODE = 0,
+	IOMMU_OPTION_HUGE_PAGES = 1,
+};
+
+enum iommufd_option_ops {
+	IOMMU_OPTION_OP_SET = 0,
+	IOMMU_OPTION_OP_GET = 1,
+};
+
+struct iommu_option {
+	__u32 size;
+	__u32 option_id;
+	__u16 op;
+	__u16 __reserved;
+	__u32 object_id;
+	__aligned_u64 val64;
+};
+#define IOMMU_OPTION _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
+
+enum iommufd_hwpt_alloc_flags {
+	IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0,
+	IOMMU_HWPT_ALLOC_DIRTY_TRACKING = 1 << 1,
+};
+
+enum iommu_hwpt_data_type {
+	IOMMU_HWPT_DATA_NONE = 0,
+};
+
+struct iommu_hwpt_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_id;
+	__u32 pt_id;
+	__u32 out_hwpt_id;
+	__u32 __reserved;
+	__u32 data_type;
+	__u32 data_len;
+	__aligned_u64 data_uptr;
+};
+#define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC)
+
+enum iommu_hw_info_type {
+	IOMMU_HW_INFO_TYPE_NONE = 0,
+};
+
+enum iommufd_hw_capabilities {
+	IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0,
+};
+
+struct iommu_hw_info {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_id;
+	__u32 data_len;
+	__aligned_u64 data_uptr;
+	__u32 out_data_type;
+	__u32 __reserved;
+	__aligned_u64 out_capabilities;
+};
+#define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
+
+enum iommufd_hwpt_set_dirty_tracking_flags {
+	IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1,
+};
+
+struct iommu_hwpt_set_dirty_tracking {
+	__u32 size;
+	__u32 flags;
+	__u32 hwpt_id;
+	__u32 __reserved;
+};
+#define IOMMU_HWPT_SET_DIRTY_TRACKING _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING)
+
+enum iommufd_hwpt_get_dirty_bitmap_flags {
+	IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1,
+};
+
+struct iommu_hwpt_get_dirty_bitmap {
+	__u32 size;
+	__u32 hwpt_id;
+	__u32 flags;
+	__u32 __reserved;
+	__aligned_u64 iova;
+	__aligned_u64 length;
+	__aligned_u64 page_size;
+	__aligned_u64 data;
+};
+#define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP)
+#endif
+
+_Static_assert(sizeof(struct iommu_destroy) == 8, "");
+_Static_assert(sizeof(struct iommu_ioas_alloc) == 12, "");
+_Static_assert(sizeof(struct iommu_ioas_map) == 40, "");
+_Static_assert(offsetof(struct iommu_ioas_map, user_va) == 16, "");
+_Static_assert(offsetof(struct iommu_ioas_map, iova) == 32, "");
+_Static_assert(sizeof(struct iommu_ioas_unmap) == 24, "");
+_Static_assert(offsetof(struct iommu_ioas_unmap, iova) == 8, "");
+_Static_assert(sizeof(struct iommu_option) == 24, "");
+_Static_assert(offsetof(struct iommu_option, object_id) == 12, "");
+_Static_assert(offsetof(struct iommu_option, val64) == 16, "");
+_Static_assert(offsetof(struct iommu_hwpt_alloc, out_hwpt_id) == 16, "");
+_Static_assert(offsetof(struct iommu_hwpt_alloc, data_uptr) == 32, "");
+_Static_assert(sizeof(struct iommu_hw_info) == 40, "");
+_Static_assert(offsetof(struct iommu_hw_info, out_capabilities) == 32, "");
+_Static_assert(sizeof(struct iommu_hwpt_set_dirty_tracking) == 16, "");
+_Static_assert(sizeof(struct iommu_hwpt_get_dirty_bitmap) == 48, "");
+_Static_assert(offsetof(struct iommu_hwpt_get_dirty_bitmap, iova) == 16, "");
+_Static_assert(offsetof(struct iommu_hwpt_get_dirty_bitmap, data) == 40, "");
+_Static_assert(IOMMU_HWPT_ALLOC == ((';' << 8) | 0x89), "");
+_Static_assert(IOMMU_GET_HW_INFO == ((';' << 8) | 0x8a), "");
+_Static_assert(IOMMU_HWPT_SET_DIRTY_TRACKING == ((';' << 8) | 0x8b), "");
+_Static_assert(IOMMU_HWPT_GET_DIRTY_BITMAP == ((';' << 8) | 0x8c), "");
+
 #endif /* DMALOG_UAPI_H */

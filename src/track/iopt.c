@@ -251,13 +251,13 @@ static bool bigger_leaf_fits(int level, uint64_t iova, uint64_t pa, uint64_t rem
 }
 
 static int map_leaves(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, uint64_t pa,
-		      uint64_t prot_bits, uint64_t *done)
+		      uint64_t prot_bits, int top_level, uint64_t *done)
 {
 	for (*done = 0; *done < length;) {
 		uint64_t cur = iova + *done, cpa = pa + *done, rem = length - *done;
 		int level;
 
-		for (level = 3; level >= 1; level--) {
+		for (level = top_level; level >= 1; level--) {
 			uint64_t size = level_size(level), *slot;
 
 			if ((cur | cpa) & (size - 1) || rem < size)
@@ -277,7 +277,7 @@ static int map_leaves(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, 
 				cpa += size;
 				rem -= size;
 				if (++i == PTES_PER_PAGE || rem < size ||
-				    bigger_leaf_fits(level, cur, cpa, rem) ||
+				    (level < top_level && bigger_leaf_fits(level, cur, cpa, rem)) ||
 				    (load_pte(++slot) & DMALOG_IOPT_PTE_PR))
 					break;
 			}
@@ -304,7 +304,7 @@ int dmalog_iopt_map(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, ui
 
 	if (!valid_range(iova, length) || ((iova | length | pa) & 0xfff) ||
 	    pa > DMALOG_IOPT_PTE_ADDR || length > DMALOG_IOPT_PTE_ADDR - pa + 1 ||
-	    (prot & ~(DMALOG_IOPT_READ | DMALOG_IOPT_WRITE)))
+	    (prot & ~(DMALOG_IOPT_READ | DMALOG_IOPT_WRITE | DMALOG_IOPT_NO_HUGE)))
 		return -EINVAL;
 	if (prot & DMALOG_IOPT_READ)
 		bits |= DMALOG_IOPT_PTE_IR;
@@ -313,7 +313,8 @@ int dmalog_iopt_map(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length, ui
 	pthread_mutex_lock(&iopt->lock);
 	ret = walk_range(iopt, &any, iova, iova + length - 1);
 	if (!ret) {
-		ret = map_leaves(iopt, iova, length, pa, bits, &done);
+		ret = map_leaves(iopt, iova, length, pa, bits, prot & DMALOG_IOPT_NO_HUGE ? 1 : 3,
+				 &done);
 		if (ret && done) {
 			struct walk undo = {.leaf = leaf_clear};
 
