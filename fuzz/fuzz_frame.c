@@ -72,7 +72,8 @@ static int log_report(void *p, uint64_t iova, uint64_t len, struct dmalog_iova_b
 							    bm);
 }
 
-static const struct dmalog_log_ops log_ops = {log_start, log_stop, log_report};
+static const struct dmalog_log_ops log_ops = {
+	.log_start = log_start, .log_stop = log_stop, .log_read_and_clear = log_report};
 static const struct dmalog_mig_ops mig_ops = {
 	.step = mig_step, .get_data_size = mig_size, .precopy_info = mig_precopy};
 

@@ -120,7 +120,8 @@ struct guest {
 	uint64_t *mem;
 	uint64_t *shadow;
 	uint64_t bytes;
-	struct dmalog_swtrack *sw;
+	struct dmalog_swtrack *sw;  /* the tracker writes are logged to: this one ... */
+	struct dmalog_devtrack *dt; /* ... or the device's */
 	struct dmalog_device *dev;
 	int writers_done;
 	uint64_t rounds;
@@ -144,7 +145,10 @@ static void *dma_writer(void *arg)
 		word = (seed >> 17) % words;
 		/* Data first, then the log: the order a device page tracker guarantees. */
 		__atomic_store_n(&g->mem[word], (w->id << 56) | seq, __ATOMIC_RELAXED);
-		dmalog_swtrack_log_write(g->sw, word * 8, 8);
+		if (g->sw)
+			dmalog_swtrack_log_write(g->sw, word * 8, 8);
+		else
+			dmalog_devtrack_log_write(g->dt, word * 8, 8);
 	}
 	__atomic_fetch_add(&g->writers_done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -170,38 +174,60 @@ static void sync_once(struct guest *g, uint64_t *bitmap)
 }
 
 /* Nothing is lost: the shadow built from reports alone equals memory after a final sync. */
-static void writers_race_reporter(void **state)
+static void race(struct guest *g)
 {
-	struct guest g = {.bytes = 16ULL << 20};
-	struct vfio_device_feature_dma_logging_range r = {0, g.bytes};
+	struct vfio_device_feature_dma_logging_range r = {0, g->bytes};
 	struct writer w[THREADS];
 	pthread_t t[THREADS];
-	uint64_t *bitmap = calloc(g.bytes / SZ_4K / 64, 8);
+	uint64_t *bitmap = calloc(g->bytes / SZ_4K / 64, 8);
 
-	g.mem = calloc(g.bytes, 1);
-	g.shadow = calloc(g.bytes, 1);
-	g.dev = swtrack_device(&g.sw);
-	assert_int_equal(log_start(g.dev, &r, 1, SZ_4K, NULL), 0);
+	g->mem = calloc(g->bytes, 1);
+	g->shadow = calloc(g->bytes, 1);
+	assert_int_equal(log_start(g->dev, &r, 1, SZ_4K, NULL), 0);
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct writer){&g, (uint64_t)i + 1};
+		w[i] = (struct writer){g, (uint64_t)i + 1};
 		pthread_create(&t[i], NULL, dma_writer, &w[i]);
 	}
 	/* Sync while the writers run. */
-	while (__atomic_load_n(&g.writers_done, __ATOMIC_ACQUIRE) < THREADS) {
-		sync_once(&g, bitmap);
-		g.rounds++;
+	while (__atomic_load_n(&g->writers_done, __ATOMIC_ACQUIRE) < THREADS) {
+		sync_once(g, bitmap);
+		g->rounds++;
 	}
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 	/* Final sync with the writers stopped. */
-	sync_once(&g, bitmap);
-	printf("# %llu syncs raced the writers\n", (unsigned long long)g.rounds);
-	assert_memory_equal(g.shadow, g.mem, g.bytes);
+	sync_once(g, bitmap);
+	printf("# %llu syncs raced the writers\n", (unsigned long long)g->rounds);
+	assert_memory_equal(g->shadow, g->mem, g->bytes);
+	free(g->mem);
+	free(g->shadow);
+	free(bitmap);
+}
+
+static void writers_race_reporter(void **state)
+{
+	struct guest g = {.bytes = 16ULL << 20};
+
+	g.dev = swtrack_device(&g.sw);
+	race(&g);
 	dmalog_device_destroy(g.dev);
 	dmalog_swtrack_destroy(g.sw);
-	free(g.mem);
-	free(g.shadow);
-	free(bitmap);
+}
+
+/* The same through the device tracker: messages from its firmware thread. */
+static void device_writers_race_reporter(void **state)
+{
+	struct dmalog_devtrack_caps caps = DMALOG_DEVTRACK_CAPS_DEFAULT;
+	struct guest g = {.bytes = 16ULL << 20};
+	struct dmalog_device_desc d = {.log_ops = dmalog_devtrack_log_ops()};
+
+	caps.queue_depth = 8; /* small, so backpressure is part of the race */
+	assert_int_equal(dmalog_devtrack_create(&caps, &g.dt), 0);
+	d.priv = g.dt;
+	assert_int_equal(dmalog_device_create(&d, &g.dev), 0);
+	race(&g);
+	dmalog_device_destroy(g.dev);
+	dmalog_devtrack_destroy(g.dt);
 }
 
 /* DMA through the IOMMU: the same proof with IOTLB hits on cached dirty translations. */
@@ -323,6 +349,7 @@ int main(void)
 		cmocka_unit_test(b81_concurrent_sets),
 		cmocka_unit_test(b46_two_devices_one_bitmap),
 		cmocka_unit_test(writers_race_reporter),
+		cmocka_unit_test(device_writers_race_reporter),
 		cmocka_unit_test(iommu_writers_race_reporter),
 		cmocka_unit_test(iommu_race_without_invalidation_loses),
 	};

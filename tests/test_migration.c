@@ -54,7 +54,8 @@ static void fwd_reset(void *p)
 	fake_mig_ops.reset(&((struct fixture *)p)->mig);
 }
 
-static const struct dmalog_log_ops fwd_log = {fwd_start, fwd_stop, fwd_report};
+static const struct dmalog_log_ops fwd_log = {
+	.log_start = fwd_start, .log_stop = fwd_stop, .log_read_and_clear = fwd_report};
 static const struct dmalog_mig_ops fwd_mig = {fwd_step, fwd_size, fwd_precopy, fwd_reset};
 
 static int make(void **state, uint64_t flags)

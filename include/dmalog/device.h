@@ -33,6 +33,12 @@ struct dmalog_log_ops {
 	/* Report written pages in [iova, iova + length) into @dirty and clear them. */
 	int (*log_read_and_clear)(void *priv, uint64_t iova, uint64_t length,
 				  struct dmalog_iova_bitmap *dirty);
+	/*
+	 * Optional. Close and reset call it without the core's lock before they stop tracking:
+	 * a read_and_clear blocked on the device must return -EIO soon (mlx5's
+	 * set_tracker_error()).
+	 */
+	void (*log_abort)(void *priv);
 };
 
 /*

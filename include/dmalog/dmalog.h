@@ -9,6 +9,7 @@
 #include <dmalog/migfsm.h>
 #include <dmalog/device.h>
 #include <dmalog/swtrack.h>
+#include <dmalog/devtrack.h>
 #include <dmalog/iopt.h>
 #include <dmalog/hwpt.h>
 

@@ -56,11 +56,19 @@ int dmalog_device_create(const struct dmalog_device_desc *desc, struct dmalog_de
 	return 0;
 }
 
+/* A reporter may hold log_lock while it waits on the device: wake it before taking the lock. */
+static void abort_blocked_report(struct dmalog_device *dev)
+{
+	if (dev->log_ops && dev->log_ops->log_abort)
+		dev->log_ops->log_abort(dev->priv);
+}
+
 void dmalog_device_destroy(struct dmalog_device *dev)
 {
 	if (!dev)
 		return;
 	/* Closing the device tears tracking down, as the drivers' close paths do. */
+	abort_blocked_report(dev);
 	pthread_mutex_lock(&dev->log_lock);
 	if (dev->log_ops)
 		dmalog_logging_stop_locked(dev);
@@ -76,6 +84,7 @@ void dmalog_device_destroy(struct dmalog_device *dev)
  */
 static int device_reset(struct dmalog_device *dev)
 {
+	abort_blocked_report(dev);
 	pthread_mutex_lock(&dev->mig_lock);
 	pthread_mutex_lock(&dev->log_lock);
 	if (dev->log_ops)
