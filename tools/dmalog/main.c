@@ -18,6 +18,9 @@ static void usage(FILE *f)
 		   "      I/O page table read-and-clear over 16 GiB and 1 TiB (16 GiB only with\n"
 		   "      --quick), 4K and 2M leaves, clean, dense and sparse, as page-table\n"
 		   "      memory scanned per second against read bandwidth and a per-page walk.\n"
+		   "  bench devtrack [--json] [--quick]\n"
+		   "      device tracker reports, dense and sparse: dirty addresses per second\n"
+		   "      against one-address messages and random read-modify-writes.\n"
 		   "      --json prints one JSON object per result line.\n"
 		   "  help\n"
 		   "  version\n");
@@ -44,7 +47,9 @@ static int cmd_bench(int argc, char **argv)
 		return bench_bitmap(&o);
 	if (which && !strcmp(which, "iopt"))
 		return bench_iopt(&o);
-	fprintf(stderr, "dmalog bench: which benchmark? (bitmap, iopt)\n");
+	if (which && !strcmp(which, "devtrack"))
+		return bench_devtrack(&o);
+	fprintf(stderr, "dmalog bench: which benchmark? (bitmap, iopt, devtrack)\n");
 	return 2;
 }
 
