@@ -12,5 +12,6 @@
 #include <dmalog/devtrack.h>
 #include <dmalog/iopt.h>
 #include <dmalog/hwpt.h>
+#include <dmalog/dma.h>
 
 #endif
