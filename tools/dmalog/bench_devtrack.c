@@ -16,13 +16,20 @@
 
 #define SZ_4K (1ULL << 12)
 
-struct report_frame {
-	struct vfio_device_feature hdr;
-	union {
-		struct vfio_device_feature_dma_logging_control control;
-		struct vfio_device_feature_dma_logging_report report;
-	};
-};
+/* VFIO_DEVICE_FEATURE with @payload after the header, copied back afterwards. */
+static int feature(struct dmalog_device *dev, uint32_t flags, void *payload, size_t len)
+{
+	uint64_t buf[8];
+	struct vfio_device_feature *f = (void *)buf;
+	int ret;
+
+	f->argsz = sizeof(*f) + len;
+	f->flags = flags;
+	memcpy(f->data, payload, len);
+	ret = dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, f);
+	memcpy(payload, f->data, len);
+	return ret;
+}
 
 /* Entries per second for one REPORT of @space with @pages dirty, messages of @msg bytes. */
 static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages, uint32_t msg,
@@ -31,7 +38,10 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 	struct dmalog_devtrack_caps caps = DMALOG_DEVTRACK_CAPS_DEFAULT;
 	struct vfio_device_feature_dma_logging_range range = {0, space};
 	struct dmalog_device_desc desc = {.log_ops = dmalog_devtrack_log_ops()};
-	struct report_frame f = {0};
+	struct vfio_device_feature_dma_logging_control control = {
+		.page_size = SZ_4K, .num_ranges = 1, .ranges = (uintptr_t)&range};
+	struct vfio_device_feature_dma_logging_report report = {
+		.length = space, .page_size = SZ_4K, .bitmap = (uintptr_t)bitmap};
 	struct dmalog_devtrack *t;
 	struct dmalog_device *dev;
 	double best = 0;
@@ -44,11 +54,8 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 		dmalog_devtrack_destroy(t);
 		return 0;
 	}
-	f.hdr.argsz = sizeof(f.hdr) + sizeof(f.control);
-	f.hdr.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START;
-	f.control = (struct vfio_device_feature_dma_logging_control){
-		.page_size = SZ_4K, .num_ranges = 1, .ranges = (uintptr_t)&range};
-	if (!dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, &f)) {
+	if (!feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &control,
+		     sizeof(control))) {
 		for (int rep = 0; rep < 3; rep++) {
 			struct dmalog_devtrack_stats before, after;
 			double t0;
@@ -56,14 +63,12 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 			for (uint64_t i = 0; i < npages; i++)
 				dmalog_devtrack_log_write(t, pages[i] * SZ_4K, 1);
 			memset(bitmap, 0, space / SZ_4K / 8);
-			f.hdr.argsz = sizeof(f.hdr) + sizeof(f.report);
-			f.hdr.flags =
-				VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT;
-			f.report = (struct vfio_device_feature_dma_logging_report){
-				.length = space, .page_size = SZ_4K, .bitmap = (uintptr_t)bitmap};
 			dmalog_devtrack_get_stats(t, &before);
 			t0 = bench_now();
-			if (dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, &f))
+			if (feature(dev,
+				    VFIO_DEVICE_FEATURE_GET |
+					    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+				    &report, sizeof(report)))
 				break;
 			t0 = bench_now() - t0;
 			dmalog_devtrack_get_stats(t, &after);
