@@ -12,6 +12,7 @@
 #include <dmalog/devtrack.h>
 #include <dmalog/iopt.h>
 #include <dmalog/hwpt.h>
+#include <dmalog/type1.h>
 #include <dmalog/dma.h>
 
 #endif
