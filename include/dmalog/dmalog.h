@@ -14,5 +14,6 @@
 #include <dmalog/hwpt.h>
 #include <dmalog/type1.h>
 #include <dmalog/dma.h>
+#include <dmalog/emudev.h>
 
 #endif
