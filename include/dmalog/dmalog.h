@@ -15,5 +15,6 @@
 #include <dmalog/type1.h>
 #include <dmalog/dma.h>
 #include <dmalog/emudev.h>
+#include <dmalog/mstream.h>
 
 #endif

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target for the destination's stream parser: arbitrary bytes must give a clean
+ * error, never a crash or a write outside guest memory (the guest is an exact-size buffer
+ * under ASan). The first input byte picks how the rest is used:
+ *  - even: raw bytes, fed in chunks whose sizes come from the input;
+ *  - odd: a list of frames (u8 type, u16 length, payload) that the harness wraps in valid
+ *    headers and checksums, after a valid hello, so that the fuzzer reaches the checks that
+ *    come after the checksums.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <dmalog/mstream.h>
+
+#define PAGE_SHIFT 12
+#define GUEST	   (16u << PAGE_SHIFT)
+#define DEVICES	   2
+
+static int dev_data(void *o, uint32_t dev, const void *data, uint32_t len)
+{
+	return dev == 1 && len > 100 ? -22 : 0;
+}
+
+static int dev_done(void *o, uint32_t dev)
+{
+	return 0;
+}
+
+static bool dev_verify(void *o, uint32_t dev, uint64_t hash)
+{
+	return hash & 1;
+}
+
+static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_verify};
+
+static int feed_frame(struct dmalog_sink *s, uint16_t type, const uint8_t *payload, uint32_t len)
+{
+	uint8_t hdr[DMALOG_FRAME_HDR_BYTES];
+	int ret;
+
+	dmalog_frame_header(hdr, type, payload, len);
+	ret = dmalog_sink_feed(s, hdr, sizeof(hdr));
+	if (ret || !len)
+		return ret;
+	return dmalog_sink_feed(s, payload, len);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *guest = malloc(GUEST);
+	struct dmalog_sink *s;
+
+	if (!size || !guest ||
+	    dmalog_sink_create(guest, GUEST, PAGE_SHIFT, DEVICES, &ops, NULL, &s)) {
+		free(guest);
+		return 0;
+	}
+	if (!(data[0] & 1)) {
+		size_t off = 1;
+		unsigned int chunk = data[0] | 1;
+
+		while (off < size) {
+			size_t n = size - off < chunk ? size - off : chunk;
+
+			if (dmalog_sink_feed(s, data + off, n))
+				break;
+			off += n;
+			chunk = chunk * 5 % 4093 + 1;
+		}
+	} else {
+		uint8_t hello[24] = {0};
+		uint32_t v = DMALOG_STREAM_VERSION, shift = PAGE_SHIFT, ndev = DEVICES;
+		uint64_t bytes = GUEST;
+		size_t off = 1;
+
+		memcpy(hello, &v, 4);
+		memcpy(hello + 4, &shift, 4);
+		memcpy(hello + 8, &bytes, 8);
+		memcpy(hello + 16, &ndev, 4);
+		if (!(data[0] & 2) && feed_frame(s, DMALOG_FRAME_HELLO, hello, sizeof(hello)))
+			goto out;
+		while (off + 3 <= size) {
+			uint16_t len;
+
+			memcpy(&len, data + off + 1, 2);
+			if (len > size - off - 3)
+				len = size - off - 3;
+			if (feed_frame(s, data[off] % 12, data + off + 3, len))
+				break;
+			off += 3 + len;
+		}
+	}
+out:
+	dmalog_sink_destroy(s);
+	free(guest);
+	return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Write the seed corpus for fuzz_stream: a valid small stream (raw mode) and frame lists."""
+import os
+import struct
+import zlib
+
+OUT = os.path.join(os.path.dirname(__file__), "corpus", "stream")
+MAGIC, PAGE, PAGES, DEVICES = 0x474C4D44, 4096, 16, 2
+
+
+def frame(ftype, payload=b""):
+    head = struct.pack("<IHHII", MAGIC, ftype, 0, len(payload), zlib.crc32(payload) if payload else 0)
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def stream():
+    s = [frame(1, struct.pack("<IIQII", 1, 12, PAGES * PAGE, DEVICES, 0))]
+    s.append(frame(2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32))
+    s.append(frame(3, struct.pack("<II", 0, 0) + b"state"))
+    s.append(frame(5, struct.pack("<IIQ", 1, 0, 2)))
+    s.append(frame(6))
+    for d in range(DEVICES):
+        s.append(frame(4, struct.pack("<II", d, 0)))
+    s.append(frame(7, struct.pack("<QII", 0, 1, 0) + struct.pack("<Q", 12345)))
+    s.append(frame(8, struct.pack("<IIQ", 1, 0, 7)))
+    s.append(frame(9, struct.pack("<Q", len(s))))
+    return b"".join(s)
+
+
+def frame_list(items):
+    return b"\x01" + b"".join(struct.pack("<BH", t, len(p)) + p for t, p in items)
+
+
+os.makedirs(OUT, exist_ok=True)
+seeds = {
+    "raw_stream": b"\x40" + stream(),
+    "frames_pages": frame_list([(2, struct.pack("<QII", 3, 1, 0) + b"\xab" * PAGE)]),
+    "frames_devices": frame_list([(3, struct.pack("<II", 1, 0) + b"x" * 8), (6, b""),
+                                  (4, struct.pack("<II", 0, 0)), (4, struct.pack("<II", 1, 0)),
+                                  (8, struct.pack("<IIQ", 0, 0, 3)), (9, struct.pack("<Q", 6))]),
+}
+for name, data in seeds.items():
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)

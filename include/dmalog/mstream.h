@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration stream between `dmalog migrate`'s source and destination: versioned frames,
+ * each with a checksummed header and a checksummed payload, all little-endian.
+ *
+ *   frame   := header payload
+ *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 length
+ *              | u32 crc32(payload) | u32 crc32(the 16 bytes before it)
+ *   stream  := HELLO (PAGES | DEVICE_DATA | DEVICE_DONE | ROUND | SWITCHOVER)*
+ *              VERIFY_PAGES* VERIFY_DEVICE* END
+ *
+ * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 0
+ * PAGES      u64 first_page, u32 count, u32 0, then count pages of data
+ * DEVICE_DATA u32 device, u32 0, then bytes of that device's migration data stream
+ * DEVICE_DONE u32 device, u32 0: its stream is complete
+ * ROUND      u32 round, u32 0, u64 pages sent in the round
+ * SWITCHOVER (empty): the source has stopped; what follows is the final state
+ * VERIFY_PAGES u64 first_page, u32 count, u32 0, then count u64 page hashes of the source
+ * VERIFY_DEVICE u32 device, u32 0, u64 the source device's state hash
+ * END        u64 number of frames before it
+ *
+ * The destination answers on the same connection with RESULT (u64 pages compared, u64
+ * mismatched pages, u32 devices compared, u32 mismatched devices) or ABORT (a reason).
+ *
+ * dmalog_sink validates a stream as it arrives and applies it: nothing is written outside
+ * the guest memory it was given, and any malformed, truncated, corrupt or mismatched input
+ * ends the stream with a clear reason.
+ */
+#ifndef DMALOG_MSTREAM_H
+#define DMALOG_MSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dmalog/api.h>
+
+#define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
+#define DMALOG_STREAM_VERSION	  1
+#define DMALOG_FRAME_HDR_BYTES	  20
+#define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
+#define DMALOG_STREAM_MAX_DEVICES 64
+
+enum dmalog_frame_type {
+	DMALOG_FRAME_HELLO = 1,
+	DMALOG_FRAME_PAGES = 2,
+	DMALOG_FRAME_DEVICE_DATA = 3,
+	DMALOG_FRAME_DEVICE_DONE = 4,
+	DMALOG_FRAME_ROUND = 5,
+	DMALOG_FRAME_SWITCHOVER = 6,
+	DMALOG_FRAME_VERIFY_PAGES = 7,
+	DMALOG_FRAME_VERIFY_DEVICE = 8,
+	DMALOG_FRAME_END = 9,
+	DMALOG_FRAME_RESULT = 10,
+	DMALOG_FRAME_ABORT = 11,
+};
+
+/* Fill the 20-byte header for @length bytes of @payload (NULL: a zero payload checksum). */
+DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload,
+				    uint32_t length);
+
+/* Check a header: -EBADMSG for a bad magic, checksum or flags; -E2BIG for a huge length. */
+DMALOG_API int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *length,
+					 uint32_t *payload_crc);
+
+/* 64-bit digest of one page, for VERIFY_PAGES. */
+DMALOG_API uint64_t dmalog_page_hash(const void *page, size_t size);
+
+struct dmalog_sink;
+
+/* What the destination does with a stream's device data. */
+struct dmalog_sink_ops {
+	/* Bytes of device @dev's migration stream, in order. */
+	int (*device_data)(void *opaque, uint32_t dev, const void *data, uint32_t length);
+	/* Device @dev's stream is complete. */
+	int (*device_done)(void *opaque, uint32_t dev);
+	/* The source's hash of device @dev; return whether the destination's matches. */
+	bool (*device_verify)(void *opaque, uint32_t dev, uint64_t hash);
+};
+
+struct dmalog_sink_stats {
+	uint64_t frames, pages, device_bytes, rounds;
+	uint64_t pages_compared, pages_mismatched;
+	uint32_t devices_compared, devices_mismatched;
+	bool switched_over;
+};
+
+/*
+ * A destination over @mem (@mem_bytes, a multiple of the page size 2^@page_shift) for a guest
+ * with @ndevices devices. The stream's HELLO must match this geometry.
+ */
+DMALOG_API int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift,
+				  uint32_t ndevices, const struct dmalog_sink_ops *ops,
+				  void *opaque, struct dmalog_sink **out);
+DMALOG_API void dmalog_sink_destroy(struct dmalog_sink *s);
+
+/*
+ * Feed bytes as they arrive. Returns 0 when it wants more, 1 once END has been taken (bytes
+ * after it are refused), or -errno with dmalog_sink_error() saying why (the stream is over).
+ */
+DMALOG_API int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length);
+
+DMALOG_API const char *dmalog_sink_error(const struct dmalog_sink *s);
+DMALOG_API void dmalog_sink_get_stats(const struct dmalog_sink *s, struct dmalog_sink_stats *st);
+
+#endif
