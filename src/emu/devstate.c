@@ -5,33 +5,8 @@
 #include <string.h>
 
 #include "core/crc32.h"
+#include "core/le.h"
 #include "devstate.h"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
 
 /* Frame a payload already written at out + 8. */
 static size_t seal(uint8_t *out, uint32_t type, uint32_t len)

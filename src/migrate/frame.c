@@ -6,32 +6,7 @@
 #include <dmalog/mstream.h>
 
 #include "core/crc32.h"
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
+#include "core/le.h"
 
 void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload, uint32_t length)
 {

@@ -12,6 +12,7 @@
 #include <dmalog/mstream.h>
 
 #include "core/crc32.h"
+#include "core/le.h"
 
 enum phase { WANT_HELLO, STREAMING, VERIFYING, ENDED, FAILED };
 
@@ -80,22 +81,6 @@ __attribute__((format(printf, 3, 4))) static int fail(struct dmalog_sink *s, int
 	s->phase = FAILED;
 	s->err = err;
 	return err;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
 }
 
 static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
