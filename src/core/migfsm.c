@@ -4,16 +4,7 @@
 
 #include <dmalog/migfsm.h>
 
-enum {
-	ERR = VFIO_DEVICE_STATE_ERROR,
-	S = VFIO_DEVICE_STATE_STOP,
-	R = VFIO_DEVICE_STATE_RUNNING,
-	SC = VFIO_DEVICE_STATE_STOP_COPY,
-	RS = VFIO_DEVICE_STATE_RESUMING,
-	RP = VFIO_DEVICE_STATE_RUNNING_P2P,
-	PC = VFIO_DEVICE_STATE_PRE_COPY,
-	PCP = VFIO_DEVICE_STATE_PRE_COPY_P2P,
-};
+#include "migstate_names.h"
 
 /* clang-format off */
 /* next_hop[cur][target]: the first arc of the shortest path with every optional state. */

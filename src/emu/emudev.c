@@ -20,17 +20,8 @@
 #include <dmalog/swtrack.h>
 
 #include "core/crc32.h"
+#include "core/migstate_names.h"
 #include "devstate.h"
-
-enum {
-	S = VFIO_DEVICE_STATE_STOP,
-	R = VFIO_DEVICE_STATE_RUNNING,
-	SC = VFIO_DEVICE_STATE_STOP_COPY,
-	RS = VFIO_DEVICE_STATE_RESUMING,
-	RP = VFIO_DEVICE_STATE_RUNNING_P2P,
-	PC = VFIO_DEVICE_STATE_PRE_COPY,
-	PCP = VFIO_DEVICE_STATE_PRE_COPY_P2P
-};
 
 struct saving {
 	bool open;
