@@ -32,7 +32,11 @@ static bool dev_verify(void *o, uint32_t dev, uint64_t hash)
 	return hash & 1;
 }
 
-static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_verify};
+static const struct dmalog_sink_ops ops = {
+	.device_data = dev_data,
+	.device_done = dev_done,
+	.device_verify = dev_verify,
+};
 
 static int feed_frame(struct dmalog_sink *s, uint16_t type, const uint8_t *payload, uint32_t len)
 {

@@ -21,6 +21,7 @@ def stream():
     s.append(frame(6))
     for d in range(DEVICES):
         s.append(frame(4, struct.pack("<II", d, 0)))
+    s.append(frame(12))
     s.append(frame(7, struct.pack("<QII", 0, 1, 0) + struct.pack("<Q", 12345)))
     s.append(frame(8, struct.pack("<IIQ", 1, 0, 7)))
     s.append(frame(9, struct.pack("<Q", len(s))))
@@ -37,7 +38,7 @@ seeds = {
     "frames_pages": frame_list([(2, struct.pack("<QII", 3, 1, 0) + b"\xab" * PAGE)]),
     "frames_devices": frame_list([(3, struct.pack("<II", 1, 0) + b"x" * 8), (6, b""),
                                   (4, struct.pack("<II", 0, 0)), (4, struct.pack("<II", 1, 0)),
-                                  (8, struct.pack("<IIQ", 0, 0, 3)), (9, struct.pack("<Q", 6))]),
+                                  (12, b""), (8, struct.pack("<IIQ", 0, 0, 3)), (9, struct.pack("<Q", 7))]),
 }
 for name, data in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:

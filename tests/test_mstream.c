@@ -71,7 +71,7 @@ struct fake_dev {
 	char got[64];
 	size_t len;
 	int done_ret;
-	bool done;
+	bool done, resumed;
 	uint64_t hash;
 };
 
@@ -97,7 +97,16 @@ static bool dev_verify(void *o, uint32_t dev, uint64_t hash)
 	return ((struct fake_dev *)o)->hash == hash;
 }
 
-static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_verify};
+static int dev_complete(void *o)
+{
+	struct fake_dev *d = o;
+
+	assert_true(d->done);
+	d->resumed = true;
+	return 0;
+}
+
+static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_verify, dev_complete};
 
 /* A good stream of @src (PAGES pages) with one device whose state is "state". */
 static struct stream good_stream(const uint8_t *src, bool corrupt_verify)
@@ -114,6 +123,7 @@ static struct stream good_stream(const uint8_t *src, bool corrupt_verify)
 	put_pages(&st, DMALOG_FRAME_PAGES, PAGES / 2, PAGES / 2, src + PAGES / 2 * PAGE, PAGE);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DATA, 0, "te", 2);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
 	for (int i = 0; i < PAGES; i++)
 		hashes[i] = dmalog_page_hash(src + i * PAGE, PAGE) ^ (corrupt_verify && i == 5);
 	put_pages(&st, DMALOG_FRAME_VERIFY_PAGES, 0, PAGES, hashes, 8);
@@ -158,6 +168,7 @@ static void whole_and_bytewise(void **state)
 		assert_int_equal(dev.len, 5);
 		assert_memory_equal(dev.got, "state", 5);
 		assert_true(dev.done);
+		assert_true(dev.resumed);
 		dmalog_sink_get_stats(sink, &stats);
 		assert_int_equal(stats.pages, PAGES);
 		assert_int_equal(stats.pages_compared, PAGES);
@@ -255,8 +266,35 @@ static void refusals(void **state)
 
 	st = (struct stream){0};
 	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	expect_refused(&st, -EINVAL, "rejected its state", -EINVAL);
+
+	st = (struct stream){0};
+	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
+	expect_refused(&st, -EPROTO, "ended before switchover", 0);
+
+	st = (struct stream){0};
+	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
+	expect_refused(&st, -EPROTO, "final state incomplete", 0);
+
+	/* Once the guest resumed at the destination, no page may change under it. */
+	st = (struct stream){0};
+	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
+	put_pages(&st, DMALOG_FRAME_PAGES, 0, 1, src, PAGE);
+	expect_refused(&st, -EPROTO, "pages after the final state", 0);
+
+	st = (struct stream){0};
+	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	put_pages(&st, DMALOG_FRAME_VERIFY_PAGES, 0, 1, &one, 8);
+	expect_refused(&st, -EPROTO, "verification before the final state", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, 1, 12, PAGES * PAGE, 1);
@@ -302,6 +340,35 @@ static void truncated_wants_more(void **state)
 	free(dst);
 }
 
+/* The payload checksum is the zlib CRC-32, whatever the length and alignment. */
+static void payload_crc_is_crc32(void **state)
+{
+	static const char check[] = "123456789";
+	uint8_t hdr[DMALOG_FRAME_HDR_BYTES], buf[80];
+	uint16_t type;
+	uint32_t len, crc;
+
+	dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, check, 9);
+	assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
+	assert_int_equal(crc, 0xcbf43926u);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 17);
+	for (uint32_t off = 0; off < 8; off++) {
+		for (uint32_t n = 1; off + n <= sizeof(buf); n++) {
+			uint32_t want = ~0u;
+
+			for (uint32_t i = 0; i < n; i++) {
+				want ^= buf[off + i];
+				for (int k = 0; k < 8; k++)
+					want = want & 1 ? 0xedb88320u ^ (want >> 1) : want >> 1;
+			}
+			dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, buf + off, n);
+			assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
+			assert_int_equal(crc, ~want);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +376,7 @@ int main(void)
 		cmocka_unit_test(verification_counts_mismatches),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(truncated_wants_more),
+		cmocka_unit_test(payload_crc_is_crc32),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -6,7 +6,8 @@
  *   frame   := header payload
  *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 length
  *              | u32 crc32(payload) | u32 crc32(the 16 bytes before it)
- *   stream  := HELLO (PAGES | DEVICE_DATA | DEVICE_DONE | ROUND | SWITCHOVER)*
+ *   stream  := HELLO (PAGES | DEVICE_DATA | ROUND)* SWITCHOVER (PAGES | DEVICE_DATA)*
+ *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE
  *              VERIFY_PAGES* VERIFY_DEVICE* END
  *
  * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 0
@@ -15,12 +16,16 @@
  * DEVICE_DONE u32 device, u32 0: its stream is complete
  * ROUND      u32 round, u32 0, u64 pages sent in the round
  * SWITCHOVER (empty): the source has stopped; what follows is the final state
+ * COMPLETE   (empty): the final state has been sent; the destination resumes the guest
  * VERIFY_PAGES u64 first_page, u32 count, u32 0, then count u64 page hashes of the source
  * VERIFY_DEVICE u32 device, u32 0, u64 the source device's state hash
  * END        u64 number of frames before it
  *
- * The destination answers on the same connection with RESULT (u64 pages compared, u64
- * mismatched pages, u32 devices compared, u32 mismatched devices) or ABORT (a reason).
+ * The destination answers on the same connection: RUNNING (empty) once it has resumed the
+ * guest after COMPLETE, then RESULT (u64 pages compared, u64 mismatched pages, u32 devices
+ * compared, u32 mismatched devices) after END; or ABORT (a reason) at any point.
+ * Verification compares the state the destination resumed from: the sink's device_done hook
+ * is where a destination records its device's hash.
  *
  * dmalog_sink validates a stream as it arrives and applies it: nothing is written outside
  * the guest memory it was given, and any malformed, truncated, corrupt or mismatched input
@@ -52,6 +57,8 @@ enum dmalog_frame_type {
 	DMALOG_FRAME_END = 9,
 	DMALOG_FRAME_RESULT = 10,
 	DMALOG_FRAME_ABORT = 11,
+	DMALOG_FRAME_COMPLETE = 12,
+	DMALOG_FRAME_RUNNING = 13,
 };
 
 /* Fill the 20-byte header for @length bytes of @payload (NULL: a zero payload checksum). */
@@ -75,6 +82,8 @@ struct dmalog_sink_ops {
 	int (*device_done)(void *opaque, uint32_t dev);
 	/* The source's hash of device @dev; return whether the destination's matches. */
 	bool (*device_verify)(void *opaque, uint32_t dev, uint64_t hash);
+	/* Optional: the final state is complete (COMPLETE); resume the guest. */
+	int (*complete)(void *opaque);
 };
 
 struct dmalog_sink_stats {
@@ -82,6 +91,7 @@ struct dmalog_sink_stats {
 	uint64_t pages_compared, pages_mismatched;
 	uint32_t devices_compared, devices_mismatched;
 	bool switched_over;
+	bool complete;
 };
 
 /*

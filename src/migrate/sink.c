@@ -154,6 +154,11 @@ static int device_of(struct dmalog_sink *s, const uint8_t *p, uint32_t len, uint
 	return 0;
 }
 
+static uint64_t all_devices(const struct dmalog_sink *s)
+{
+	return s->ndevices == 64 ? ~0ULL : (1ULL << s->ndevices) - 1;
+}
+
 static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
 	uint32_t dev = 0;
@@ -164,13 +169,13 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		return take_hello(s, p, len);
 	switch (s->type) {
 	case DMALOG_FRAME_PAGES:
-		if (s->phase != STREAMING)
-			return fail(s, -EPROTO, "pages after verification began");
+		if (s->phase != STREAMING || s->st.complete)
+			return fail(s, -EPROTO, "pages after the final state was complete");
 		return take_pages(s, p, len);
 	case DMALOG_FRAME_DEVICE_DATA:
 		if ((ret = device_of(s, p, len, 8, &dev)))
 			return ret;
-		if (s->phase != STREAMING || (s->devices_done >> dev & 1))
+		if (s->phase != STREAMING || s->st.complete || (s->devices_done >> dev & 1))
 			return fail(s, -EPROTO, "data for device %u after its end", dev);
 		ret = s->ops->device_data(s->opaque, dev, p + 8, len - 8);
 		if (ret)
@@ -180,8 +185,10 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	case DMALOG_FRAME_DEVICE_DONE:
 		if ((ret = device_of(s, p, len, 8, &dev)))
 			return ret;
-		if (len != 8 || (s->devices_done >> dev & 1))
+		if (len != 8 || (s->devices_done >> dev & 1) || s->st.complete)
 			return fail(s, -EPROTO, "bad end of device %u", dev);
+		if (!s->st.switched_over)
+			return fail(s, -EPROTO, "device %u ended before switchover", dev);
 		ret = s->ops->device_done(s->opaque, dev);
 		if (ret)
 			return fail(s, ret, "device %u rejected its state (%d)", dev, ret);
@@ -197,16 +204,24 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 			return fail(s, -EPROTO, "bad switchover frame");
 		s->st.switched_over = true;
 		return 0;
+	case DMALOG_FRAME_COMPLETE:
+		if (len || s->st.complete)
+			return fail(s, -EPROTO, "bad complete frame");
+		if (!s->st.switched_over || s->devices_done != all_devices(s))
+			return fail(s, -EPROTO, "final state incomplete");
+		s->st.complete = true;
+		ret = s->ops && s->ops->complete ? s->ops->complete(s->opaque) : 0;
+		return ret ? fail(s, ret, "could not resume the guest (%d)", ret) : 0;
 	case DMALOG_FRAME_VERIFY_PAGES:
-		if (!s->st.switched_over)
-			return fail(s, -EPROTO, "verification before switchover");
+		if (!s->st.complete)
+			return fail(s, -EPROTO, "verification before the final state");
 		s->phase = VERIFYING;
 		return take_verify_pages(s, p, len);
 	case DMALOG_FRAME_VERIFY_DEVICE:
 		if ((ret = device_of(s, p, len, 16, &dev)))
 			return ret;
-		if (len != 16 || !(s->devices_done >> dev & 1))
-			return fail(s, -EPROTO, "device %u verified before its state arrived", dev);
+		if (len != 16 || !s->st.complete)
+			return fail(s, -EPROTO, "device %u verified before the final state", dev);
 		s->phase = VERIFYING;
 		s->st.devices_compared++;
 		s->st.devices_mismatched += !s->ops->device_verify(s->opaque, dev, get64(p + 8));
@@ -214,8 +229,7 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	case DMALOG_FRAME_END:
 		if (len != 8 || get64(p) != s->st.frames - 1)
 			return fail(s, -EPROTO, "bad end frame");
-		if (!s->st.switched_over ||
-		    s->devices_done != (s->ndevices == 64 ? ~0ULL : (1ULL << s->ndevices) - 1))
+		if (!s->st.complete)
 			return fail(s, -EPROTO, "stream ended before the final state arrived");
 		s->phase = ENDED;
 		return 1;
