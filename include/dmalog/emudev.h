@@ -55,6 +55,9 @@ DMALOG_API struct dmalog_device *dmalog_emudev_device(struct dmalog_emudev *d);
 /* Its DMA engine (NULL without one), for statistics. */
 DMALOG_API struct dmalog_dma_engine *dmalog_emudev_dma(struct dmalog_emudev *d);
 
+/* Its device tracker (NULL unless tracker is DMALOG_EMUDEV_TRACK_DEVICE), to inject faults. */
+DMALOG_API struct dmalog_devtrack *dmalog_emudev_devtrack(struct dmalog_emudev *d);
+
 /* A digest of registers, queue positions and device memory: equal after a good migration. */
 DMALOG_API uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d);
 

@@ -634,6 +634,11 @@ struct dmalog_dma_engine *dmalog_emudev_dma(struct dmalog_emudev *d)
 	return d->dma;
 }
 
+struct dmalog_devtrack *dmalog_emudev_devtrack(struct dmalog_emudev *d)
+{
+	return d->dt;
+}
+
 uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d)
 {
 	uint32_t a, b;

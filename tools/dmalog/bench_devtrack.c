@@ -13,23 +13,9 @@
 #include <dmalog/devtrack.h>
 
 #include "bench_util.h"
+#include "vfio_feature.h"
 
 #define SZ_4K (1ULL << 12)
-
-/* VFIO_DEVICE_FEATURE with @payload after the header, copied back afterwards. */
-static int feature(struct dmalog_device *dev, uint32_t flags, void *payload, size_t len)
-{
-	uint64_t buf[8];
-	struct vfio_device_feature *f = (void *)buf;
-	int ret;
-
-	f->argsz = sizeof(*f) + len;
-	f->flags = flags;
-	memcpy(f->data, payload, len);
-	ret = dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, f);
-	memcpy(payload, f->data, len);
-	return ret;
-}
 
 /* Entries per second for one REPORT of @space with @pages dirty, messages of @msg bytes. */
 static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages, uint32_t msg,
@@ -54,8 +40,8 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 		dmalog_devtrack_destroy(t);
 		return 0;
 	}
-	if (!feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &control,
-		     sizeof(control))) {
+	if (!vfio_feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+			  &control, sizeof(control))) {
 		for (int rep = 0; rep < 3; rep++) {
 			struct dmalog_devtrack_stats before, after;
 			double t0;
@@ -65,10 +51,10 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 			memset(bitmap, 0, space / SZ_4K / 8);
 			dmalog_devtrack_get_stats(t, &before);
 			t0 = bench_now();
-			if (feature(dev,
-				    VFIO_DEVICE_FEATURE_GET |
-					    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
-				    &report, sizeof(report)))
+			if (vfio_feature(dev,
+					 VFIO_DEVICE_FEATURE_GET |
+						 VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+					 &report, sizeof(report)))
 				break;
 			t0 = bench_now() - t0;
 			dmalog_devtrack_get_stats(t, &after);

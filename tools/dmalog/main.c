@@ -4,12 +4,16 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "migrate.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: dmalog <command> [options]\n"
 		   "\n"
 		   "commands:\n"
+		   "  migrate [options]\n"
+		   "      live-migrate an emulated guest with DMA-busy devices to a second\n"
+		   "      process and verify every page and device (dmalog migrate --help).\n"
 		   "  bench bitmap [--json] [--quick]\n"
 		   "      IOVA bitmap writer over a 1 TiB IOVA space (16 GiB with --quick):\n"
 		   "      dense and sparse sets, 4K<->2M conversion and OR-merge, each against\n"
@@ -59,6 +63,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The emulated guest that `dmalog migrate` moves: RAM laid out in guest-physical space like a
+ * PC's (low RAM, the PCI hole below 4 GiB, then two high slots with a gap between them), a
+ * CPU that writes all of RAM and logs into its own software dirty log as KVM does, and
+ * devices behind an IOMMU (iommufd, or a type1 container) that DMA into RAM.
+ *
+ * Guest-physical addresses are what devices and the IOMMU see (IOVA = GPA, no vIOMMU); the
+ * stream and the CPU log use RAM offsets, as QEMU's ram_addr does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "migrate.h"
+#include "vfio_feature.h"
+
+#define SZ_2M (2ULL << 20)
+#define SZ_1G (1ULL << 30)
+#define SZ_4G (4ULL << 30)
+
+/* Low RAM up to 2 GiB at 0; the rest above 4 GiB in two slots with a 1 GiB hole between. */
+static void lay_out_ram(struct guest *g)
+{
+	uint64_t low = g->ram_bytes / 2, rest, hi1;
+
+	if (low > 2 * SZ_1G)
+		low = 2 * SZ_1G;
+	low &= ~(SZ_2M - 1);
+	rest = g->ram_bytes - low;
+	hi1 = (rest / 2) & ~(SZ_2M - 1);
+	g->slots[g->nslots++] = (struct guest_slot){0, 0, low};
+	if (hi1)
+		g->slots[g->nslots++] = (struct guest_slot){SZ_4G, low, hi1};
+	g->slots[g->nslots++] = (struct guest_slot){SZ_4G + hi1 + SZ_1G, low + hi1, rest - hi1};
+}
+
+int guest_set_state(struct dmalog_device *dev, uint32_t state, int *data_fd)
+{
+	struct vfio_device_feature_mig_state st = {.device_state = state, .data_fd = -1};
+	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			       &st, sizeof(st));
+
+	if (data_fd)
+		*data_fd = ret ? -1 : st.data_fd;
+	else if (!ret && st.data_fd >= 0)
+		close(st.data_fd);
+	return ret;
+}
+
+int guest_get_state(struct dmalog_device *dev)
+{
+	struct vfio_device_feature_mig_state st = {0};
+	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			       &st, sizeof(st));
+
+	return ret ? ret : (int)st.device_state;
+}
+
+int guest_data_size(struct dmalog_device *dev, uint64_t *bytes)
+{
+	struct vfio_device_feature_mig_data_size sz = {0};
+	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+			       &sz, sizeof(sz));
+
+	*bytes = ret ? 0 : sz.stop_copy_length;
+	return ret;
+}
+
+static void cpu_log_write(void *tracker, uint64_t iova, uint64_t length)
+{
+	dmalog_swtrack_log_write(tracker, iova, length);
+}
+
+static int make_cpu(struct guest *g, const struct mig_options *o)
+{
+	struct dmalog_device_desc desc = {.name = "cpu", .log_ops = dmalog_swtrack_log_ops()};
+	struct dmalog_dma_config dma = {
+		.mem = g->ram,
+		.mem_bytes = g->ram_bytes,
+		.log_write = cpu_log_write,
+		.workload = o->workload,
+		.rate = o->cpu_rate,
+		.tag = GUEST_CPU_TAG,
+		.seed = o->seed,
+	};
+	int ret = dmalog_swtrack_create(&g->cpu_log);
+
+	if (ret)
+		return ret;
+	desc.priv = g->cpu_log;
+	dma.tracker = g->cpu_log;
+	ret = dmalog_device_create(&desc, &g->cpu_logdev);
+	if (!ret)
+		ret = dmalog_dma_engine_create(&dma, &g->cpu);
+	return ret ? ret : dmalog_dma_engine_start(g->cpu);
+}
+
+/* iommufd: one IOAS with every RAM slot at its GPA, one HWPT all devices attach to. */
+static int make_iommufd(struct guest *g, uint32_t *dev_ids)
+{
+	struct iommu_ioas_alloc ioas = {.size = sizeof(ioas)};
+	struct iommu_hwpt_alloc hwpt = {.size = sizeof(hwpt)};
+	struct dmalog_iommufd_device_caps caps = {.dirty_tracking = true};
+	int ret = dmalog_iommufd_create(&g->iommufd);
+
+	if (!ret)
+		ret = dmalog_iommufd_ioctl(g->iommufd, IOMMU_IOAS_ALLOC, &ioas);
+	if (ret)
+		return ret;
+	g->ioas_id = ioas.out_ioas_id;
+	for (uint32_t i = 0; i < g->nslots && !ret; i++) {
+		struct iommu_ioas_map map = {
+			.size = sizeof(map),
+			.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE |
+				 IOMMU_IOAS_MAP_READABLE,
+			.ioas_id = g->ioas_id,
+			.user_va = (uintptr_t)(g->ram + g->slots[i].ram_off),
+			.length = g->slots[i].len,
+			.iova = g->slots[i].gpa,
+		};
+
+		ret = dmalog_iommufd_ioctl(g->iommufd, IOMMU_IOAS_MAP, &map);
+	}
+	for (uint32_t i = 0; i < g->ndevices && !ret; i++)
+		ret = dmalog_iommufd_bind(g->iommufd, &caps, &dev_ids[i]);
+	if (ret)
+		return ret;
+	hwpt.flags = g->iommu_dirty ? IOMMU_HWPT_ALLOC_DIRTY_TRACKING : 0;
+	hwpt.dev_id = dev_ids[0];
+	hwpt.pt_id = g->ioas_id;
+	ret = dmalog_iommufd_ioctl(g->iommufd, IOMMU_HWPT_ALLOC, &hwpt);
+	g->hwpt_id = hwpt.out_hwpt_id;
+	for (uint32_t i = 0; i < g->ndevices && !ret; i++) {
+		uint32_t pt = g->hwpt_id;
+
+		ret = dmalog_iommufd_attach(g->iommufd, dev_ids[i], &pt);
+	}
+	return ret;
+}
+
+/* type1: every slot mapped; each device's group joins, and none of them pins. */
+static int make_type1(struct guest *g)
+{
+	int ret = dmalog_type1_create(&g->type1);
+
+	for (uint32_t i = 0; i < g->nslots && !ret; i++) {
+		struct vfio_iommu_type1_dma_map map = {
+			.argsz = sizeof(map),
+			.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+			.vaddr = (uintptr_t)(g->ram + g->slots[i].ram_off),
+			.iova = g->slots[i].gpa,
+			.size = g->slots[i].len,
+		};
+
+		ret = dmalog_type1_ioctl(g->type1, VFIO_IOMMU_MAP_DMA, &map);
+	}
+	for (uint32_t i = 0; i < g->ndevices && !ret; i++)
+		dmalog_type1_add_group(g->type1, false);
+	return ret;
+}
+
+static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
+		       struct dmalog_iopt *iopt)
+{
+	bool nic = g->kinds[i] == MIG_DEV_NIC;
+	/* The NIC's receive ring sits in low RAM, the disk's buffers in the last high slot. */
+	const struct guest_slot *slot = &g->slots[nic ? 0 : g->nslots - 1];
+	struct dmalog_emudev_config cfg = {
+		.name = nic ? "nic" : "storage",
+		.migration_flags =
+			VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY,
+		.dev_mem_bytes = nic ? 1 << 20 : 2 << 20,
+		.devtrack_caps = DMALOG_DEVTRACK_CAPS_DEFAULT,
+		.seed = o->seed + 101 * (i + 1),
+	};
+	int ret;
+
+	/* Fewer ranges than the guest has slots: the tracker combines them. */
+	if (nic)
+		cfg.devtrack_caps.max_ranges = 2;
+	g->dev_tag[i] = (uint16_t)(0xd100 + i);
+	if (g->source) {
+		g->dev_logging[i] =
+			(nic && g->tracker == MIG_TRACK_ALL) || g->tracker == MIG_TRACK_DEVICE;
+		cfg.tracker =
+			g->dev_logging[i] ? DMALOG_EMUDEV_TRACK_DEVICE : DMALOG_EMUDEV_TRACK_NONE;
+		cfg.dma = (struct dmalog_dma_config){
+			.mem = g->ram,
+			.mem_bytes = g->ram_bytes,
+			.iova_base = slot->gpa - slot->ram_off,
+			.region_off = slot->ram_off,
+			.region_len = slot->len,
+			.iopt = iopt,
+			.workload = o->workload,
+			.rate = o->dma_rate,
+			.tag = g->dev_tag[i],
+			.seed = o->seed + 7 * (i + 1),
+		};
+	}
+	ret = dmalog_emudev_create(&cfg, &g->emu[i]);
+	if (!ret)
+		g->dev[i] = dmalog_emudev_device(g->emu[i]);
+	return ret;
+}
+
+static void fill_ram(struct guest *g)
+{
+	uint64_t *w = (uint64_t *)g->ram, n = g->ram_bytes / 8;
+
+	for (uint64_t i = 0; i < n; i++)
+		w[i] = (uint64_t)GUEST_INIT_TAG << 48 | i;
+}
+
+int guest_create(const struct mig_options *o, bool source, struct guest **out)
+{
+	uint32_t dev_ids[MIG_MAX_DEVICES] = {0};
+	struct dmalog_iopt *iopt = NULL;
+	struct guest *g;
+	int ret = 0;
+
+	if (!o->mem_bytes || o->mem_bytes % SZ_2M || o->ndevices > MIG_MAX_DEVICES)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->source = source;
+	g->tracker = o->tracker;
+	g->ram_bytes = o->mem_bytes;
+	g->ndevices = o->ndevices;
+	memcpy(g->kinds, o->devices, sizeof(g->kinds));
+	g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		      0);
+	if (g->ram == MAP_FAILED) {
+		g->ram = NULL;
+		free(g);
+		return -ENOMEM;
+	}
+	lay_out_ram(g);
+	if (source) {
+		fill_ram(g);
+		g->iommu_dirty = g->ndevices &&
+				 (o->tracker == MIG_TRACK_ALL || o->tracker == MIG_TRACK_IOMMU);
+		if (o->tracker == MIG_TRACK_TYPE1)
+			ret = make_type1(g);
+		else if (g->ndevices)
+			ret = make_iommufd(g, dev_ids);
+		if (!ret && g->iommufd)
+			iopt = dmalog_iommufd_device_iopt(g->iommufd, dev_ids[0]);
+		if (!ret)
+			ret = make_cpu(g, o);
+	}
+	for (uint32_t i = 0; i < g->ndevices && !ret; i++)
+		ret = make_device(g, o, i, iopt);
+	if (ret) {
+		guest_destroy(g);
+		return ret;
+	}
+	*out = g;
+	return 0;
+}
+
+void guest_destroy(struct guest *g)
+{
+	if (!g)
+		return;
+	/* Writers first: nothing may touch RAM or a page table once they are gone. */
+	dmalog_dma_engine_destroy(g->cpu);
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		dmalog_emudev_destroy(g->emu[i]);
+	dmalog_device_destroy(g->cpu_logdev);
+	dmalog_swtrack_destroy(g->cpu_log);
+	dmalog_iommufd_destroy(g->iommufd);
+	dmalog_type1_destroy(g->type1);
+	if (g->ram)
+		munmap(g->ram, g->ram_bytes);
+	free(g);
+}
+
+void guest_pause_writers(struct guest *g)
+{
+	if (g->cpu)
+		dmalog_dma_engine_pause(g->cpu);
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		if (dmalog_emudev_dma(g->emu[i]))
+			dmalog_dma_engine_pause(dmalog_emudev_dma(g->emu[i]));
+}
+
+void guest_resume_writers(struct guest *g)
+{
+	if (g->cpu)
+		dmalog_dma_engine_resume(g->cpu);
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		if (dmalog_emudev_dma(g->emu[i]))
+			dmalog_dma_engine_resume(dmalog_emudev_dma(g->emu[i]));
+}
+
+uint64_t guest_writes(struct guest *g)
+{
+	struct dmalog_dma_stats st;
+	uint64_t n = 0;
+
+	if (g->cpu) {
+		dmalog_dma_engine_get_stats(g->cpu, &st);
+		n += st.writes;
+	}
+	for (uint32_t i = 0; i < g->ndevices; i++) {
+		if (!dmalog_emudev_dma(g->emu[i]))
+			continue;
+		dmalog_dma_engine_get_stats(dmalog_emudev_dma(g->emu[i]), &st);
+		n += st.writes;
+	}
+	return n;
+}
+
+uint64_t guest_stray_words(struct guest *g)
+{
+	const uint64_t *w = (const uint64_t *)g->ram, mask = (1ULL << 48) - 1;
+	uint64_t n = g->ram_bytes / 8, bad = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint16_t tag = (uint16_t)(w[i] >> 48);
+		bool ok = tag == GUEST_CPU_TAG || (tag == GUEST_INIT_TAG && (w[i] & mask) == i);
+
+		for (uint32_t d = 0; d < g->ndevices && !ok; d++)
+			ok = tag == g->dev_tag[d];
+		bad += !ok;
+	}
+	return bad;
+}

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: MIT
+/*
+ * dmalog migrate: options, and the two processes. With neither --listen nor --connect it
+ * forks its own destination, which listens on a socket in a private directory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+static const struct mig_options defaults = {
+	.mem_bytes = 1ULL << 30,
+	.devices = {MIG_DEV_NIC, MIG_DEV_STORAGE},
+	.ndevices = 2,
+	.workload = DMALOG_WORKLOAD_RANDOM,
+	.dma_rate = 50000,
+	.cpu_rate = 100000,
+	.tracker = MIG_TRACK_ALL,
+	.downtime_limit_ms = 300,
+	.max_rounds = 30,
+	.inject_round = 2,
+	.seed = 1,
+};
+
+static void migrate_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dmalog migrate [options]\n"
+		"\n"
+		"Live-migrate an emulated guest whose devices keep writing its memory by DMA, "
+		"then\n"
+		"prove that nothing was lost: every page and device state is compared.\n"
+		"With neither --listen nor --connect, the destination is a second process on a\n"
+		"private UNIX socket.\n"
+		"\n"
+		"guest:\n"
+		"  --mem SIZE             guest RAM, a multiple of 2M (default 1G); laid out as "
+		"low\n"
+		"                         RAM, the PCI hole, and two high slots with a hole "
+		"between\n"
+		"  --devices LIST         comma-separated nic|storage, or none (default "
+		"nic,storage):\n"
+		"                         a nic logs its own DMA (mlx5-like tracker, 2 ranges), a\n"
+		"                         storage device DMAs through the IOMMU\n"
+		"  --workload W           sequential|random|hotcold|bursty, for the CPU and every\n"
+		"                         device (default random)\n"
+		"  --dma-rate N           writes per second per device, 0 = unthrottled (default "
+		"50000)\n"
+		"  --cpu-rate N           CPU writes per second, 0 = unthrottled (default 100000)\n"
+		"  --seed N               randomness of the workloads (default 1)\n"
+		"\n"
+		"migration:\n"
+		"  --tracker T            how device DMA is tracked (the CPU always has its own "
+		"log):\n"
+		"                         all    device DMA logging where devices have it, plus\n"
+		"                                iommufd dirty tracking, ORed (default)\n"
+		"                         device every device logs its DMA (VFIO DMA logging)\n"
+		"                         iommu  iommufd dirty tracking only\n"
+		"                         type1  a type1 container: all mapped memory is dirty\n"
+		"  --downtime-limit MS    switch over once the remaining pages and device state\n"
+		"                         would take this long at the measured bandwidth (default "
+		"300)\n"
+		"  --max-rounds N         switch over after N precopy rounds anyway (default 30)\n"
+		"  --listen ADDR          be the destination: host:port (TCP) or a socket path\n"
+		"  --connect ADDR         be the source and migrate to a destination at ADDR\n"
+		"\n"
+		"output:\n"
+		"  --json                 the summary as one JSON object (progress goes to "
+		"stderr)\n"
+		"  --csv FILE             per-round figures\n"
+		"  --plot FILE.svg        pages sent and bandwidth per round\n"
+		"\n"
+		"failures, for testing a consumer's error paths:\n"
+		"  --inject F[@ROUND]     at precopy round ROUND (default 2) make one thing fail:\n"
+		"                         corrupt-stream    a page is damaged after its checksum\n"
+		"                         kill-destination  SIGKILL the destination (not with "
+		"--connect)\n"
+		"                         tracker-fault     the device tracker fails a report\n"
+		"                         device-state      device 0's state is damaged in "
+		"transit\n"
+		"\n"
+		"Exit status: 0 migrated and verified; 1 failed (the source rolled back and "
+		"runs);\n"
+		"2 usage; 3 migrated with mismatches.\n");
+}
+
+/* "1G", "512M", "64k", "4096": bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+	unsigned int shift = 0;
+
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (end == s || *end || (v << shift >> shift) != v)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	*out = strtoull(s, &end, 0);
+	return end == s || *end || *s == '-' ? -EINVAL : 0;
+}
+
+static int pick(const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+static int parse_devices(const char *s, struct mig_options *o)
+{
+	char buf[256], *save = NULL;
+
+	o->ndevices = 0;
+	if (!strcmp(s, "none"))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (o->ndevices == MIG_MAX_DEVICES)
+			return -E2BIG;
+		if (!strcmp(t, "nic"))
+			o->devices[o->ndevices++] = MIG_DEV_NIC;
+		else if (!strcmp(t, "storage"))
+			o->devices[o->ndevices++] = MIG_DEV_STORAGE;
+		else
+			return -EINVAL;
+	}
+	return o->ndevices ? 0 : -EINVAL;
+}
+
+static int parse_inject(const char *s, struct mig_options *o)
+{
+	static const char *const names[] = {"", "corrupt-stream", "kill-destination",
+					    "tracker-fault", "device-state"};
+	char buf[64], *at;
+	uint64_t round;
+	int i;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	at = strchr(buf, '@');
+	if (at) {
+		*at++ = 0;
+		if (parse_u64(at, &round) || !round || round > 1000)
+			return -EINVAL;
+		o->inject_round = (uint32_t)round;
+	}
+	i = pick(buf, names, 5);
+	if (i <= 0)
+		return -EINVAL;
+	o->inject = (enum mig_inject)i;
+	return 0;
+}
+
+static int bad(const char *opt, const char *val)
+{
+	fprintf(stderr, "dmalog migrate: bad value '%s' for %s (see dmalog migrate --help)\n", val,
+		opt);
+	return 2;
+}
+
+static bool has_device_tracker(const struct mig_options *o)
+{
+	for (uint32_t i = 0; i < o->ndevices; i++)
+		if (o->tracker == MIG_TRACK_DEVICE ||
+		    (o->tracker == MIG_TRACK_ALL && o->devices[i] == MIG_DEV_NIC))
+			return true;
+	return false;
+}
+
+/* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
+static int parse(int argc, char **argv, struct mig_options *o, bool *done)
+{
+	static const char *const trackers[] = {"all", "device", "iommu", "type1"};
+	static const char *const workloads[] = {"sequential", "random", "hotcold", "bursty"};
+
+	*o = defaults;
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t v;
+		int k;
+
+		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+			migrate_usage(stdout);
+			*done = true;
+			return 0;
+		}
+		if (!strcmp(opt, "--json")) {
+			o->json = true;
+			continue;
+		}
+		if (strncmp(opt, "--", 2)) {
+			fprintf(stderr, "dmalog migrate: unexpected argument '%s'\n", opt);
+			return 2;
+		}
+		if (!val) {
+			fprintf(stderr, "dmalog migrate: %s needs a value\n", opt);
+			return 2;
+		}
+		i++;
+		if (!strcmp(opt, "--mem")) {
+			if (parse_size(val, &o->mem_bytes) || o->mem_bytes < (8ULL << 20) ||
+			    o->mem_bytes % (2ULL << 20))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--devices")) {
+			if (parse_devices(val, o))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--workload")) {
+			if ((k = pick(val, workloads, 4)) < 0)
+				return bad(opt, val);
+			o->workload = (enum dmalog_workload)k;
+		} else if (!strcmp(opt, "--tracker")) {
+			if ((k = pick(val, trackers, 4)) < 0)
+				return bad(opt, val);
+			o->tracker = (enum mig_tracker)k;
+		} else if (!strcmp(opt, "--dma-rate")) {
+			if (parse_u64(val, &o->dma_rate))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--cpu-rate")) {
+			if (parse_u64(val, &o->cpu_rate))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--seed")) {
+			if (parse_u64(val, &o->seed))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--downtime-limit")) {
+			char *end;
+
+			o->downtime_limit_ms = strtod(val, &end);
+			if (end == val || (*end && strcmp(end, "ms")) || o->downtime_limit_ms < 0)
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--max-rounds")) {
+			if (parse_u64(val, &v) || !v || v > 100000)
+				return bad(opt, val);
+			o->max_rounds = (uint32_t)v;
+		} else if (!strcmp(opt, "--listen")) {
+			o->listen = val;
+		} else if (!strcmp(opt, "--connect")) {
+			o->connect = val;
+		} else if (!strcmp(opt, "--csv")) {
+			o->csv = val;
+		} else if (!strcmp(opt, "--plot")) {
+			o->plot = val;
+		} else if (!strcmp(opt, "--inject")) {
+			if (parse_inject(val, o))
+				return bad(opt, val);
+		} else {
+			fprintf(stderr, "dmalog migrate: unknown option '%s'\n", opt);
+			return 2;
+		}
+	}
+	if (o->listen && o->connect) {
+		fprintf(stderr, "dmalog migrate: --listen and --connect exclude each other\n");
+		return 2;
+	}
+	if (o->inject == MIG_INJECT_KILL_DEST && (o->connect || o->listen)) {
+		fprintf(stderr,
+			"dmalog migrate: kill-destination needs its own destination process "
+			"(no --listen or --connect); kill a remote one yourself\n");
+		return 2;
+	}
+	if (o->inject == MIG_INJECT_TRACKER_FAULT && !has_device_tracker(o)) {
+		fprintf(stderr, "dmalog migrate: tracker-fault needs a device tracker (a nic with "
+				"--tracker all, or --tracker device)\n");
+		return 2;
+	}
+	if (o->inject == MIG_INJECT_DEVICE_STATE && !o->ndevices) {
+		fprintf(stderr, "dmalog migrate: device-state needs a device\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Be the destination on --listen. */
+static int run_destination(const struct mig_options *o)
+{
+	char err[200];
+	int lfd = link_listen(o->listen, err, sizeof(err)), fd, ret;
+
+	if (lfd < 0) {
+		fprintf(stderr, "dmalog migrate: %s\n", err);
+		return 1;
+	}
+	printf("destination: waiting on %s\n", o->listen);
+	fflush(stdout);
+	fd = link_accept(lfd, err, sizeof(err));
+	close(lfd);
+	if (fd < 0) {
+		fprintf(stderr, "dmalog migrate: %s\n", err);
+		return 1;
+	}
+	ret = migrate_dest(o, fd);
+	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
+		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
+	return ret == -EIO ? 3 : ret ? 1 : 0;
+}
+
+int migrate_run(const struct mig_options *o, struct mig_result *r)
+{
+	char dir[] = "/tmp/dmalog-migrate-XXXXXX", path[64], err[200];
+	int lfd, fd, ret, status;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	if (o->connect) {
+		fd = link_connect(o->connect, err, sizeof(err));
+		if (fd < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", err);
+			return fd;
+		}
+		return migrate_source(o, fd, 0, r);
+	}
+	if (!mkdtemp(dir)) {
+		snprintf(r->error, sizeof(r->error), "cannot create a private directory: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	lfd = link_listen(path, err, sizeof(err));
+	if (lfd < 0) {
+		snprintf(r->error, sizeof(r->error), "%s", err);
+		rmdir(dir);
+		return lfd;
+	}
+	/* No thread exists yet, so the child is a clean copy. */
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		fd = link_accept(lfd, err, sizeof(err));
+		close(lfd);
+		if (fd < 0)
+			_exit(1);
+		_exit(migrate_dest(o, fd) ? 1 : 0);
+	}
+	close(lfd);
+	if (pid < 0) {
+		ret = -errno;
+		snprintf(r->error, sizeof(r->error), "cannot start the destination: %s",
+			 strerror(errno));
+	} else {
+		fd = link_connect(path, err, sizeof(err));
+		if (fd < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", err);
+			kill(pid, SIGKILL);
+			ret = fd;
+		} else {
+			ret = migrate_source(o, fd, pid, r);
+		}
+		waitpid(pid, &status, 0);
+	}
+	unlink(path);
+	rmdir(dir);
+	return ret;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct mig_options o;
+	struct mig_result r;
+	bool done = false;
+	int ret = parse(argc, argv, &o, &done);
+
+	if (ret || done)
+		return ret;
+	if (o.listen)
+		return run_destination(&o);
+	if (!o.json) {
+		printf("dmalog migrate: %llu MiB guest, %u device%s, workload %s, tracker %s, "
+		       "downtime limit %.0f ms\n",
+		       (unsigned long long)(o.mem_bytes >> 20), o.ndevices,
+		       o.ndevices == 1 ? "" : "s", mig_workload_name(o.workload),
+		       mig_tracker_name(o.tracker), o.downtime_limit_ms);
+		fflush(stdout);
+	}
+	migrate_run(&o, &r);
+	report_summary(&o, &r, stdout);
+	if (o.csv && report_csv(&r, o.csv))
+		fprintf(stderr, "dmalog migrate: cannot write %s\n", o.csv);
+	if (o.plot && report_plot(&r, o.plot))
+		fprintf(stderr, "dmalog migrate: cannot write %s\n", o.plot);
+	free(r.rounds);
+	if (!r.completed)
+		return 1;
+	return r.verified ? 0 : 3;
+}

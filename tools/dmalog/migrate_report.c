@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What `dmalog migrate` shows: a line (a bar on a terminal) per round, a closing summary or
+ * its JSON, per-round CSV, and an SVG plot of dirty pages and bandwidth per round.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+#define BAR_WIDTH 24
+
+static const char *const tracker_names[] = {"all", "device", "iommu", "type1"};
+static const char *const workload_names[] = {"sequential", "random", "hotcold", "bursty"};
+
+const char *mig_tracker_name(enum mig_tracker t)
+{
+	return tracker_names[t];
+}
+
+const char *mig_workload_name(enum dmalog_workload w)
+{
+	return workload_names[w];
+}
+
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1 << 20);
+}
+
+static double round_mbps(const struct mig_round *rd)
+{
+	return rd->ms > 0 ? (double)rd->bytes / 1e6 / (rd->ms / 1e3) : 0;
+}
+
+void report_progress(const struct mig_options *o, const struct mig_round *rd, uint64_t guest_pages,
+		     bool final)
+{
+	FILE *f = o->json ? stderr : stdout;
+	char label[16];
+
+	if (o->quiet)
+		return;
+	snprintf(label, sizeof(label), final ? "final" : "round %u", rd->round);
+	if (isatty(fileno(f))) {
+		unsigned int fill =
+			(unsigned int)((rd->pages * BAR_WIDTH + guest_pages - 1) / guest_pages);
+		char bar[BAR_WIDTH * 3 + 1] = "";
+
+		for (unsigned int i = 0; i < BAR_WIDTH; i++)
+			strcat(bar, i < fill ? "\u2588" : "\u2591");
+		fprintf(f, "%-8s %s %8llu pages %8.1f MiB %7.1f ms %7.0f MB/s\n", label, bar,
+			(unsigned long long)rd->pages, mib(rd->bytes), rd->ms, round_mbps(rd));
+	} else {
+		fprintf(f,
+			"%s: %llu pages, %.1f MiB device data, %.1f MiB sent in %.1f ms (%.0f "
+			"MB/s)",
+			label, (unsigned long long)rd->pages, mib(rd->device_bytes), mib(rd->bytes),
+			rd->ms, round_mbps(rd));
+		if (!final)
+			fprintf(f, "; %.0f pages/s dirtied", rd->dirty_rate);
+		fprintf(f, "\n");
+	}
+	fflush(f);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static double last_dirty_rate(const struct mig_result *r)
+{
+	return r->nrounds > 1 ? r->rounds[r->nrounds - 2].dirty_rate : 0;
+}
+
+static void summary_json(const struct mig_options *o, const struct mig_result *r, FILE *f)
+{
+	fprintf(f,
+		"{\"verified\":%s,\"completed\":%s,\"pages_compared\":%llu,"
+		"\"mismatched_pages\":%llu,\"devices_compared\":%u,\"mismatched_devices\":%u,"
+		"\"rounds\":%u,\"downtime_ms\":%.3f,\"downtime_limit_ms\":%.3f,"
+		"\"total_ms\":%.3f,\"bytes_sent\":%llu,\"guest_bytes\":%llu,\"tracker\":\"%s\","
+		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
+		"\"dirty_rate_pages_s\":%.0f,\"tracker_errors\":%llu,\"pages_per_round\":[",
+		r->verified ? "true" : "false", r->completed ? "true" : "false",
+		(unsigned long long)r->pages_compared, (unsigned long long)r->pages_mismatched,
+		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
+		o->downtime_limit_ms, r->total_ms, (unsigned long long)r->bytes_sent,
+		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker),
+		mig_workload_name(o->workload), o->ndevices, r->bandwidth / 1e6, last_dirty_rate(r),
+		(unsigned long long)r->tracker_errors);
+	for (uint32_t i = 0; i < r->nrounds; i++)
+		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
+	fprintf(f, "]");
+	if (!r->completed)
+		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
+	fprintf(f, ",\"error\":");
+	if (r->error[0])
+		json_string(f, r->error);
+	else
+		fprintf(f, "null");
+	fprintf(f, "}\n");
+}
+
+void report_summary(const struct mig_options *o, const struct mig_result *r, FILE *f)
+{
+	if (o->json) {
+		summary_json(o, r, f);
+		return;
+	}
+	if (!r->completed) {
+		fprintf(f, "migration failed: %s\n", r->error);
+		fprintf(f, "source: %s\n",
+			r->source_running
+				? "rolled back: guest running, devices RUNNING, dirty tracking "
+				  "stopped, memory intact"
+				: "NOT back to a clean running state");
+		return;
+	}
+	if (r->error[0])
+		fprintf(f, "migration completed but could not be verified: %s\n", r->error);
+	else
+		fprintf(f,
+			"%s: %llu pages and %u devices compared, %llu pages and %u devices "
+			"mismatched\n",
+			r->verified ? "migrated and verified" : "MIGRATED WITH MISMATCHES",
+			(unsigned long long)r->pages_compared, r->devices_compared,
+			(unsigned long long)r->pages_mismatched, r->devices_mismatched);
+	fprintf(f, "  rounds           %u (%u precopy + final)\n", r->nrounds, r->nrounds - 1);
+	fprintf(f, "  pages per round ");
+	for (uint32_t i = 0; i < r->nrounds; i++)
+		fprintf(f, " %llu", (unsigned long long)r->rounds[i].pages);
+	fprintf(f, "\n  dirty rate       %.0f pages/s (last precopy round)\n", last_dirty_rate(r));
+	fprintf(f, "  bandwidth        %.0f MB/s\n", r->bandwidth / 1e6);
+	fprintf(f, "  downtime         %.1f ms (limit %.0f ms)\n", r->downtime_ms,
+		o->downtime_limit_ms);
+	fprintf(f, "  total time       %.2f s\n", r->total_ms / 1e3);
+	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)\n", mib(r->bytes_sent),
+		mib(r->guest_bytes), (double)r->bytes_sent / (double)r->guest_bytes);
+	fprintf(f, "  tracker          %s, %llu report errors recovered\n",
+		mig_tracker_name(o->tracker), (unsigned long long)r->tracker_errors);
+}
+
+int report_csv(const struct mig_result *r, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "round,final,pages,device_bytes,bytes,ms,bandwidth_mb_s,dirty_pages_per_s,"
+		   "sync_ms\n");
+	for (uint32_t i = 0; i < r->nrounds; i++) {
+		const struct mig_round *rd = &r->rounds[i];
+
+		fprintf(f, "%u,%d,%llu,%llu,%llu,%.3f,%.1f,%.0f,%.3f\n", rd->round,
+			r->completed && i + 1 == r->nrounds, (unsigned long long)rd->pages,
+			(unsigned long long)rd->device_bytes, (unsigned long long)rd->bytes, rd->ms,
+			round_mbps(rd), rd->dirty_rate, rd->sync_ms);
+	}
+	return fclose(f) ? -errno : 0;
+}
+
+/* Bars: pages sent per round (left axis). Line: bandwidth per round (right axis). */
+int report_plot(const struct mig_result *r, const char *path)
+{
+	const double w = 640, h = 360, left = 70, right = 70, top = 40, bottom = 50;
+	const double pw = w - left - right, ph = h - top - bottom;
+	double max_pages = 1, max_bw = 1, slot;
+	char label[16];
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	for (uint32_t i = 0; i < r->nrounds; i++) {
+		if ((double)r->rounds[i].pages > max_pages)
+			max_pages = (double)r->rounds[i].pages;
+		if (round_mbps(&r->rounds[i]) > max_bw)
+			max_bw = round_mbps(&r->rounds[i]);
+	}
+	slot = pw / (r->nrounds ? r->nrounds : 1);
+	fprintf(f,
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+		"font-family=\"sans-serif\" font-size=\"12\">\n",
+		w, h);
+	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+	fprintf(f,
+		"<text x=\"%.0f\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">dmalog "
+		"migrate: pages sent and bandwidth per round</text>\n",
+		w / 2);
+	fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+		left, top + ph, left + pw, top + ph);
+	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#4477aa\">%.0f pages</text>\n", 4.0, top - 4,
+		max_pages);
+	fprintf(f,
+		"<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\" fill=\"#cc6677\">%.0f "
+		"MB/s</text>\n",
+		w - 4, top - 4, max_bw);
+	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">round</text>\n",
+		left + pw / 2, h - 12);
+	for (uint32_t i = 0; i < r->nrounds; i++) {
+		double bh = ph * (double)r->rounds[i].pages / max_pages;
+		double x = left + slot * i;
+
+		fprintf(f,
+			"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+			"fill=\"#4477aa\"><title>%llu pages</title></rect>\n",
+			x + slot * 0.15, top + ph - bh, slot * 0.7, bh,
+			(unsigned long long)r->rounds[i].pages);
+		if (r->completed && i + 1 == r->nrounds)
+			snprintf(label, sizeof(label), "final");
+		else
+			snprintf(label, sizeof(label), "%u", r->rounds[i].round);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
+			x + slot / 2, top + ph + 16, label);
+	}
+	fprintf(f, "<polyline fill=\"none\" stroke=\"#cc6677\" stroke-width=\"2\" points=\"");
+	for (uint32_t i = 0; i < r->nrounds; i++)
+		fprintf(f, "%.1f,%.1f ", left + slot * i + slot / 2,
+			top + ph - ph * round_mbps(&r->rounds[i]) / max_bw);
+	fprintf(f, "\"/>\n</svg>\n");
+	return fclose(f) ? -errno : 0;
+}
