@@ -2,19 +2,27 @@
 """Write the seed corpus for fuzz_stream: a valid small stream (raw mode) and frame lists."""
 import os
 import struct
-import zlib
 
 OUT = os.path.join(os.path.dirname(__file__), "corpus", "stream")
 MAGIC, PAGE, PAGES, DEVICES = 0x474C4D44, 4096, 16, 2
 
 
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def frame(ftype, payload=b""):
-    head = struct.pack("<IHHII", MAGIC, ftype, 0, len(payload), zlib.crc32(payload) if payload else 0)
-    return head + struct.pack("<I", zlib.crc32(head)) + payload
+    head = struct.pack("<IHHII", MAGIC, ftype, 0, len(payload), crc32c(payload) if payload else 0)
+    return head + struct.pack("<I", crc32c(head)) + payload
 
 
 def stream():
-    s = [frame(1, struct.pack("<IIQII", 1, 12, PAGES * PAGE, DEVICES, 0))]
+    s = [frame(1, struct.pack("<IIQII", 2, 12, PAGES * PAGE, DEVICES, 0))]
     s.append(frame(2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32))
     s.append(frame(3, struct.pack("<II", 0, 0) + b"state"))
     s.append(frame(5, struct.pack("<IIQ", 1, 0, 2)))

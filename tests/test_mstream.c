@@ -234,11 +234,11 @@ static void refusals(void **state)
 	expect_refused(&st, -EPROTO, "does not start with a hello", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 2, 12, PAGES * PAGE, 1);
+	put_hello(&st, 1, 12, PAGES * PAGE, 1);
 	expect_refused(&st, -EPROTO, "unsupported stream version", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, 2 * PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, 2 * PAGES * PAGE, 1);
 	expect_refused(&st, -EPROTO, "mismatched stream", 0);
 
 	st = good_stream(src, false);
@@ -250,40 +250,40 @@ static void refusals(void **state)
 	expect_refused(&st, -EBADMSG, "corrupt frame header", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_pages(&st, DMALOG_FRAME_PAGES, PAGES - 1, 2, src, PAGE);
 	expect_refused(&st, -EPROTO, "outside guest memory", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_pages(&st, DMALOG_FRAME_PAGES, UINT64_MAX, 1, src, PAGE);
 	expect_refused(&st, -EPROTO, "outside guest memory", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DATA, 3, "x", 1);
 	expect_refused(&st, -EPROTO, "no device 3", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	expect_refused(&st, -EINVAL, "rejected its state", -EINVAL);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	expect_refused(&st, -EPROTO, "ended before switchover", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
 	expect_refused(&st, -EPROTO, "final state incomplete", 0);
 
 	/* Once the guest resumed at the destination, no page may change under it. */
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
@@ -291,30 +291,30 @@ static void refusals(void **state)
 	expect_refused(&st, -EPROTO, "pages after the final state", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put_pages(&st, DMALOG_FRAME_VERIFY_PAGES, 0, 1, &one, 8);
 	expect_refused(&st, -EPROTO, "verification before the final state", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_u64(&st, DMALOG_FRAME_END, 1);
 	expect_refused(&st, -EPROTO, "ended before the final state", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	expect_refused(&st, -EPROTO, "bad switchover", 0);
 
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, 77, &one, 8);
 	expect_refused(&st, -EPROTO, "unexpected frame type 77", 0);
 
 	/* A header announcing more than a frame may hold. */
 	st = (struct stream){0};
-	put_hello(&st, 1, 12, PAGES * PAGE, 1);
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	st.buf = realloc(st.buf, st.len + DMALOG_FRAME_HDR_BYTES);
 	dmalog_frame_header(st.buf + st.len, DMALOG_FRAME_PAGES, NULL,
 			    DMALOG_FRAME_MAX_PAYLOAD + 1);
@@ -340,8 +340,8 @@ static void truncated_wants_more(void **state)
 	free(dst);
 }
 
-/* The payload checksum is the zlib CRC-32, whatever the length and alignment. */
-static void payload_crc_is_crc32(void **state)
+/* The payload checksum is CRC-32C, whatever the length and alignment (both implementations). */
+static void payload_crc_is_crc32c(void **state)
 {
 	static const char check[] = "123456789";
 	uint8_t hdr[DMALOG_FRAME_HDR_BYTES], buf[80];
@@ -350,7 +350,7 @@ static void payload_crc_is_crc32(void **state)
 
 	dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, check, 9);
 	assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
-	assert_int_equal(crc, 0xcbf43926u);
+	assert_int_equal(crc, 0xe3069283u);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 131 + 17);
 	for (uint32_t off = 0; off < 8; off++) {
@@ -360,7 +360,7 @@ static void payload_crc_is_crc32(void **state)
 			for (uint32_t i = 0; i < n; i++) {
 				want ^= buf[off + i];
 				for (int k = 0; k < 8; k++)
-					want = want & 1 ? 0xedb88320u ^ (want >> 1) : want >> 1;
+					want = want & 1 ? 0x82f63b78u ^ (want >> 1) : want >> 1;
 			}
 			dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, buf + off, n);
 			assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
@@ -376,7 +376,7 @@ int main(void)
 		cmocka_unit_test(verification_counts_mismatches),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(truncated_wants_more),
-		cmocka_unit_test(payload_crc_is_crc32),
+		cmocka_unit_test(payload_crc_is_crc32c),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -5,7 +5,7 @@
  *
  *   frame   := header payload
  *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 length
- *              | u32 crc32(payload) | u32 crc32(the 16 bytes before it)
+ *              | u32 crc32c(payload) | u32 crc32c(the 16 bytes before it)
  *   stream  := HELLO (PAGES | DEVICE_DATA | ROUND)* SWITCHOVER (PAGES | DEVICE_DATA)*
  *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE
  *              VERIFY_PAGES* VERIFY_DEVICE* END
@@ -40,7 +40,7 @@
 #include <dmalog/api.h>
 
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
-#define DMALOG_STREAM_VERSION	  1
+#define DMALOG_STREAM_VERSION	  2
 #define DMALOG_FRAME_HDR_BYTES	  20
 #define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
 #define DMALOG_STREAM_MAX_DEVICES 64

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "core/crc32.h"
+#include "core/crc32c.h"
 #include "core/le.h"
 #include "devstate.h"
 
@@ -13,7 +13,7 @@ static size_t seal(uint8_t *out, uint32_t type, uint32_t len)
 {
 	put32(out, type);
 	put32(out + 4, len);
-	put32(out + 8 + len, dmalog_crc32(0, out, 8 + len));
+	put32(out + 8 + len, dmalog_crc32c(0, out, 8 + len));
 	return DEVSTATE_FRAMING + len;
 }
 
@@ -80,7 +80,7 @@ int devstate_parse(const uint8_t *buf, size_t len, struct devstate *s, uint8_t *
 		rlen = get32(r + 4);
 		if (rlen > len - off - DEVSTATE_FRAMING)
 			FAIL("truncated record");
-		if (get32(p + rlen) != dmalog_crc32(0, r, 8 + (size_t)rlen))
+		if (get32(p + rlen) != dmalog_crc32c(0, r, 8 + (size_t)rlen))
 			FAIL("checksum mismatch");
 		if (type != DEVSTATE_HEADER && !have_header)
 			FAIL("stream does not start with a header");

@@ -2,7 +2,7 @@
 /*
  * The emulated device's migration stream: a versioned, checksummed sequence of records.
  *
- *   record := u32 type | u32 length | payload[length] | u32 crc32(type, length, payload)
+ *   record := u32 type | u32 length | payload[length] | u32 crc32c(type, length, payload)
  *   stream := HEADER (CHUNK | REGS)* END
  *
  * HEADER carries a magic, the version and the device's geometry (memory size, register count);

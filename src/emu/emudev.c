@@ -19,7 +19,7 @@
 #include <dmalog/migfsm.h>
 #include <dmalog/swtrack.h>
 
-#include "core/crc32.h"
+#include "core/crc32c.h"
 #include "core/migstate_names.h"
 #include "devstate.h"
 
@@ -644,10 +644,10 @@ uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d)
 	uint32_t a, b;
 
 	pthread_mutex_lock(&d->lock);
-	a = dmalog_crc32(0, d->st.regs, sizeof(d->st.regs));
-	a = dmalog_crc32(a, &d->st.queue_head, sizeof(d->st.queue_head));
-	a = dmalog_crc32(a, &d->st.queue_tail, sizeof(d->st.queue_tail));
-	b = dmalog_crc32(0, d->st.mem, d->st.mem_bytes);
+	a = dmalog_crc32c(0, d->st.regs, sizeof(d->st.regs));
+	a = dmalog_crc32c(a, &d->st.queue_head, sizeof(d->st.queue_head));
+	a = dmalog_crc32c(a, &d->st.queue_tail, sizeof(d->st.queue_tail));
+	b = dmalog_crc32c(0, d->st.mem, d->st.mem_bytes);
 	pthread_mutex_unlock(&d->lock);
 	return (uint64_t)a << 32 | b;
 }

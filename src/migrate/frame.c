@@ -5,7 +5,7 @@
 
 #include <dmalog/mstream.h>
 
-#include "core/crc32.h"
+#include "core/crc32c.h"
 #include "core/le.h"
 
 void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload, uint32_t length)
@@ -14,15 +14,15 @@ void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload, uint3
 	put16(hdr + 4, type);
 	put16(hdr + 6, 0);
 	put32(hdr + 8, length);
-	put32(hdr + 12, length && payload ? dmalog_crc32(0, payload, length) : 0);
-	put32(hdr + 16, dmalog_crc32(0, hdr, 16));
+	put32(hdr + 12, length && payload ? dmalog_crc32c(0, payload, length) : 0);
+	put32(hdr + 16, dmalog_crc32c(0, hdr, 16));
 }
 
 int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *length,
 			      uint32_t *payload_crc)
 {
 	if (get32(hdr) != DMALOG_STREAM_MAGIC || get16(hdr + 6) ||
-	    get32(hdr + 16) != dmalog_crc32(0, hdr, 16))
+	    get32(hdr + 16) != dmalog_crc32c(0, hdr, 16))
 		return -EBADMSG;
 	*type = get16(hdr + 4);
 	*length = get32(hdr + 8);

@@ -11,7 +11,7 @@
 
 #include <dmalog/mstream.h>
 
-#include "core/crc32.h"
+#include "core/crc32c.h"
 #include "core/le.h"
 
 enum phase { WANT_HELLO, STREAMING, VERIFYING, ENDED, FAILED };
@@ -293,7 +293,7 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 			s->in_payload = false;
 		}
 		/* A whole frame: check, then take it. */
-		if (s->length && dmalog_crc32(0, s->payload, s->length) != s->payload_crc)
+		if (s->length && dmalog_crc32c(0, s->payload, s->length) != s->payload_crc)
 			return fail(s, -EBADMSG, "checksum mismatch in a frame of type %u",
 				    s->type);
 		if (!s->length && s->payload_crc)

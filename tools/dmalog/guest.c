@@ -98,9 +98,19 @@ static int make_cpu(struct guest *g, const struct mig_options *o)
 	return ret ? ret : dmalog_dma_engine_start(g->cpu);
 }
 
-/* iommufd: one IOAS with every RAM slot at its GPA, one HWPT all devices attach to. */
-static int make_iommufd(struct guest *g, uint32_t *dev_ids)
+/*
+ * iommufd: one IOAS with every RAM slot at its GPA, one HWPT all devices attach to. Unless
+ * asked for huge IOPTEs, the IOAS maps 4 KiB leaves: the IOMMU's dirty bit is per leaf, so a
+ * 64-byte DMA write under a 2 MiB leaf would dirty 512 pages.
+ */
+static int make_iommufd(struct guest *g, bool huge, uint32_t *dev_ids)
 {
+	struct iommu_option opt = {
+		.size = sizeof(opt),
+		.option_id = IOMMU_OPTION_HUGE_PAGES,
+		.op = IOMMU_OPTION_OP_SET,
+		.val64 = huge,
+	};
 	struct iommu_ioas_alloc ioas = {.size = sizeof(ioas)};
 	struct iommu_hwpt_alloc hwpt = {.size = sizeof(hwpt)};
 	struct dmalog_iommufd_device_caps caps = {.dirty_tracking = true};
@@ -111,6 +121,8 @@ static int make_iommufd(struct guest *g, uint32_t *dev_ids)
 	if (ret)
 		return ret;
 	g->ioas_id = ioas.out_ioas_id;
+	opt.object_id = g->ioas_id;
+	ret = dmalog_iommufd_ioctl(g->iommufd, IOMMU_OPTION, &opt);
 	for (uint32_t i = 0; i < g->nslots && !ret; i++) {
 		struct iommu_ioas_map map = {
 			.size = sizeof(map),
@@ -231,8 +243,12 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 	g->ram_bytes = o->mem_bytes;
 	g->ndevices = o->ndevices;
 	memcpy(g->kinds, o->devices, sizeof(g->kinds));
-	g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		      0);
+	/*
+	 * Backed before the migration starts, as with QEMU's -mem-prealloc: a destination that
+	 * faulted in each page on arrival would measure the kernel's page zeroing, not the link.
+	 */
+	g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (g->ram == MAP_FAILED) {
 		g->ram = NULL;
 		free(g);
@@ -246,7 +262,7 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 		if (o->tracker == MIG_TRACK_TYPE1)
 			ret = make_type1(g);
 		else if (g->ndevices)
-			ret = make_iommufd(g, dev_ids);
+			ret = make_iommufd(g, o->iommu_huge, dev_ids);
 		if (!ret && g->iommufd)
 			iopt = dmalog_iommufd_device_iopt(g->iommufd, dev_ids[0]);
 		if (!ret)

@@ -47,6 +47,7 @@ struct mig_options {
 	uint64_t dma_rate; /* writes per second per device */
 	uint64_t cpu_rate; /* writes per second of the CPU */
 	enum mig_tracker tracker;
+	bool iommu_huge; /* map guest RAM with huge IOPTEs (dirty bits per 2M/1G leaf) */
 	double downtime_limit_ms;
 	uint32_t max_rounds;
 	const char *listen;  /* be a destination on this address */

@@ -63,6 +63,8 @@ static void migrate_usage(FILE *f)
 		"                         device every device logs its DMA (VFIO DMA logging)\n"
 		"                         iommu  iommufd dirty tracking only\n"
 		"                         type1  a type1 container: all mapped memory is dirty\n"
+		"  --iommu-pages 4k|huge  IOPTE size for guest RAM: huge leaves (2M/1G) make\n"
+		"                         the IOMMU report whole leaves dirty (default 4k)\n"
 		"  --downtime-limit MS    switch over once the remaining pages and device state\n"
 		"                         would take this long at the measured bandwidth (default "
 		"300)\n"
@@ -250,6 +252,10 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if ((k = pick(val, trackers, 4)) < 0)
 				return bad(opt, val);
 			o->tracker = (enum mig_tracker)k;
+		} else if (!strcmp(opt, "--iommu-pages")) {
+			if (strcmp(val, "4k") && strcmp(val, "huge"))
+				return bad(opt, val);
+			o->iommu_huge = !strcmp(val, "huge");
 		} else if (!strcmp(opt, "--dma-rate")) {
 			if (parse_u64(val, &o->dma_rate))
 				return bad(opt, val);

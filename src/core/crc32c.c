@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+/*
+ * CRC-32C: the SSE4.2 crc32 instruction eight bytes at a time where the CPU has it, else
+ * tables sliced eight bytes at a time. Both give the same value. DMALOG_CRC32C=soft in the
+ * environment forces the tables, so tests cover them on any machine.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+
+#define CRC32C_POLY 0x82f63b78u /* reflected */
+
+static uint32_t table[8][256];
+static bool use_hw;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+	const char *mode = getenv("DMALOG_CRC32C");
+
+#if defined(__x86_64__)
+	use_hw = __builtin_cpu_supports("sse4.2") && !(mode && !strcmp(mode, "soft"));
+#else
+	(void)mode;
+#endif
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? CRC32C_POLY ^ (c >> 1) : c >> 1;
+		table[0][i] = c;
+	}
+	/* table[k][i]: the CRC of byte i followed by k zero bytes. */
+	for (uint32_t i = 0; i < 256; i++)
+		for (int k = 1; k < 8; k++)
+			table[k][i] = table[0][table[k - 1][i] & 0xff] ^ (table[k - 1][i] >> 8);
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
+{
+	for (; len >= 8; len -= 8, p += 8) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + 4, 4);
+		if (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__) {
+			lo = __builtin_bswap32(lo);
+			hi = __builtin_bswap32(hi);
+		}
+		lo ^= crc;
+		crc = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^
+		      table[5][(lo >> 16) & 0xff] ^ table[4][lo >> 24] ^ table[3][hi & 0xff] ^
+		      table[2][(hi >> 8) & 0xff] ^ table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];
+	}
+	while (len--)
+		crc = table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+							    size_t len)
+{
+	uint64_t c = crc;
+
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	crc = (uint32_t)c;
+	while (len--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+
+#endif
+
+uint32_t dmalog_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	pthread_once(&init_once, init);
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (use_hw)
+		return ~crc32c_hw(crc, data, len);
+#endif
+	return ~crc32c_sw(crc, data, len);
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CRC-32C (Castagnoli, reflected), the checksum of device and migration streams: x86's
+ * SSE4.2 computes it in hardware, so checksumming every page sent costs little.
+ */
+#ifndef DMALOG_CRC32C_H
+#define DMALOG_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continue a CRC: start with crc = 0. */
+uint32_t dmalog_crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif
