@@ -55,20 +55,18 @@ __attribute__((format(printf, 3, 4))) static int fail(struct source *s, int err,
 	return err ? err : -EIO;
 }
 
-/* What the destination said, if anything: ABORT carries its reason. */
-static int take_answer(struct source *s, int timeout_ms, uint16_t want, uint8_t *payload,
-		       uint32_t max)
+/*
+ * What the destination said, if anything: the payload length of a @want frame (copied to
+ * @payload, at most @max bytes), 0 when nothing is waiting and @timeout_ms is 0, or -errno
+ * with the reason (an ABORT carries the destination's).
+ */
+static int take_answer(struct source *s, int timeout_ms, uint16_t want, void *payload, uint32_t max)
 {
-	uint8_t buf[256];
+	char buf[512];
 	uint16_t type;
 	uint32_t len;
-	int ret;
+	int ret = link_read_frame(&s->l, timeout_ms, &type, (uint8_t *)buf, sizeof(buf) - 1, &len);
 
-	if (!payload) {
-		payload = buf;
-		max = sizeof(buf) - 1;
-	}
-	ret = link_read_frame(&s->l, timeout_ms, &type, payload, max, &len);
 	if (ret == -EAGAIN && timeout_ms)
 		return fail(s, -ETIMEDOUT, "the destination did not answer");
 	if (ret == -EAGAIN)
@@ -78,11 +76,13 @@ static int take_answer(struct source *s, int timeout_ms, uint16_t want, uint8_t 
 	if (ret)
 		return fail(s, ret, "bad answer from the destination (%s)", strerror(-ret));
 	if (type == DMALOG_FRAME_ABORT) {
-		payload[len < max ? len : max] = 0;
-		return fail(s, -ECANCELED, "the destination aborted: %s", (char *)payload);
+		buf[len] = 0;
+		return fail(s, -ECANCELED, "the destination aborted: %s", buf);
 	}
-	if (type != want)
+	if (type != want || len > max)
 		return fail(s, -EPROTO, "unexpected answer %u from the destination", type);
+	if (len)
+		memcpy(payload, buf, len);
 	return (int)len;
 }
 
@@ -109,6 +109,20 @@ static int queue(struct source *s, uint16_t type, const void *payload, uint32_t 
 	return ret ? flush(s) : 0;
 }
 
+/*
+ * Copy guest memory that the guest may be writing: word by word with relaxed atomic loads,
+ * as the DMA engines store, so each word is whole (x86 compiles these to plain moves). A
+ * page that changes during the copy is dirty again and goes in a later round.
+ */
+static void copy_guest(uint8_t *dst, const uint8_t *src, uint64_t bytes)
+{
+	const uint64_t *from = (const uint64_t *)src;
+	uint64_t *to = (uint64_t *)dst;
+
+	for (uint64_t i = 0; i < bytes / 8; i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+}
+
 /* One PAGES frame for @n pages from @first, copied out of guest memory and checksummed. */
 static int send_run(struct source *s, uint64_t first, uint32_t n, bool corrupt)
 {
@@ -119,7 +133,7 @@ static int send_run(struct source *s, uint64_t first, uint32_t n, bool corrupt)
 	memset(p, 0, 16);
 	memcpy(p, &first, 8);
 	memcpy(p + 8, &n, 4);
-	memcpy(p + 16, s->g->ram + (first << MIG_PAGE_SHIFT), (uint64_t)n << MIG_PAGE_SHIFT);
+	copy_guest(p + 16, s->g->ram + (first << MIG_PAGE_SHIFT), (uint64_t)n << MIG_PAGE_SHIFT);
 	link_frame_seal(&s->l, DMALOG_FRAME_PAGES);
 	/* The injected fault: damage after the checksum, as a bad link would. */
 	if (corrupt)
@@ -316,7 +330,6 @@ static int switchover(struct source *s, double *t_stop)
 {
 	struct mig_round *rd = new_round(s);
 	uint64_t bytes_before = s->l.bytes;
-	uint8_t none[1];
 	int ret;
 
 	if (!rd)
@@ -348,7 +361,7 @@ static int switchover(struct source *s, double *t_stop)
 	if (!ret)
 		ret = flush(s);
 	if (!ret)
-		ret = take_answer(s, ANSWER_TIMEOUT_MS, DMALOG_FRAME_RUNNING, none, 0);
+		ret = take_answer(s, ANSWER_TIMEOUT_MS, DMALOG_FRAME_RUNNING, NULL, 0);
 	if (ret < 0)
 		return ret;
 	s->r->downtime_ms = (bench_now() - *t_stop) * 1e3;

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Integration tests of `dmalog migrate` on small guests: every tracker and workload must
+# migrate and verify with zero mismatches; every injected failure must fail cleanly with the
+# source rolled back, running, with its memory intact. Usage: migrate.sh path/to/dmalog
+set -uo pipefail
+DMALOG=${1:?usage: migrate.sh path/to/dmalog}
+MEM=${DMALOG_TEST_MEM:-64M}
+PAGES=$((${MEM%M} * 256))
+WORK=$(mktemp -d /tmp/dmalog-it-XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+failures=0
+
+# check NAME JSON-FILE PYTHON-EXPRESSION-OVER-r
+check() {
+	if ! python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($3) else 1)" \
+		"$2" 2>/dev/null; then
+		echo "FAIL $1: expected $3"
+		echo "     got: $(cat "$2")"
+		failures=$((failures + 1))
+		return 1
+	fi
+	echo "ok   $1"
+}
+
+# migrate NAME EXPECTED-EXIT PYTHON-CHECK [options...]
+migrate() {
+	local name=$1 want=$2 cond=$3 rc
+	shift 3
+	"$DMALOG" migrate --json --mem "$MEM" "$@" >"$WORK/$name.json" 2>"$WORK/$name.err"
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		echo "FAIL $name: exit $rc, want $want"
+		sed 's/^/     /' "$WORK/$name.err" "$WORK/$name.json" | tail -n 8
+		failures=$((failures + 1))
+		return
+	fi
+	check "$name" "$WORK/$name.json" "$cond"
+}
+
+VERIFIED="r['verified'] and r['mismatched_pages'] == 0 and r['mismatched_devices'] == 0 \
+and r['pages_compared'] == $PAGES and r['error'] is None"
+ROLLED_BACK="not r['completed'] and not r['verified'] and r['source_running']"
+
+echo "== every tracker"
+for t in all device iommu type1; do
+	migrate "tracker-$t" 0 "$VERIFIED and r['tracker'] == '$t' and r['rounds'] >= 2" \
+		--tracker "$t"
+done
+# type1 cannot tell what a device wrote: every round resends all of memory.
+migrate "type1-resends-everything" 0 "$VERIFIED and all(p == $PAGES for p in r['pages_per_round'])" \
+	--tracker type1 --max-rounds 3 --downtime-limit 0
+migrate "iommu-huge-pages" 0 "$VERIFIED" --tracker iommu --iommu-pages huge --max-rounds 4
+
+echo "== every workload"
+for w in sequential random hotcold bursty; do
+	migrate "workload-$w" 0 "$VERIFIED and r['workload'] == '$w'" --workload "$w"
+done
+migrate "unthrottled-writers" 0 "$VERIFIED and r['rounds'] == 4" --cpu-rate 0 --dma-rate 0 \
+	--max-rounds 3 --downtime-limit 0
+migrate "no-devices" 0 "$VERIFIED and r['devices'] == 0" --devices none
+migrate "three-devices" 0 "$VERIFIED and r['devices_compared'] == 3" --devices nic,nic,storage
+migrate "many-rounds" 0 "$VERIFIED and r['rounds'] == 9" --max-rounds 8 --downtime-limit 0
+
+echo "== injected failures"
+migrate "corrupt-stream" 1 "$ROLLED_BACK and 'checksum mismatch' in r['error']" \
+	--inject corrupt-stream --max-rounds 4 --downtime-limit 0
+migrate "kill-destination" 1 "$ROLLED_BACK and ('closed' in r['error'] or 'lost' in r['error'])" \
+	--inject kill-destination --max-rounds 4 --downtime-limit 0
+migrate "device-state-rejected" 1 "$ROLLED_BACK and 'rejected its state' in r['error']" \
+	--inject device-state
+migrate "tracker-fault" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
+	--inject tracker-fault --max-rounds 4 --downtime-limit 0
+migrate "tracker-fault-device" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
+	--tracker device --inject tracker-fault@3 --max-rounds 4 --downtime-limit 0
+
+# A destination of another shape refuses the stream at its hello.
+start_dest() {
+	"$DMALOG" migrate --listen "$1" "${@:2}" >"$WORK/dest.out" 2>"$WORK/dest.err" &
+	DEST=$!
+	for _ in $(seq 100); do
+		grep -q waiting "$WORK/dest.out" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "FAIL destination did not start: $(cat "$WORK/dest.err")"
+	failures=$((failures + 1))
+	return 1
+}
+
+echo "== two processes over a socket"
+if start_dest "$WORK/sock" --mem "$MEM"; then
+	migrate "unix-socket" 0 "$VERIFIED" --connect "$WORK/sock"
+	wait "$DEST" || { echo "FAIL unix-socket: destination exit $?"; failures=$((failures + 1)); }
+fi
+port=$((20000 + RANDOM % 20000))
+if start_dest "127.0.0.1:$port" --mem "$MEM"; then
+	migrate "tcp" 0 "$VERIFIED" --connect "127.0.0.1:$port"
+	wait "$DEST" || { echo "FAIL tcp: destination exit $?"; failures=$((failures + 1)); }
+	grep -q "0 pages and 0 devices mismatched" "$WORK/dest.out" ||
+		{ echo "FAIL tcp: destination summary"; failures=$((failures + 1)); }
+fi
+if start_dest "$WORK/sock2" --mem 32M; then
+	migrate "mismatched-destination" 1 "$ROLLED_BACK and 'mismatched stream' in r['error']" \
+		--connect "$WORK/sock2"
+	wait "$DEST" && { echo "FAIL mismatched-destination: destination exit 0"; failures=$((failures + 1)); }
+fi
+# A destination killed from outside in the middle of a round.
+if start_dest "$WORK/sock3" --mem "$MEM"; then
+	( sleep 1; kill -9 "$DEST" ) &
+	migrate "destination-killed-externally" 1 "$ROLLED_BACK" --connect "$WORK/sock3" \
+		--max-rounds 100000 --downtime-limit 0
+	wait
+fi
+
+echo "== output files and usage"
+migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
+	--max-rounds 3 --downtime-limit 0
+if [ "$(wc -l <"$WORK/rounds.csv")" -ne 5 ] || ! head -1 "$WORK/rounds.csv" | grep -q '^round,' ||
+	! grep -q '<svg' "$WORK/rounds.svg" || [ "$(grep -c '<rect x=' "$WORK/rounds.svg")" -ne 4 ]; then
+	echo "FAIL csv-and-plot files"
+	failures=$((failures + 1))
+fi
+for bad in "--mem 3M" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
+	"--tracker iommu --inject tracker-fault" "--connect x --inject kill-destination"; do
+	# shellcheck disable=SC2086
+	"$DMALOG" migrate $bad >/dev/null 2>&1
+	rc=$?
+	[ "$rc" -eq 2 ] || { echo "FAIL usage '$bad': exit $rc"; failures=$((failures + 1)); }
+done
+"$DMALOG" migrate --help | grep -q "default 300" || { echo "FAIL --help"; failures=$((failures + 1)); }
+
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
