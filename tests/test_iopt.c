@@ -325,11 +325,30 @@ static void read_and_clear_waits_for_dma(void **state)
 	dmalog_iopt_set_debug(f->iopt, 0);
 }
 
+/* The injected read failure: one report fails with -EIO and clears nothing; the next works. */
+static void injected_read_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct dmalog_iova_bitmap bm;
+	uint64_t bitmap[1] = {0};
+
+	assert_int_equal(dmalog_iopt_map(f->iopt, 0, SZ_2M, 0, RW | DMALOG_IOPT_NO_HUGE), 0);
+	assert_int_equal(dmalog_iopt_set_dirty_tracking(f->iopt, true), 0);
+	assert_int_equal(dma(f, 3 * SZ_4K, true, NULL), 0);
+	assert_int_equal(dmalog_iova_bitmap_init(&bm, 0, 64 * SZ_4K, SZ_4K, bitmap, 0), 0);
+	dmalog_iopt_set_debug(f->iopt, DMALOG_IOPT_DEBUG_FAIL_READ);
+	assert_int_equal(dmalog_iopt_read_and_clear_dirty(f->iopt, 0, 64 * SZ_4K, 0, &bm), -EIO);
+	assert_int_equal(bitmap[0], 0);
+	assert_int_equal(dmalog_iopt_read_and_clear_dirty(f->iopt, 0, 64 * SZ_4K, 0, &bm), 0);
+	assert_int_equal(bitmap[0], 1ULL << 3);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(injected_read_failure),
 		T(map_errors),
 		T(leaf_sizes_and_layout),
 		T(unmap_errors),

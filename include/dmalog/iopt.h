@@ -44,6 +44,8 @@ enum dmalog_iopt_prot {
 enum dmalog_iopt_debug {
 	DMALOG_IOPT_DEBUG_SKIP_INVALIDATE = 1 << 0, /* clear D bits but keep IOTLB entries */
 	DMALOG_IOPT_DEBUG_SKIP_DMA_WAIT = 1 << 1,   /* do not wait for in-flight writes */
+	/* Fault injection: the next read-and-clear fails with -EIO and touches nothing. */
+	DMALOG_IOPT_DEBUG_FAIL_READ = 1 << 2,
 };
 
 struct dmalog_iopt_config {

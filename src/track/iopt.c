@@ -469,6 +469,11 @@ int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova, ui
 		return 0;
 	if (!valid_range(iova, length))
 		return -EINVAL;
+	/* One-shot: the IOMMU could not read its tables this time. */
+	if (__atomic_fetch_and(&iopt->debug, ~(unsigned int)DMALOG_IOPT_DEBUG_FAIL_READ,
+			       __ATOMIC_RELAXED) &
+	    DMALOG_IOPT_DEBUG_FAIL_READ)
+		return -EIO;
 	pthread_mutex_lock(&iopt->lock);
 	dirty_walk_locked(iopt, &d);
 	pthread_mutex_unlock(&iopt->lock);

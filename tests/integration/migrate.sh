@@ -72,6 +72,8 @@ migrate "tracker-fault" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
 	--inject tracker-fault --max-rounds 4 --downtime-limit 0
 migrate "tracker-fault-device" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
 	--tracker device --inject tracker-fault@3 --max-rounds 4 --downtime-limit 0
+migrate "tracker-fault-iommu" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
+	--tracker iommu --inject tracker-fault --max-rounds 4 --downtime-limit 0
 
 # A destination of another shape refuses the stream at its hello.
 start_dest() {
@@ -120,7 +122,7 @@ if [ "$(wc -l <"$WORK/rounds.csv")" -ne 5 ] || ! head -1 "$WORK/rounds.csv" | gr
 	failures=$((failures + 1))
 fi
 for bad in "--mem 3M" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
-	"--tracker iommu --inject tracker-fault" "--connect x --inject kill-destination"; do
+	"--tracker type1 --inject tracker-fault" "--connect x --inject kill-destination"; do
 	# shellcheck disable=SC2086
 	"$DMALOG" migrate $bad >/dev/null 2>&1
 	rc=$?

@@ -33,5 +33,6 @@ void bench_print(const struct bench_opts *o, const char *bench, const char *name
 int bench_bitmap(const struct bench_opts *o);
 int bench_iopt(const struct bench_opts *o);
 int bench_devtrack(const struct bench_opts *o);
+int bench_migrate(const struct bench_opts *o);
 
 #endif

@@ -264,7 +264,7 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 		else if (g->ndevices)
 			ret = make_iommufd(g, o->iommu_huge, dev_ids);
 		if (!ret && g->iommufd)
-			iopt = dmalog_iommufd_device_iopt(g->iommufd, dev_ids[0]);
+			iopt = g->iopt = dmalog_iommufd_device_iopt(g->iommufd, dev_ids[0]);
 		if (!ret)
 			ret = make_cpu(g, o);
 	}

@@ -35,7 +35,7 @@ enum mig_inject {
 	MIG_INJECT_NONE,
 	MIG_INJECT_CORRUPT_STREAM, /* flip a byte of a page after its checksum */
 	MIG_INJECT_KILL_DEST,	   /* SIGKILL the destination process */
-	MIG_INJECT_TRACKER_FAULT,  /* the device tracker fails a report */
+	MIG_INJECT_TRACKER_FAULT,  /* a device tracker's REPORT (else the IOMMU's read) fails */
 	MIG_INJECT_DEVICE_STATE,   /* flip a byte of device 0's migration data */
 };
 
@@ -83,7 +83,8 @@ struct guest {
 
 	struct dmalog_iommufd *iommufd;
 	uint32_t ioas_id, hwpt_id;
-	bool iommu_dirty; /* the HWPT tracks dirty pages */
+	struct dmalog_iopt *iopt; /* the HWPT's page table, which device DMA goes through */
+	bool iommu_dirty;	  /* the HWPT tracks dirty pages */
 	struct dmalog_type1 *type1;
 
 	uint32_t ndevices;

@@ -83,7 +83,8 @@ static void migrate_usage(FILE *f)
 		"                         corrupt-stream    a page is damaged after its checksum\n"
 		"                         kill-destination  SIGKILL the destination (not with "
 		"--connect)\n"
-		"                         tracker-fault     the device tracker fails a report\n"
+		"                         tracker-fault     a device tracker's REPORT fails (the\n"
+		"                                           IOMMU's GET_DIRTY_BITMAP without one)\n"
 		"                         device-state      device 0's state is damaged in "
 		"transit\n"
 		"\n"
@@ -198,13 +199,10 @@ static int bad(const char *opt, const char *val)
 	return 2;
 }
 
-static bool has_device_tracker(const struct mig_options *o)
+/* A tracker whose report can fail: a device's own, or the IOMMU's. */
+static bool has_fault_target(const struct mig_options *o)
 {
-	for (uint32_t i = 0; i < o->ndevices; i++)
-		if (o->tracker == MIG_TRACK_DEVICE ||
-		    (o->tracker == MIG_TRACK_ALL && o->devices[i] == MIG_DEV_NIC))
-			return true;
-	return false;
+	return o->ndevices && o->tracker != MIG_TRACK_TYPE1;
 }
 
 /* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
@@ -301,9 +299,9 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			"(no --listen or --connect); kill a remote one yourself\n");
 		return 2;
 	}
-	if (o->inject == MIG_INJECT_TRACKER_FAULT && !has_device_tracker(o)) {
-		fprintf(stderr, "dmalog migrate: tracker-fault needs a device tracker (a nic with "
-				"--tracker all, or --tracker device)\n");
+	if (o->inject == MIG_INJECT_TRACKER_FAULT && !has_fault_target(o)) {
+		fprintf(stderr, "dmalog migrate: tracker-fault needs a device and a device or "
+				"IOMMU tracker (not type1)\n");
 		return 2;
 	}
 	if (o->inject == MIG_INJECT_DEVICE_STATE && !o->ndevices) {

@@ -222,21 +222,28 @@ static uint64_t count_dirty(const struct source *s)
 	return n;
 }
 
+/* The first device tracker fails its next REPORT; without one, the IOMMU its next read. */
+static void inject_tracker_fault(struct guest *g)
+{
+	for (uint32_t i = 0; i < g->ndevices; i++) {
+		struct dmalog_devtrack *dt = dmalog_emudev_devtrack(g->emu[i]);
+
+		if (dt) {
+			dmalog_devtrack_inject(dt, DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
+			return;
+		}
+	}
+	if (g->iommu_dirty)
+		dmalog_iopt_set_debug(g->iopt, DMALOG_IOPT_DEBUG_FAIL_READ);
+}
+
 static int sync_dirty(struct source *s, struct mig_round *rd)
 {
 	double t = bench_now();
 	int ret;
 
-	if (s->o->inject == MIG_INJECT_TRACKER_FAULT && s->round == s->o->inject_round) {
-		for (uint32_t i = 0; i < s->g->ndevices; i++) {
-			struct dmalog_devtrack *dt = dmalog_emudev_devtrack(s->g->emu[i]);
-
-			if (dt) {
-				dmalog_devtrack_inject(dt, DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
-				break;
-			}
-		}
-	}
+	if (s->o->inject == MIG_INJECT_TRACKER_FAULT && s->round == s->o->inject_round)
+		inject_tracker_fault(s->g);
 	ret = tracking_sync(s->g, s->bitmap, &s->sync);
 	if (ret)
 		return fail(s, ret, "dirty sync failed (%s)", strerror(-ret));
