@@ -28,69 +28,62 @@ static const struct mig_options defaults = {
 	.seed = 1,
 };
 
+static const char *const usage_lines[] = {
+	"usage: dmalog migrate [options]",
+	"",
+	"Live-migrate an emulated guest whose devices keep writing its memory by DMA, then",
+	"prove that nothing was lost: every page and device state is compared.",
+	"With neither --listen nor --connect, the destination is a second process on a",
+	"private UNIX socket.",
+	"",
+	"guest:",
+	"  --mem SIZE             guest RAM, a multiple of 2M (default 1G); laid out as low",
+	"                         RAM, the PCI hole, and two high slots with a hole between",
+	"  --devices LIST         comma-separated nic|storage, or none (default nic,storage):",
+	"                         a nic logs its own DMA (mlx5-like tracker, 2 ranges), a",
+	"                         storage device DMAs through the IOMMU",
+	"  --workload W           sequential|random|hotcold|bursty, for the CPU and every",
+	"                         device (default random)",
+	"  --dma-rate N           writes per second per device, 0 = unthrottled (default 50000)",
+	"  --cpu-rate N           CPU writes per second, 0 = unthrottled (default 100000)",
+	"  --seed N               randomness of the workloads (default 1)",
+	"",
+	"migration:",
+	"  --tracker T            how device DMA is tracked (the CPU always has its own log):",
+	"                         all    device DMA logging where devices have it, plus",
+	"                                iommufd dirty tracking, ORed (default)",
+	"                         device every device logs its DMA (VFIO DMA logging)",
+	"                         iommu  iommufd dirty tracking only",
+	"                         type1  a type1 container: all mapped memory is dirty",
+	"  --iommu-pages 4k|huge  IOPTE size for guest RAM: huge leaves (2M/1G) make",
+	"                         the IOMMU report whole leaves dirty (default 4k)",
+	"  --downtime-limit MS    switch over once the remaining pages and device state",
+	"                         would take this long at the measured bandwidth (default 300)",
+	"  --max-rounds N         switch over after N precopy rounds anyway (default 30)",
+	"  --listen ADDR          be the destination: host:port (TCP) or a socket path",
+	"  --connect ADDR         be the source and migrate to a destination at ADDR",
+	"",
+	"output:",
+	"  --json                 the summary as one JSON object (progress goes to stderr)",
+	"  --csv FILE             per-round figures",
+	"  --plot FILE.svg        pages sent and bandwidth per round",
+	"",
+	"failures, for testing a consumer's error paths:",
+	"  --inject F[@ROUND]     at precopy round ROUND (default 2) make one thing fail:",
+	"                         corrupt-stream    a page is damaged after its checksum",
+	"                         kill-destination  SIGKILL the destination (not with --connect)",
+	"                         tracker-fault     a device tracker's REPORT fails (the",
+	"                                           IOMMU's GET_DIRTY_BITMAP without one)",
+	"                         device-state      device 0's state is damaged in transit",
+	"",
+	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
+	"2 usage; 3 migrated with mismatches.",
+};
+
 static void migrate_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: dmalog migrate [options]\n"
-		"\n"
-		"Live-migrate an emulated guest whose devices keep writing its memory by DMA, "
-		"then\n"
-		"prove that nothing was lost: every page and device state is compared.\n"
-		"With neither --listen nor --connect, the destination is a second process on a\n"
-		"private UNIX socket.\n"
-		"\n"
-		"guest:\n"
-		"  --mem SIZE             guest RAM, a multiple of 2M (default 1G); laid out as "
-		"low\n"
-		"                         RAM, the PCI hole, and two high slots with a hole "
-		"between\n"
-		"  --devices LIST         comma-separated nic|storage, or none (default "
-		"nic,storage):\n"
-		"                         a nic logs its own DMA (mlx5-like tracker, 2 ranges), a\n"
-		"                         storage device DMAs through the IOMMU\n"
-		"  --workload W           sequential|random|hotcold|bursty, for the CPU and every\n"
-		"                         device (default random)\n"
-		"  --dma-rate N           writes per second per device, 0 = unthrottled (default "
-		"50000)\n"
-		"  --cpu-rate N           CPU writes per second, 0 = unthrottled (default 100000)\n"
-		"  --seed N               randomness of the workloads (default 1)\n"
-		"\n"
-		"migration:\n"
-		"  --tracker T            how device DMA is tracked (the CPU always has its own "
-		"log):\n"
-		"                         all    device DMA logging where devices have it, plus\n"
-		"                                iommufd dirty tracking, ORed (default)\n"
-		"                         device every device logs its DMA (VFIO DMA logging)\n"
-		"                         iommu  iommufd dirty tracking only\n"
-		"                         type1  a type1 container: all mapped memory is dirty\n"
-		"  --iommu-pages 4k|huge  IOPTE size for guest RAM: huge leaves (2M/1G) make\n"
-		"                         the IOMMU report whole leaves dirty (default 4k)\n"
-		"  --downtime-limit MS    switch over once the remaining pages and device state\n"
-		"                         would take this long at the measured bandwidth (default "
-		"300)\n"
-		"  --max-rounds N         switch over after N precopy rounds anyway (default 30)\n"
-		"  --listen ADDR          be the destination: host:port (TCP) or a socket path\n"
-		"  --connect ADDR         be the source and migrate to a destination at ADDR\n"
-		"\n"
-		"output:\n"
-		"  --json                 the summary as one JSON object (progress goes to "
-		"stderr)\n"
-		"  --csv FILE             per-round figures\n"
-		"  --plot FILE.svg        pages sent and bandwidth per round\n"
-		"\n"
-		"failures, for testing a consumer's error paths:\n"
-		"  --inject F[@ROUND]     at precopy round ROUND (default 2) make one thing fail:\n"
-		"                         corrupt-stream    a page is damaged after its checksum\n"
-		"                         kill-destination  SIGKILL the destination (not with "
-		"--connect)\n"
-		"                         tracker-fault     a device tracker's REPORT fails (the\n"
-		"                                           IOMMU's GET_DIRTY_BITMAP without one)\n"
-		"                         device-state      device 0's state is damaged in "
-		"transit\n"
-		"\n"
-		"Exit status: 0 migrated and verified; 1 failed (the source rolled back and "
-		"runs);\n"
-		"2 usage; 3 migrated with mismatches.\n");
+	for (size_t i = 0; i < sizeof(usage_lines) / sizeof(usage_lines[0]); i++)
+		fprintf(f, "%s\n", usage_lines[i]);
 }
 
 /* "1G", "512M", "64k", "4096": bytes. */
