@@ -66,6 +66,7 @@ migrate "corrupt-stream" 1 "$ROLLED_BACK and 'checksum mismatch' in r['error']" 
 	--inject corrupt-stream --max-rounds 4 --downtime-limit 0
 migrate "kill-destination" 1 "$ROLLED_BACK and ('closed' in r['error'] or 'lost' in r['error'])" \
 	--inject kill-destination --max-rounds 4 --downtime-limit 0
+migrate "kill-destination-defaults" 1 "$ROLLED_BACK" --inject kill-destination
 migrate "device-state-rejected" 1 "$ROLLED_BACK and 'rejected its state' in r['error']" \
 	--inject device-state
 migrate "tracker-fault" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
@@ -110,7 +111,7 @@ if start_dest "$WORK/sock3" --mem "$MEM"; then
 	( sleep 1; kill -9 "$DEST" ) &
 	migrate "destination-killed-externally" 1 "$ROLLED_BACK" --connect "$WORK/sock3" \
 		--max-rounds 100000 --downtime-limit 0
-	wait
+	wait 2>/dev/null
 fi
 
 echo "== output files and usage"

@@ -19,8 +19,6 @@
 
 #include "migrate.h"
 
-#define LINK_FLUSH_BYTES (4u << 20)
-
 static bool is_unix(const char *addr, const char **path)
 {
 	if (!strncmp(addr, "unix:", 5)) {
@@ -223,7 +221,7 @@ int link_frame(struct link *l, uint16_t type, const void *payload, uint32_t leng
 	if (length)
 		memcpy(p, payload, length);
 	link_frame_seal(l, type);
-	return l->len >= LINK_FLUSH_BYTES ? link_flush(l) : 0;
+	return 0;
 }
 
 int link_flush(struct link *l)

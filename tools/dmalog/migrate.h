@@ -145,6 +145,9 @@ int tracking_sync(struct guest *g, uint64_t *bitmap, struct sync_stats *st);
 
 /* ---- the connection ---- */
 
+/* Queued bytes past which a sender should flush: a few frames per write. */
+#define LINK_FLUSH_BYTES (4u << 20)
+
 struct link {
 	int fd;
 	uint8_t *buf;
@@ -161,7 +164,7 @@ int link_connect(const char *addr, char *err, size_t errlen);
 
 void link_init(struct link *l, int fd);
 void link_fini(struct link *l);
-/* Queue a frame; its payload space is returned to fill before link_frame_seal(). */
+/* Queue a frame (nothing is sent before link_flush); fill its payload, then seal it. */
 uint8_t *link_frame_begin(struct link *l, uint32_t length);
 void link_frame_seal(struct link *l, uint16_t type);
 int link_frame(struct link *l, uint16_t type, const void *payload, uint32_t length);

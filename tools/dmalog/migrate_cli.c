@@ -69,7 +69,8 @@ static const char *const usage_lines[] = {
 	"  --plot FILE.svg        pages sent and bandwidth per round",
 	"",
 	"failures, for testing a consumer's error paths:",
-	"  --inject F[@ROUND]     at precopy round ROUND (default 2) make one thing fail:",
+	"  --inject F[@ROUND]     at precopy round ROUND (default 2; precopy lasts at least",
+	"                         that long) make one thing fail:",
 	"                         corrupt-stream    a page is damaged after its checksum",
 	"                         kill-destination  SIGKILL the destination (not with --connect)",
 	"                         tracker-fault     a device tracker's REPORT fails (the",
@@ -77,7 +78,7 @@ static const char *const usage_lines[] = {
 	"                         device-state      device 0's state is damaged in transit",
 	"",
 	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
-	"2 usage; 3 migrated with mismatches.",
+	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish).",
 };
 
 static void migrate_usage(FILE *f)

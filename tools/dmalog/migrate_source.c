@@ -102,11 +102,9 @@ static int flush(struct source *s)
 
 static int queue(struct source *s, uint16_t type, const void *payload, uint32_t len)
 {
-	int ret = link_frame(&s->l, type, payload, len);
-
-	if (ret == -ENOMEM)
-		return fail(s, ret, "out of memory");
-	return ret ? flush(s) : 0;
+	if (link_frame(&s->l, type, payload, len))
+		return fail(s, -ENOMEM, "out of memory");
+	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
 /*
@@ -117,10 +115,13 @@ static int queue(struct source *s, uint16_t type, const void *payload, uint32_t 
 static void copy_guest(uint8_t *dst, const uint8_t *src, uint64_t bytes)
 {
 	const uint64_t *from = (const uint64_t *)src;
-	uint64_t *to = (uint64_t *)dst;
 
-	for (uint64_t i = 0; i < bytes / 8; i++)
-		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+	/* @dst sits after a 20-byte frame header: 4 bytes off alignment, so memcpy each word. */
+	for (uint64_t i = 0; i < bytes / 8; i++) {
+		uint64_t w = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+
+		memcpy(dst + 8 * i, &w, 8);
+	}
 }
 
 /* One PAGES frame for @n pages from @first, copied out of guest memory and checksummed. */
@@ -138,7 +139,7 @@ static int send_run(struct source *s, uint64_t first, uint32_t n, bool corrupt)
 	/* The injected fault: damage after the checksum, as a bad link would. */
 	if (corrupt)
 		p[16 + 100] ^= 0x20;
-	return s->l.len >= (4u << 20) ? flush(s) : 0;
+	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
 /* Send every page set in the bitmap, then clear it. */
@@ -327,6 +328,9 @@ static int precopy(struct source *s)
 		if (ret)
 			return ret;
 		report_progress(s->o, rd, s->npages, false);
+		/* An injected failure due at a later round keeps precopy going until then. */
+		if (s->o->inject && s->round < s->o->inject_round)
+			continue;
 		if (expected_downtime(s, &remaining) * 1e3 <= s->o->downtime_limit_ms ||
 		    s->round >= s->o->max_rounds)
 			return 0;
