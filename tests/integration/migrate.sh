@@ -101,7 +101,7 @@ if start_dest "127.0.0.1:$port" --mem "$MEM"; then
 	grep -q "0 pages and 0 devices mismatched" "$WORK/dest.out" ||
 		{ echo "FAIL tcp: destination summary"; failures=$((failures + 1)); }
 fi
-if start_dest "$WORK/sock2" --mem 32M; then
+if start_dest "$WORK/sock2" --mem "$MEM" --devices nic; then
 	migrate "mismatched-destination" 1 "$ROLLED_BACK and 'mismatched stream' in r['error']" \
 		--connect "$WORK/sock2"
 	wait "$DEST" && { echo "FAIL mismatched-destination: destination exit 0"; failures=$((failures + 1)); }
