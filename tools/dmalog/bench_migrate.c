@@ -23,20 +23,16 @@ static double first_round_rate(const struct mig_result *r)
 
 int bench_migrate(const struct bench_opts *bo)
 {
-	struct mig_options o = {
-		.mem_bytes = bo->quick ? 64ULL << 20 : 512ULL << 20,
-		.devices = {MIG_DEV_NIC, MIG_DEV_STORAGE},
-		.ndevices = 2,
-		.workload = DMALOG_WORKLOAD_HOTCOLD,
-		.dma_rate = 50000,
-		.cpu_rate = 100000,
-		.downtime_limit_ms = 300,
-		.max_rounds = 10,
-		.quiet = true,
-		.seed = 1,
-	};
 	double bandwidth = bench_read_bandwidth(), baseline = 0;
+	struct mig_options o;
 	int failed = 0;
+
+	/* The defaults' devices and rates, on a smaller guest with a hot/cold workload. */
+	mig_options_default(&o);
+	o.mem_bytes = bo->quick ? 64ULL << 20 : 512ULL << 20;
+	o.workload = DMALOG_WORKLOAD_HOTCOLD;
+	o.max_rounds = 10;
+	o.quiet = true;
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		struct mig_result r;

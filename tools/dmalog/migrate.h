@@ -221,6 +221,8 @@ int report_plot(const struct mig_result *r, const char *path);
 const char *mig_tracker_name(enum mig_tracker t);
 const char *mig_workload_name(enum dmalog_workload w);
 
+/* The options `dmalog migrate` runs with when given none. */
+void mig_options_default(struct mig_options *o);
 int cmd_migrate(int argc, char **argv);
 
 #endif

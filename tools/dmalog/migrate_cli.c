@@ -28,6 +28,11 @@ static const struct mig_options defaults = {
 	.seed = 1,
 };
 
+void mig_options_default(struct mig_options *o)
+{
+	*o = defaults;
+}
+
 static const char *const usage_lines[] = {
 	"usage: dmalog migrate [options]",
 	"",
