@@ -102,12 +102,6 @@ struct guest {
 int guest_create(const struct mig_options *o, bool source, struct guest **out);
 void guest_destroy(struct guest *g);
 
-/* The RAM offset of guest-physical @gpa inside @slot. */
-static inline uint64_t guest_slot_ram(const struct guest_slot *s, uint64_t gpa)
-{
-	return s->ram_off + (gpa - s->gpa);
-}
-
 /* VFIO_DEVICE_FEATURE MIG_DEVICE_STATE SET; *data_fd gets a new fd or -1. */
 int guest_set_state(struct dmalog_device *dev, uint32_t state, int *data_fd);
 /* The device's current migration state, or -errno. */
@@ -132,7 +126,6 @@ uint64_t guest_stray_words(struct guest *g);
 struct sync_stats {
 	uint64_t syncs;
 	uint64_t tracker_errors; /* reports that failed: everything was marked dirty */
-	double last_ms;
 };
 
 int tracking_start(struct guest *g);
@@ -218,6 +211,9 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 int report_csv(const struct mig_result *r, const char *path);
 int report_plot(const struct mig_result *r, const char *path);
 
+#define MIG_TRACKERS  4
+#define MIG_WORKLOADS 4
+/* The names options and reports use for each tracker and workload. */
 const char *mig_tracker_name(enum mig_tracker t);
 const char *mig_workload_name(enum dmalog_workload w);
 

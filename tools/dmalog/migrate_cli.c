@@ -139,10 +139,18 @@ static int parse_u64(const char *s, uint64_t *out)
 	return end == s || *end || *s == '-' ? -EINVAL : 0;
 }
 
-static int pick(const char *s, const char *const *names, int n)
+static int pick_tracker(const char *s)
 {
-	for (int i = 0; i < n; i++)
-		if (!strcmp(s, names[i]))
+	for (int i = 0; i < MIG_TRACKERS; i++)
+		if (!strcmp(s, mig_tracker_name((enum mig_tracker)i)))
+			return i;
+	return -1;
+}
+
+static int pick_workload(const char *s)
+{
+	for (int i = 0; i < MIG_WORKLOADS; i++)
+		if (!strcmp(s, mig_workload_name((enum dmalog_workload)i)))
 			return i;
 	return -1;
 }
@@ -184,11 +192,13 @@ static int parse_inject(const char *s, struct mig_options *o)
 			return -EINVAL;
 		o->inject_round = (uint32_t)round;
 	}
-	i = pick(buf, names, 5);
-	if (i <= 0)
-		return -EINVAL;
-	o->inject = (enum mig_inject)i;
-	return 0;
+	for (i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+		if (!strcmp(buf, names[i])) {
+			o->inject = (enum mig_inject)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 static int bad(const char *opt, const char *val)
@@ -207,9 +217,6 @@ static bool has_fault_target(const struct mig_options *o)
 /* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
 static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 {
-	static const char *const trackers[] = {"all", "device", "iommu", "type1"};
-	static const char *const workloads[] = {"sequential", "random", "hotcold", "bursty"};
-
 	*o = defaults;
 	for (int i = 0; i < argc; i++) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -242,11 +249,11 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if (parse_devices(val, o))
 				return bad(opt, val);
 		} else if (!strcmp(opt, "--workload")) {
-			if ((k = pick(val, workloads, 4)) < 0)
+			if ((k = pick_workload(val)) < 0)
 				return bad(opt, val);
 			o->workload = (enum dmalog_workload)k;
 		} else if (!strcmp(opt, "--tracker")) {
-			if ((k = pick(val, trackers, 4)) < 0)
+			if ((k = pick_tracker(val)) < 0)
 				return bad(opt, val);
 			o->tracker = (enum mig_tracker)k;
 		} else if (!strcmp(opt, "--iommu-pages")) {

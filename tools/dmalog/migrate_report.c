@@ -12,8 +12,9 @@
 
 #define BAR_WIDTH 24
 
-static const char *const tracker_names[] = {"all", "device", "iommu", "type1"};
-static const char *const workload_names[] = {"sequential", "random", "hotcold", "bursty"};
+static const char *const tracker_names[MIG_TRACKERS] = {"all", "device", "iommu", "type1"};
+static const char *const workload_names[MIG_WORKLOADS] = {"sequential", "random", "hotcold",
+							  "bursty"};
 
 const char *mig_tracker_name(enum mig_tracker t)
 {

@@ -38,7 +38,7 @@ struct source {
 	double t0, last_sync;
 	double send_seconds; /* time spent sending rounds, for the bandwidth estimate */
 	uint64_t send_bytes;
-	bool tracking, migrating, cpu_paused;
+	bool cpu_paused;
 	uint32_t round;
 };
 
@@ -282,7 +282,7 @@ static int end_round(struct source *s, struct mig_round *rd, double start, uint6
 }
 
 /* Seconds the remaining pages and device state would take at the measured bandwidth. */
-static double expected_downtime(struct source *s, uint64_t *remaining)
+static double expected_downtime(struct source *s)
 {
 	uint64_t bytes = count_dirty(s) << MIG_PAGE_SHIFT;
 
@@ -292,7 +292,6 @@ static double expected_downtime(struct source *s, uint64_t *remaining)
 		if (!guest_data_size(s->g->dev[i], &sz))
 			bytes += sz;
 	}
-	*remaining = bytes;
 	return s->send_seconds > 0 ? (double)bytes * s->send_seconds / (double)s->send_bytes : 0;
 }
 
@@ -311,7 +310,7 @@ static int precopy(struct source *s)
 	for (;;) {
 		struct mig_round *rd = new_round(s);
 		double start = bench_now();
-		uint64_t before = s->l.bytes, remaining;
+		uint64_t before = s->l.bytes;
 
 		if (!rd)
 			return fail(s, -ENOMEM, "out of memory");
@@ -331,7 +330,7 @@ static int precopy(struct source *s)
 		/* An injected failure due at a later round keeps precopy going until then. */
 		if (s->o->inject && s->round < s->o->inject_round)
 			continue;
-		if (expected_downtime(s, &remaining) * 1e3 <= s->o->downtime_limit_ms ||
+		if (expected_downtime(s) * 1e3 <= s->o->downtime_limit_ms ||
 		    s->round >= s->o->max_rounds)
 			return 0;
 	}
@@ -435,7 +434,6 @@ static void roll_back(struct source *s)
 	uint64_t writes;
 
 	tracking_stop(g);
-	s->tracking = false;
 	for (uint32_t i = 0; i < g->ndevices; i++) {
 		if (s->data_fd[i] >= 0)
 			close(s->data_fd[i]);
@@ -491,15 +489,12 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 		if (ret)
 			fail(&s, ret, "cannot start dirty tracking (%s)", strerror(-ret));
 	}
-	if (!ret) {
-		s.tracking = true;
+	if (!ret)
 		ret = precopy(&s);
-	}
 	if (!ret)
 		ret = switchover(&s, &t_stop);
 	if (!ret) {
 		tracking_stop(s.g);
-		s.tracking = false;
 		r->completed = true;
 		ret = verify(&s);
 	}
