@@ -16,5 +16,8 @@
 #include <dmalog/dma.h>
 #include <dmalog/emudev.h>
 #include <dmalog/mstream.h>
+#include <dmalog/handle.h>
+#include <dmalog/tracker.h>
+#include <dmalog/migrate.h>
 
 #endif

@@ -83,6 +83,8 @@ DMALOG_API int dmalog_iopt_unmap(struct dmalog_iopt *iopt, uint64_t iova, uint64
 
 /* Turn dirty tracking on or off. Enabling clears stale D bits and flushes the IOTLB. */
 DMALOG_API int dmalog_iopt_set_dirty_tracking(struct dmalog_iopt *iopt, bool enable);
+/* Whether dirty tracking is on: what the hardware does, whatever the software believes. */
+DMALOG_API bool dmalog_iopt_dirty_tracking(struct dmalog_iopt *iopt);
 
 /*
  * Record dirty leaves overlapping [iova, iova + length) into @dirty (a huge leaf records its

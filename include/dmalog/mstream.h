@@ -39,6 +39,10 @@
 #include <stdint.h>
 #include <dmalog/api.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
 #define DMALOG_STREAM_VERSION	  2
 #define DMALOG_FRAME_HDR_BYTES	  20
@@ -60,6 +64,112 @@ enum dmalog_frame_type {
 	DMALOG_FRAME_COMPLETE = 12,
 	DMALOG_FRAME_RUNNING = 13,
 };
+
+/*
+ * The fixed part of each frame's payload as a typed struct. On the wire every field is
+ * little-endian at the offset it has here (asserted below); dmalog_frame_encode() and
+ * dmalog_frame_decode() convert, so no end of the stream does byte-offset arithmetic.
+ * PAGES and VERIFY_PAGES carry dmalog_frame_run and then their pages or hashes; DEVICE_DATA
+ * carries dmalog_frame_device and then the device's bytes; ABORT is only its reason text.
+ */
+struct dmalog_frame_hello {
+	uint32_t version;
+	uint32_t page_shift;
+	uint64_t guest_bytes;
+	uint32_t ndevices;
+	uint32_t reserved;
+};
+
+struct dmalog_frame_run {
+	uint64_t first_page;
+	uint32_t count;
+	uint32_t reserved;
+};
+
+struct dmalog_frame_device {
+	uint32_t device;
+	uint32_t reserved;
+};
+
+struct dmalog_frame_round {
+	uint32_t round;
+	uint32_t reserved;
+	uint64_t pages;
+};
+
+struct dmalog_frame_verify_device {
+	uint32_t device;
+	uint32_t reserved;
+	uint64_t hash;
+};
+
+struct dmalog_frame_end {
+	uint64_t frames;
+};
+
+struct dmalog_frame_result {
+	uint64_t pages_compared;
+	uint64_t pages_mismatched;
+	uint32_t devices_compared;
+	uint32_t devices_mismatched;
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct dmalog_frame_hello) == 24, "hello");
+_Static_assert(offsetof(struct dmalog_frame_hello, guest_bytes) == 8, "");
+_Static_assert(offsetof(struct dmalog_frame_hello, ndevices) == 16, "");
+_Static_assert(sizeof(struct dmalog_frame_run) == 16, "run");
+_Static_assert(offsetof(struct dmalog_frame_run, count) == 8, "");
+_Static_assert(sizeof(struct dmalog_frame_device) == 8, "device");
+_Static_assert(sizeof(struct dmalog_frame_round) == 16, "round");
+_Static_assert(offsetof(struct dmalog_frame_round, pages) == 8, "");
+_Static_assert(sizeof(struct dmalog_frame_verify_device) == 16, "verify_device");
+_Static_assert(offsetof(struct dmalog_frame_verify_device, hash) == 8, "");
+_Static_assert(sizeof(struct dmalog_frame_end) == 8, "end");
+_Static_assert(sizeof(struct dmalog_frame_result) == 24, "result");
+_Static_assert(offsetof(struct dmalog_frame_result, devices_compared) == 16, "");
+#endif
+
+/**
+ * dmalog_frame_fixed_bytes() - bytes of a frame type's fixed payload part
+ * @type: a frame type
+ *
+ * Return: the size of its struct (0 for SWITCHOVER, COMPLETE, RUNNING and ABORT), or -1 for
+ * an unknown type.
+ */
+DMALOG_API int dmalog_frame_fixed_bytes(uint16_t type);
+
+/**
+ * dmalog_frame_has_tail() - whether bytes may follow the fixed part (PAGES, DEVICE_DATA,
+ *	VERIFY_PAGES, ABORT)
+ * @type: a frame type
+ */
+DMALOG_API bool dmalog_frame_has_tail(uint16_t type);
+
+/**
+ * dmalog_frame_encode() - write a frame's fixed part in wire order
+ * @type: the frame type
+ * @msg: its struct (the one named after the type)
+ * @out: dmalog_frame_fixed_bytes(@type) bytes
+ *
+ * Reserved fields are written as 0, whatever @msg holds.
+ */
+DMALOG_API void dmalog_frame_encode(uint16_t type, const void *msg, uint8_t *out);
+
+/**
+ * dmalog_frame_decode() - read and check a frame's fixed part
+ * @type: the frame type
+ * @in: the payload
+ * @length: its length
+ * @msg: the struct to fill
+ *
+ * Return: 0, or -EPROTO for an unknown type, a payload shorter than the fixed part, bytes
+ * after it in a frame that has no tail, or a non-zero reserved field.
+ */
+DMALOG_API int dmalog_frame_decode(uint16_t type, const uint8_t *in, uint32_t length, void *msg);
+
+/** dmalog_frame_type_name() - "PAGES", "RUNNING", ...; "unknown" for anything else */
+DMALOG_API const char *dmalog_frame_type_name(uint16_t type);
 
 /* Fill the 20-byte header for @length bytes of @payload (NULL: a zero payload checksum). */
 DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload,
@@ -94,10 +204,33 @@ struct dmalog_sink_stats {
 	bool complete;
 };
 
-/*
- * A destination over @mem (@mem_bytes, a multiple of the page size 2^@page_shift) for a guest
- * with @ndevices devices. The stream's HELLO must match this geometry.
+/* A piece of the destination's guest memory; the pieces follow each other in page order. */
+struct dmalog_sink_mem {
+	void *host;
+	uint64_t length;
+};
+
+#define DMALOG_SINK_MAX_REGIONS 64
+
+/**
+ * dmalog_sink_create_regions() - a validating sink over guest memory in pieces
+ * @mem: the pieces, in stream page order (each a multiple of the page size)
+ * @nmem: 1 to DMALOG_SINK_MAX_REGIONS
+ * @page_shift: the stream's page size, 2^@page_shift
+ * @ndevices: devices the stream must carry
+ * @ops: what to do with device data (mandatory with devices)
+ * @opaque: passed to @ops
+ * @out: the sink
+ *
+ * The stream's HELLO must match this geometry (the pieces' total length and @ndevices).
+ * Return: 0, -EINVAL or -ENOMEM.
  */
+DMALOG_API int dmalog_sink_create_regions(const struct dmalog_sink_mem *mem, uint32_t nmem,
+					  unsigned int page_shift, uint32_t ndevices,
+					  const struct dmalog_sink_ops *ops, void *opaque,
+					  struct dmalog_sink **out);
+
+/* dmalog_sink_create_regions() over one piece: @mem, @mem_bytes long. */
 DMALOG_API int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift,
 				  uint32_t ndevices, const struct dmalog_sink_ops *ops,
 				  void *opaque, struct dmalog_sink **out);
@@ -111,5 +244,9 @@ DMALOG_API int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t 
 
 DMALOG_API const char *dmalog_sink_error(const struct dmalog_sink *s);
 DMALOG_API void dmalog_sink_get_stats(const struct dmalog_sink *s, struct dmalog_sink_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,7 +17,9 @@
 enum phase { WANT_HELLO, STREAMING, VERIFYING, ENDED, FAILED };
 
 struct dmalog_sink {
-	uint8_t *mem;
+	struct dmalog_sink_mem mem[DMALOG_SINK_MAX_REGIONS];
+	uint64_t first_page[DMALOG_SINK_MAX_REGIONS]; /* of each region, in stream pages */
+	uint32_t nmem;
 	uint64_t mem_bytes, npages;
 	unsigned int page_shift;
 	uint32_t ndevices;
@@ -39,27 +41,56 @@ struct dmalog_sink {
 	char error[160];
 };
 
-int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift, uint32_t ndevices,
-		       const struct dmalog_sink_ops *ops, void *opaque, struct dmalog_sink **out)
+int dmalog_sink_create_regions(const struct dmalog_sink_mem *mem, uint32_t nmem,
+			       unsigned int page_shift, uint32_t ndevices,
+			       const struct dmalog_sink_ops *ops, void *opaque,
+			       struct dmalog_sink **out)
 {
 	struct dmalog_sink *s;
+	uint64_t bytes = 0;
 
-	if (!mem || page_shift < 9 || page_shift > 30 || !mem_bytes ||
-	    (mem_bytes & ((1ULL << page_shift) - 1)) || ndevices > DMALOG_STREAM_MAX_DEVICES ||
-	    (ndevices && !ops))
+	if (!mem || !nmem || nmem > DMALOG_SINK_MAX_REGIONS || page_shift < 9 || page_shift > 30 ||
+	    ndevices > DMALOG_STREAM_MAX_DEVICES || (ndevices && !ops))
 		return -EINVAL;
+	for (uint32_t i = 0; i < nmem; i++)
+		if (!mem[i].host || !mem[i].length || (mem[i].length & ((1ULL << page_shift) - 1)))
+			return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->mem = mem;
-	s->mem_bytes = mem_bytes;
+	for (uint32_t i = 0; i < nmem; i++) {
+		s->mem[i] = mem[i];
+		s->first_page[i] = bytes >> page_shift;
+		bytes += mem[i].length;
+	}
+	s->nmem = nmem;
+	s->mem_bytes = bytes;
 	s->page_shift = page_shift;
-	s->npages = mem_bytes >> page_shift;
+	s->npages = bytes >> page_shift;
 	s->ndevices = ndevices;
 	s->ops = ops;
 	s->opaque = opaque;
 	*out = s;
 	return 0;
+}
+
+int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift, uint32_t ndevices,
+		       const struct dmalog_sink_ops *ops, void *opaque, struct dmalog_sink **out)
+{
+	struct dmalog_sink_mem one = {mem, mem_bytes};
+
+	return dmalog_sink_create_regions(&one, 1, page_shift, ndevices, ops, opaque, out);
+}
+
+/* The region holding stream page @page (< npages), and how many pages it has from there. */
+static uint8_t *page_at(const struct dmalog_sink *s, uint64_t page, uint64_t *left)
+{
+	uint32_t i = s->nmem - 1;
+
+	while (page < s->first_page[i])
+		i--;
+	*left = (s->mem[i].length >> s->page_shift) - (page - s->first_page[i]);
+	return (uint8_t *)s->mem[i].host + ((page - s->first_page[i]) << s->page_shift);
 }
 
 void dmalog_sink_destroy(struct dmalog_sink *s)
@@ -85,70 +116,83 @@ __attribute__((format(printf, 3, 4))) static int fail(struct dmalog_sink *s, int
 
 static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
-	if (s->type != DMALOG_FRAME_HELLO || len != 24)
+	struct dmalog_frame_hello h;
+
+	if (s->type != DMALOG_FRAME_HELLO || dmalog_frame_decode(s->type, p, len, &h))
 		return fail(s, -EPROTO, "stream does not start with a hello");
-	if (get32(p) != DMALOG_STREAM_VERSION)
-		return fail(s, -EPROTO, "unsupported stream version %u", get32(p));
-	if (get32(p + 4) != s->page_shift || get64(p + 8) != s->mem_bytes ||
-	    get32(p + 16) != s->ndevices)
+	if (h.version != DMALOG_STREAM_VERSION)
+		return fail(s, -EPROTO, "unsupported stream version %u", h.version);
+	if (h.page_shift != s->page_shift || h.guest_bytes != s->mem_bytes ||
+	    h.ndevices != s->ndevices)
 		return fail(s, -EPROTO,
 			    "mismatched stream: page shift %u, %llu guest bytes, %u devices "
 			    "(here: %u, %llu, %u)",
-			    get32(p + 4), (unsigned long long)get64(p + 8), get32(p + 16),
+			    h.page_shift, (unsigned long long)h.guest_bytes, h.ndevices,
 			    s->page_shift, (unsigned long long)s->mem_bytes, s->ndevices);
 	s->phase = STREAMING;
 	return 0;
 }
 
-/* PAGES and VERIFY_PAGES share a shape: first page, count, then count items. */
+/* PAGES and VERIFY_PAGES share a shape: a run header, then count items of 2^shift bytes. */
 static int page_run(struct dmalog_sink *s, const uint8_t *p, uint32_t len, unsigned int shift,
-		    uint64_t *first, uint64_t *count)
+		    struct dmalog_frame_run *run)
 {
-	if (len < 16)
-		return fail(s, -EPROTO, "short page frame");
-	*first = get64(p);
-	*count = get32(p + 8);
-	if (!*count || *count > s->npages || *first > s->npages - *count)
+	if (dmalog_frame_decode(s->type, p, len, run))
+		return fail(s, -EPROTO, "malformed %s frame", dmalog_frame_type_name(s->type));
+	if (!run->count || run->count > s->npages || run->first_page > s->npages - run->count)
 		return fail(s, -EPROTO, "pages outside guest memory");
-	if (len - 16 != *count << shift)
+	if (len - sizeof(*run) != (uint64_t)run->count << shift)
 		return fail(s, -EPROTO, "page frame length does not match its count");
 	return 0;
 }
 
 static int take_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
-	uint64_t first, count;
-	int ret = page_run(s, p, len, s->page_shift, &first, &count);
+	struct dmalog_frame_run run;
+	int ret = page_run(s, p, len, s->page_shift, &run);
+	uint64_t page = run.first_page, count = run.count;
 
 	if (ret)
 		return ret;
-	memcpy(s->mem + (first << s->page_shift), p + 16, count << s->page_shift);
-	s->st.pages += count;
+	p += sizeof(run);
+	while (count) {
+		uint64_t left, n;
+		uint8_t *dst = page_at(s, page, &left);
+
+		n = count < left ? count : left;
+		memcpy(dst, p, n << s->page_shift);
+		p += n << s->page_shift;
+		page += n;
+		count -= n;
+	}
+	s->st.pages += run.count;
 	return 0;
 }
 
 static int take_verify_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
-	uint64_t first, count, size = 1ULL << s->page_shift;
-	int ret = page_run(s, p, len, 3, &first, &count);
+	struct dmalog_frame_run run;
+	uint64_t size = 1ULL << s->page_shift, left;
+	int ret = page_run(s, p, len, 3, &run);
 
 	if (ret)
 		return ret;
-	for (uint64_t i = 0; i < count; i++) {
-		uint64_t h = dmalog_page_hash(s->mem + ((first + i) << s->page_shift), size);
+	for (uint64_t i = 0; i < run.count; i++) {
+		uint64_t h = dmalog_page_hash(page_at(s, run.first_page + i, &left), size);
 
 		s->st.pages_compared++;
-		s->st.pages_mismatched += h != get64(p + 16 + 8 * i);
+		s->st.pages_mismatched += h != get64(p + sizeof(run) + 8 * i);
 	}
 	return 0;
 }
 
-static int device_of(struct dmalog_sink *s, const uint8_t *p, uint32_t len, uint32_t want,
+/* DEVICE_DATA, DEVICE_DONE and VERIFY_DEVICE start with the device's index. */
+static int device_of(struct dmalog_sink *s, const uint8_t *p, uint32_t len, void *msg,
 		     uint32_t *dev)
 {
-	if (len < want)
-		return fail(s, -EPROTO, "short device frame");
-	*dev = get32(p);
+	if (dmalog_frame_decode(s->type, p, len, msg))
+		return fail(s, -EPROTO, "malformed %s frame", dmalog_frame_type_name(s->type));
+	*dev = *(const uint32_t *)msg;
 	if (*dev >= s->ndevices)
 		return fail(s, -EPROTO, "no device %u in this guest", *dev);
 	return 0;
@@ -161,6 +205,10 @@ static uint64_t all_devices(const struct dmalog_sink *s)
 
 static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
+	struct dmalog_frame_device d;
+	struct dmalog_frame_verify_device vd;
+	struct dmalog_frame_round round;
+	struct dmalog_frame_end end;
 	uint32_t dev = 0;
 	int ret;
 
@@ -173,19 +221,19 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 			return fail(s, -EPROTO, "pages after the final state was complete");
 		return take_pages(s, p, len);
 	case DMALOG_FRAME_DEVICE_DATA:
-		if ((ret = device_of(s, p, len, 8, &dev)))
+		if ((ret = device_of(s, p, len, &d, &dev)))
 			return ret;
 		if (s->phase != STREAMING || s->st.complete || (s->devices_done >> dev & 1))
 			return fail(s, -EPROTO, "data for device %u after its end", dev);
-		ret = s->ops->device_data(s->opaque, dev, p + 8, len - 8);
+		ret = s->ops->device_data(s->opaque, dev, p + sizeof(d), len - (uint32_t)sizeof(d));
 		if (ret)
 			return fail(s, ret, "device %u refused its data (%d)", dev, ret);
-		s->st.device_bytes += len - 8;
+		s->st.device_bytes += len - sizeof(d);
 		return 0;
 	case DMALOG_FRAME_DEVICE_DONE:
-		if ((ret = device_of(s, p, len, 8, &dev)))
+		if ((ret = device_of(s, p, len, &d, &dev)))
 			return ret;
-		if (len != 8 || (s->devices_done >> dev & 1) || s->st.complete)
+		if ((s->devices_done >> dev & 1) || s->st.complete)
 			return fail(s, -EPROTO, "bad end of device %u", dev);
 		if (!s->st.switched_over)
 			return fail(s, -EPROTO, "device %u ended before switchover", dev);
@@ -195,7 +243,7 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		s->devices_done |= 1ULL << dev;
 		return 0;
 	case DMALOG_FRAME_ROUND:
-		if (len != 16 || s->phase != STREAMING)
+		if (dmalog_frame_decode(s->type, p, len, &round) || s->phase != STREAMING)
 			return fail(s, -EPROTO, "bad round frame");
 		s->st.rounds++;
 		return 0;
@@ -218,23 +266,24 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		s->phase = VERIFYING;
 		return take_verify_pages(s, p, len);
 	case DMALOG_FRAME_VERIFY_DEVICE:
-		if ((ret = device_of(s, p, len, 16, &dev)))
+		if ((ret = device_of(s, p, len, &vd, &dev)))
 			return ret;
-		if (len != 16 || !s->st.complete)
+		if (!s->st.complete)
 			return fail(s, -EPROTO, "device %u verified before the final state", dev);
 		s->phase = VERIFYING;
 		s->st.devices_compared++;
-		s->st.devices_mismatched += !s->ops->device_verify(s->opaque, dev, get64(p + 8));
+		s->st.devices_mismatched += !s->ops->device_verify(s->opaque, dev, vd.hash);
 		return 0;
 	case DMALOG_FRAME_END:
-		if (len != 8 || get64(p) != s->st.frames - 1)
+		if (dmalog_frame_decode(s->type, p, len, &end) || end.frames != s->st.frames - 1)
 			return fail(s, -EPROTO, "bad end frame");
 		if (!s->st.complete)
 			return fail(s, -EPROTO, "stream ended before the final state arrived");
 		s->phase = ENDED;
 		return 1;
 	default:
-		return fail(s, -EPROTO, "unexpected frame type %u", s->type);
+		return fail(s, -EPROTO, "unexpected frame type %u (%s)", s->type,
+			    dmalog_frame_type_name(s->type));
 	}
 }
 
@@ -294,8 +343,8 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 		}
 		/* A whole frame: check, then take it. */
 		if (s->length && dmalog_crc32c(0, s->payload, s->length) != s->payload_crc)
-			return fail(s, -EBADMSG, "checksum mismatch in a frame of type %u",
-				    s->type);
+			return fail(s, -EBADMSG, "checksum mismatch in a %s frame",
+				    dmalog_frame_type_name(s->type));
 		if (!s->length && s->payload_crc)
 			return fail(s, -EBADMSG, "corrupt frame header");
 		ret = take_frame(s, s->payload, s->length);

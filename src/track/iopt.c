@@ -480,6 +480,11 @@ int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova, ui
 	return 0;
 }
 
+bool dmalog_iopt_dirty_tracking(struct dmalog_iopt *iopt)
+{
+	return __atomic_load_n(&iopt->tracking, __ATOMIC_SEQ_CST);
+}
+
 int dmalog_iopt_set_dirty_tracking(struct dmalog_iopt *iopt, bool enable)
 {
 	/* Enabling forgets stale D bits: a walk over everything that clears and records nothing. */

@@ -11,9 +11,9 @@
 
 #include <dmalog/device.h>
 #include <dmalog/devtrack.h>
+#include <dmalog/handle.h>
 
 #include "bench_util.h"
-#include "vfio_feature.h"
 
 #define SZ_4K (1ULL << 12)
 
@@ -30,6 +30,7 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 		.length = space, .page_size = SZ_4K, .bitmap = (uintptr_t)bitmap};
 	struct dmalog_devtrack *t;
 	struct dmalog_device *dev;
+	struct dmalog_handle *h = NULL;
 	double best = 0;
 
 	caps.max_msg_size = msg;
@@ -40,8 +41,10 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 		dmalog_devtrack_destroy(t);
 		return 0;
 	}
-	if (!vfio_feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-			  &control, sizeof(control))) {
+	if (!dmalog_handle_from_device(dev, &h) &&
+	    !dmalog_handle_feature(h,
+				   VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+				   &control, sizeof(control))) {
 		for (int rep = 0; rep < 3; rep++) {
 			struct dmalog_devtrack_stats before, after;
 			double t0;
@@ -51,10 +54,10 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 			memset(bitmap, 0, space / SZ_4K / 8);
 			dmalog_devtrack_get_stats(t, &before);
 			t0 = bench_now();
-			if (vfio_feature(dev,
-					 VFIO_DEVICE_FEATURE_GET |
-						 VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
-					 &report, sizeof(report)))
+			if (dmalog_handle_feature(h,
+						  VFIO_DEVICE_FEATURE_GET |
+							  VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+						  &report, sizeof(report)))
 				break;
 			t0 = bench_now() - t0;
 			dmalog_devtrack_get_stats(t, &after);
@@ -64,6 +67,7 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 				best = t0;
 		}
 	}
+	dmalog_handle_destroy(h);
 	dmalog_device_destroy(dev);
 	dmalog_devtrack_destroy(t);
 	return best;

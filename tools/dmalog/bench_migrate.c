@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "bench_util.h"
-#include "migrate.h"
+#include "cli.h"
 
 static const enum mig_tracker order[] = {MIG_TRACK_TYPE1, MIG_TRACK_IOMMU, MIG_TRACK_DEVICE,
 					 MIG_TRACK_ALL};

@@ -9,13 +9,13 @@
  * stream and the CPU log use RAM offsets, as QEMU's ram_addr does.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "migrate.h"
-#include "vfio_feature.h"
+#include "cli.h"
 
 #define SZ_2M (2ULL << 20)
 #define SZ_1G (1ULL << 30)
@@ -31,42 +31,11 @@ static void lay_out_ram(struct guest *g)
 	low &= ~(SZ_2M - 1);
 	rest = g->ram_bytes - low;
 	hi1 = (rest / 2) & ~(SZ_2M - 1);
-	g->slots[g->nslots++] = (struct guest_slot){0, 0, low};
+	g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram, 0, low, 0};
 	if (hi1)
-		g->slots[g->nslots++] = (struct guest_slot){SZ_4G, low, hi1};
-	g->slots[g->nslots++] = (struct guest_slot){SZ_4G + hi1 + SZ_1G, low + hi1, rest - hi1};
-}
-
-int guest_set_state(struct dmalog_device *dev, uint32_t state, int *data_fd)
-{
-	struct vfio_device_feature_mig_state st = {.device_state = state, .data_fd = -1};
-	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			       &st, sizeof(st));
-
-	if (data_fd)
-		*data_fd = ret ? -1 : st.data_fd;
-	else if (!ret && st.data_fd >= 0)
-		close(st.data_fd);
-	return ret;
-}
-
-int guest_get_state(struct dmalog_device *dev)
-{
-	struct vfio_device_feature_mig_state st = {0};
-	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			       &st, sizeof(st));
-
-	return ret ? ret : (int)st.device_state;
-}
-
-int guest_data_size(struct dmalog_device *dev, uint64_t *bytes)
-{
-	struct vfio_device_feature_mig_data_size sz = {0};
-	int ret = vfio_feature(dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
-			       &sz, sizeof(sz));
-
-	*bytes = ret ? 0 : sz.stop_copy_length;
-	return ret;
+		g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram + low, SZ_4G, hi1, low};
+	g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram + low + hi1, SZ_4G + hi1 + SZ_1G,
+							   rest - hi1, low + hi1};
 }
 
 static void cpu_log_write(void *tracker, uint64_t iova, uint64_t length)
@@ -129,8 +98,8 @@ static int make_iommufd(struct guest *g, bool huge, uint32_t *dev_ids)
 			.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE |
 				 IOMMU_IOAS_MAP_READABLE,
 			.ioas_id = g->ioas_id,
-			.user_va = (uintptr_t)(g->ram + g->slots[i].ram_off),
-			.length = g->slots[i].len,
+			.user_va = (uintptr_t)(g->ram + g->slots[i].ram_offset),
+			.length = g->slots[i].length,
 			.iova = g->slots[i].gpa,
 		};
 
@@ -162,9 +131,9 @@ static int make_type1(struct guest *g)
 		struct vfio_iommu_type1_dma_map map = {
 			.argsz = sizeof(map),
 			.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-			.vaddr = (uintptr_t)(g->ram + g->slots[i].ram_off),
+			.vaddr = (uintptr_t)(g->ram + g->slots[i].ram_offset),
 			.iova = g->slots[i].gpa,
-			.size = g->slots[i].len,
+			.size = g->slots[i].length,
 		};
 
 		ret = dmalog_type1_ioctl(g->type1, VFIO_IOMMU_MAP_DMA, &map);
@@ -179,7 +148,7 @@ static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
 {
 	bool nic = g->kinds[i] == MIG_DEV_NIC;
 	/* The NIC's receive ring sits in low RAM, the disk's buffers in the last high slot. */
-	const struct guest_slot *slot = &g->slots[nic ? 0 : g->nslots - 1];
+	const struct dmalog_ram_region *slot = &g->slots[nic ? 0 : g->nslots - 1];
 	struct dmalog_emudev_config cfg = {
 		.name = nic ? "nic" : "storage",
 		.migration_flags =
@@ -202,9 +171,9 @@ static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
 		cfg.dma = (struct dmalog_dma_config){
 			.mem = g->ram,
 			.mem_bytes = g->ram_bytes,
-			.iova_base = slot->gpa - slot->ram_off,
-			.region_off = slot->ram_off,
-			.region_len = slot->len,
+			.iova_base = slot->gpa - slot->ram_offset,
+			.region_off = slot->ram_offset,
+			.region_len = slot->length,
 			.iopt = iopt,
 			.workload = o->workload,
 			.rate = o->dma_rate,
@@ -214,7 +183,34 @@ static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
 	}
 	ret = dmalog_emudev_create(&cfg, &g->emu[i]);
 	if (!ret)
-		g->dev[i] = dmalog_emudev_device(g->emu[i]);
+		ret = dmalog_handle_from_device(dmalog_emudev_device(g->emu[i]), &g->dev[i]);
+	return ret;
+}
+
+/* The source's trackers: the CPU log always, then whatever the --tracker choice gave. */
+static int make_trackers(struct guest *g)
+{
+	struct dmalog_tracker **t = g->trackers;
+	int ret = dmalog_handle_from_device(g->cpu_logdev, &g->cpu_log_h);
+
+	if (!ret)
+		ret = dmalog_tracker_ram_log(g->cpu_log_h, &t[g->ntrackers++]);
+	for (uint32_t i = 0; i < g->ndevices && !ret; i++)
+		if (g->dev_logging[i])
+			ret = dmalog_tracker_vfio_log(g->dev[i], &t[g->ntrackers++]);
+	if (!ret && g->iommu_dirty) {
+		ret = dmalog_handle_from_iommufd(g->iommufd, &g->iommufd_h);
+		if (!ret)
+			ret = dmalog_tracker_iommufd(g->iommufd_h, g->hwpt_id, &t[g->ntrackers++]);
+	}
+	if (!ret && g->type1) {
+		ret = dmalog_handle_from_type1(g->type1, &g->type1_h);
+		if (!ret)
+			ret = dmalog_tracker_type1(g->type1_h, &t[g->ntrackers++]);
+	}
+	/* A failed constructor leaves its slot NULL. */
+	while (ret && g->ntrackers && !t[g->ntrackers - 1])
+		g->ntrackers--;
 	return ret;
 }
 
@@ -270,6 +266,8 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 	}
 	for (uint32_t i = 0; i < g->ndevices && !ret; i++)
 		ret = make_device(g, o, i, iopt);
+	if (!ret && source)
+		ret = make_trackers(g);
 	if (ret) {
 		guest_destroy(g);
 		return ret;
@@ -282,6 +280,14 @@ void guest_destroy(struct guest *g)
 {
 	if (!g)
 		return;
+	/* Trackers stop before the handles they use go, and those before their devices. */
+	for (uint32_t i = 0; i < g->ntrackers; i++)
+		dmalog_tracker_destroy(g->trackers[i]);
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		dmalog_handle_destroy(g->dev[i]);
+	dmalog_handle_destroy(g->cpu_log_h);
+	dmalog_handle_destroy(g->iommufd_h);
+	dmalog_handle_destroy(g->type1_h);
 	/* Writers first: nothing may touch RAM or a page table once they are gone. */
 	dmalog_dma_engine_destroy(g->cpu);
 	for (uint32_t i = 0; i < g->ndevices; i++)
@@ -345,4 +351,56 @@ uint64_t guest_stray_words(struct guest *g)
 		bad += !ok;
 	}
 	return bad;
+}
+
+void guest_pause_vcpus(struct guest *g)
+{
+	if (g->cpu)
+		dmalog_dma_engine_pause(g->cpu);
+}
+
+void guest_resume_vcpus(struct guest *g)
+{
+	if (g->cpu)
+		dmalog_dma_engine_resume(g->cpu);
+}
+
+int guest_device_hash(struct guest *g, uint32_t dev, uint64_t *hash)
+{
+	if (dev >= g->ndevices)
+		return -EINVAL;
+	*hash = dmalog_emudev_state_hash(g->emu[dev]);
+	return 0;
+}
+
+void guest_device_error(struct guest *g, uint32_t dev, char *buf, size_t len)
+{
+	if (dev < g->ndevices)
+		snprintf(buf, len, "%s", dmalog_emudev_resume_error(g->emu[dev]));
+}
+
+/*
+ * Asked of each tracker itself, not of the engine: a DMA logging REPORT is -EINVAL while
+ * logging is off, so is a type1 GET_BITMAP, and the IOMMU says whether it sets D bits.
+ */
+bool guest_untracked(struct guest *g)
+{
+	uint64_t bits[1] = {0};
+	bool off = true;
+
+	if (g->cpu_log_h)
+		off &= dmalog_handle_log_report(g->cpu_log_h, 0, DMALOG_RAM_REGION_ALIGN,
+						DMALOG_RAM_PAGE_SIZE, bits) == -EINVAL;
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		if (g->dev_logging[i])
+			off &= dmalog_handle_log_report(g->dev[i], g->slots[0].gpa,
+							DMALOG_RAM_REGION_ALIGN,
+							DMALOG_RAM_PAGE_SIZE, bits) == -EINVAL;
+	if (g->type1_h)
+		off &= dmalog_handle_type1_get_bitmap(g->type1_h, g->slots[0].gpa,
+						      g->slots[0].length, DMALOG_RAM_PAGE_SIZE,
+						      NULL, 0) == -EINVAL;
+	if (g->iopt)
+		off &= !dmalog_iopt_dirty_tracking(g->iopt);
+	return off;
 }

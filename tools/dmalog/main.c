@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "migrate.h"
+#include "cli.h"
 
 static void usage(FILE *f)
 {

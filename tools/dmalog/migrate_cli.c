@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "cli.h"
 
 static const struct mig_options defaults = {
 	.mem_bytes = 1ULL << 30,
@@ -83,7 +83,10 @@ static const char *const usage_lines[] = {
 	"                         device-state      device 0's state is damaged in transit",
 	"",
 	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
-	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish).",
+	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish);",
+	"4 outcome unknown: the final state was sent but the destination never answered,",
+	"so the guest is left paused on the source (it may be running at the destination).",
+	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused.",
 };
 
 static void migrate_usage(FILE *f)
@@ -321,7 +324,7 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 static int run_destination(const struct mig_options *o)
 {
 	char err[200];
-	int lfd = link_listen(o->listen, err, sizeof(err)), fd, ret;
+	int lfd = socket_listen(o->listen, err, sizeof(err)), fd, ret;
 
 	if (lfd < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
@@ -329,7 +332,7 @@ static int run_destination(const struct mig_options *o)
 	}
 	printf("destination: waiting on %s\n", o->listen);
 	fflush(stdout);
-	fd = link_accept(lfd, err, sizeof(err));
+	fd = socket_accept(lfd, err, sizeof(err));
 	close(lfd);
 	if (fd < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
@@ -338,7 +341,7 @@ static int run_destination(const struct mig_options *o)
 	ret = migrate_dest(o, fd);
 	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
 		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
-	return ret == -EIO ? 3 : ret ? 1 : 0;
+	return ret;
 }
 
 int migrate_run(const struct mig_options *o, struct mig_result *r)
@@ -349,7 +352,7 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 
 	memset(r, 0, sizeof(*r));
 	if (o->connect) {
-		fd = link_connect(o->connect, err, sizeof(err));
+		fd = socket_connect(o->connect, err, sizeof(err));
 		if (fd < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			return fd;
@@ -362,7 +365,7 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/sock", dir);
-	lfd = link_listen(path, err, sizeof(err));
+	lfd = socket_listen(path, err, sizeof(err));
 	if (lfd < 0) {
 		snprintf(r->error, sizeof(r->error), "%s", err);
 		rmdir(dir);
@@ -372,11 +375,11 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		fd = link_accept(lfd, err, sizeof(err));
+		fd = socket_accept(lfd, err, sizeof(err));
 		close(lfd);
 		if (fd < 0)
 			_exit(1);
-		_exit(migrate_dest(o, fd) ? 1 : 0);
+		_exit(migrate_dest(o, fd));
 	}
 	close(lfd);
 	if (pid < 0) {
@@ -384,7 +387,7 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 		snprintf(r->error, sizeof(r->error), "cannot start the destination: %s",
 			 strerror(errno));
 	} else {
-		fd = link_connect(path, err, sizeof(err));
+		fd = socket_connect(path, err, sizeof(err));
 		if (fd < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			kill(pid, SIGKILL);
@@ -425,7 +428,5 @@ int cmd_migrate(int argc, char **argv)
 	if (o.plot && report_plot(&r, o.plot))
 		fprintf(stderr, "dmalog migrate: cannot write %s\n", o.plot);
 	free(r.rounds);
-	if (!r.completed)
-		return 1;
-	return r.verified ? 0 : 3;
+	return mig_exit_status(&r);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "cli.h"
 
 #define BAR_WIDTH 24
 
@@ -31,13 +31,13 @@ static double mib(uint64_t bytes)
 	return (double)bytes / (1 << 20);
 }
 
-static double round_mbps(const struct mig_round *rd)
+static double round_mbps(const struct dmalog_mig_round *rd)
 {
 	return rd->ms > 0 ? (double)rd->bytes / 1e6 / (rd->ms / 1e3) : 0;
 }
 
-void report_progress(const struct mig_options *o, const struct mig_round *rd, uint64_t guest_pages,
-		     bool final)
+void report_progress(const struct mig_options *o, const struct dmalog_mig_round *rd,
+		     uint64_t guest_pages, bool final)
 {
 	FILE *f = o->json ? stderr : stdout;
 	char label[16];
@@ -81,6 +81,19 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Text that came from the peer: control bytes escaped, and at most 300 bytes of it. */
+static void print_escaped(FILE *f, const char *s)
+{
+	for (size_t i = 0; s[i] && i < 300; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
 static double last_dirty_rate(const struct mig_result *r)
 {
 	return r->nrounds > 1 ? r->rounds[r->nrounds - 2].dirty_rate : 0;
@@ -95,7 +108,8 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		"\"total_ms\":%.3f,\"bytes_sent\":%llu,\"guest_bytes\":%llu,\"tracker\":\"%s\","
 		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
 		"\"dirty_rate_pages_s\":%.0f,\"tracker_errors\":%llu,\"pages_per_round\":[",
-		r->verified ? "true" : "false", r->completed ? "true" : "false",
+		r->verified ? "true" : "false",
+		r->outcome == DMALOG_MIG_MIGRATED ? "true" : "false",
 		(unsigned long long)r->pages_compared, (unsigned long long)r->pages_mismatched,
 		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
 		o->downtime_limit_ms, r->total_ms, (unsigned long long)r->bytes_sent,
@@ -105,7 +119,8 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "]");
-	if (!r->completed)
+	fprintf(f, ",\"outcome\":\"%s\"", dmalog_mig_outcome_name(r->outcome));
+	if (r->outcome != DMALOG_MIG_MIGRATED)
 		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
 	fprintf(f, ",\"error\":");
 	if (r->error[0])
@@ -121,8 +136,18 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		summary_json(o, r, f);
 		return;
 	}
-	if (!r->completed) {
-		fprintf(f, "migration failed: %s\n", r->error);
+	if (r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN) {
+		fprintf(f, "migration outcome unknown: ");
+		print_escaped(f, r->error);
+		fputc('\n', f);
+		fprintf(f, "source: guest left paused, devices stopped: it may be running at the "
+			   "destination; resume it here only if the destination does not run it\n");
+		return;
+	}
+	if (r->outcome != DMALOG_MIG_MIGRATED) {
+		fprintf(f, "migration failed: ");
+		print_escaped(f, r->error);
+		fputc('\n', f);
 		fprintf(f, "source: %s\n",
 			r->source_running
 				? "rolled back: guest running, devices RUNNING, dirty tracking "
@@ -130,15 +155,15 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 				: "NOT back to a clean running state");
 		return;
 	}
-	if (r->error[0])
-		fprintf(f, "migration completed but could not be verified: %s\n", r->error);
-	else
-		fprintf(f,
-			"%s: %llu pages and %u devices compared, %llu pages and %u devices "
-			"mismatched\n",
-			r->verified ? "migrated and verified" : "MIGRATED WITH MISMATCHES",
-			(unsigned long long)r->pages_compared, r->devices_compared,
-			(unsigned long long)r->pages_mismatched, r->devices_mismatched);
+	fprintf(f, "%s: %llu pages and %u devices compared, %llu pages and %u devices mismatched\n",
+		r->verified ? "migrated and verified" : "MIGRATED BUT NOT VERIFIED",
+		(unsigned long long)r->pages_compared, r->devices_compared,
+		(unsigned long long)r->pages_mismatched, r->devices_mismatched);
+	if (!r->verified && r->error[0]) {
+		fprintf(f, "  why              ");
+		print_escaped(f, r->error);
+		fputc('\n', f);
+	}
 	fprintf(f, "  rounds           %u (%u precopy + final)\n", r->nrounds, r->nrounds - 1);
 	fprintf(f, "  pages per round ");
 	for (uint32_t i = 0; i < r->nrounds; i++)
@@ -163,12 +188,13 @@ int report_csv(const struct mig_result *r, const char *path)
 	fprintf(f, "round,final,pages,device_bytes,bytes,ms,bandwidth_mb_s,dirty_pages_per_s,"
 		   "sync_ms\n");
 	for (uint32_t i = 0; i < r->nrounds; i++) {
-		const struct mig_round *rd = &r->rounds[i];
+		const struct dmalog_mig_round *rd = &r->rounds[i];
 
 		fprintf(f, "%u,%d,%llu,%llu,%llu,%.3f,%.1f,%.0f,%.3f\n", rd->round,
-			r->completed && i + 1 == r->nrounds, (unsigned long long)rd->pages,
-			(unsigned long long)rd->device_bytes, (unsigned long long)rd->bytes, rd->ms,
-			round_mbps(rd), rd->dirty_rate, rd->sync_ms);
+			r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds,
+			(unsigned long long)rd->pages, (unsigned long long)rd->device_bytes,
+			(unsigned long long)rd->bytes, rd->ms, round_mbps(rd), rd->dirty_rate,
+			rd->sync_ms);
 	}
 	return fclose(f) ? -errno : 0;
 }
@@ -219,7 +245,7 @@ int report_plot(const struct mig_result *r, const char *path)
 			"fill=\"#4477aa\"><title>%llu pages</title></rect>\n",
 			x + slot * 0.15, top + ph - bh, slot * 0.7, bh,
 			(unsigned long long)r->rounds[i].pages);
-		if (r->completed && i + 1 == r->nrounds)
+		if (r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds)
 			snprintf(label, sizeof(label), "final");
 		else
 			snprintf(label, sizeof(label), "%u", r->rounds[i].round);

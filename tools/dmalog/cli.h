@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dmalog migrate: what its parts share. The guest (guest.c) is memory, a CPU writer and
- * devices with their trackers; the dirty sync (dirty_sync.c) ORs every tracker into one
- * bitmap; the link (link.c) carries frames; the source (migrate_source.c) and destination
- * (migrate_dest.c) run the migration; the report (migrate_report.c) prints what happened.
+ * dmalog migrate, the tool around the library's engine: the demo guest (guest.c: RAM laid out
+ * like a PC's, a CPU writer, NIC and storage devices with their trackers), sockets
+ * (socket.c), the two ends wired to the engine with fault injection through its hooks
+ * (migrate_ends.c), the options (migrate_cli.c) and what is printed (migrate_report.c).
  */
-#ifndef DMALOG_TOOL_MIGRATE_H
-#define DMALOG_TOOL_MIGRATE_H
+#ifndef DMALOG_TOOL_CLI_H
+#define DMALOG_TOOL_CLI_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,10 +14,10 @@
 
 #include <dmalog/dmalog.h>
 
-#define MIG_PAGE_SHIFT	12
-#define MIG_PAGE_SIZE	(1ULL << MIG_PAGE_SHIFT)
-#define MIG_MAX_DEVICES 8
-#define MIG_MAX_SLOTS	3
+#define MIG_PAGE_SHIFT	 DMALOG_RAM_PAGE_SHIFT
+#define MIG_MAX_DEVICES	 8
+#define MIG_MAX_SLOTS	 3
+#define MIG_MAX_TRACKERS (MIG_MAX_DEVICES + 2)
 
 enum mig_tracker {
 	MIG_TRACK_ALL,	  /* device logging where a device has it, plus IOMMU dirty bits */
@@ -63,17 +63,13 @@ struct mig_options {
 
 /* ---- the guest ---- */
 
-/* A RAM slot: guest-physical [gpa, gpa + len) backed by ram[ram_off, ram_off + len). */
-struct guest_slot {
-	uint64_t gpa, ram_off, len;
-};
-
 struct guest {
 	bool source;
 	enum mig_tracker tracker;
 	uint8_t *ram;
 	uint64_t ram_bytes;
-	struct guest_slot slots[MIG_MAX_SLOTS];
+	/* RAM slots: guest-physical [gpa, gpa + length) at ram + ram_offset. */
+	struct dmalog_ram_region slots[MIG_MAX_SLOTS];
 	uint32_t nslots;
 
 	/* The CPU: a writer over all of RAM logging into a KVM-like log in RAM-offset space. */
@@ -90,9 +86,14 @@ struct guest {
 	uint32_t ndevices;
 	enum mig_device_kind kinds[MIG_MAX_DEVICES];
 	struct dmalog_emudev *emu[MIG_MAX_DEVICES];
-	struct dmalog_device *dev[MIG_MAX_DEVICES];
-	bool dev_logging[MIG_MAX_DEVICES]; /* this device tracks its DMA itself */
 	uint16_t dev_tag[MIG_MAX_DEVICES];
+	bool dev_logging[MIG_MAX_DEVICES]; /* this device tracks its own DMA */
+
+	/* What the engine is given: a handle per device, and (source) every tracker. */
+	struct dmalog_handle *dev[MIG_MAX_DEVICES];
+	struct dmalog_handle *cpu_log_h, *iommufd_h, *type1_h;
+	struct dmalog_tracker *trackers[MIG_MAX_TRACKERS];
+	uint32_t ntrackers;
 };
 
 /* Words of untouched guest memory carry this tag and their own index. */
@@ -101,13 +102,6 @@ struct guest {
 
 int guest_create(const struct mig_options *o, bool source, struct guest **out);
 void guest_destroy(struct guest *g);
-
-/* VFIO_DEVICE_FEATURE MIG_DEVICE_STATE SET; *data_fd gets a new fd or -1. */
-int guest_set_state(struct dmalog_device *dev, uint32_t state, int *data_fd);
-/* The device's current migration state, or -errno. */
-int guest_get_state(struct dmalog_device *dev);
-/* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE. */
-int guest_data_size(struct dmalog_device *dev, uint64_t *bytes);
 
 /* Pause and resume every writer of guest memory (CPU and device DMA). */
 void guest_pause_writers(struct guest *g);
@@ -121,92 +115,51 @@ uint64_t guest_writes(struct guest *g);
  */
 uint64_t guest_stray_words(struct guest *g);
 
-/* ---- dirty tracking across every tracker ---- */
+/* What the engine's hooks do for this guest: its vCPU is the CPU writer. */
+void guest_pause_vcpus(struct guest *g);
+void guest_resume_vcpus(struct guest *g);
+int guest_device_hash(struct guest *g, uint32_t dev, uint64_t *hash);
+void guest_device_error(struct guest *g, uint32_t dev, char *buf, size_t len);
+/* Whether every tracker and every device's DMA logging is off, asked of each one itself. */
+bool guest_untracked(struct guest *g);
 
-struct sync_stats {
-	uint64_t syncs;
-	uint64_t tracker_errors; /* reports that failed: everything was marked dirty */
-};
-
-int tracking_start(struct guest *g);
-void tracking_stop(struct guest *g);
-/*
- * OR what every tracker saw since the last sync into @bitmap (one bit per RAM page) and clear
- * the trackers. A tracker whose report fails has everything marked dirty and is restarted.
- */
-int tracking_sync(struct guest *g, uint64_t *bitmap, struct sync_stats *st);
-
-/* ---- the connection ---- */
-
-/* Queued bytes past which a sender should flush: a few frames per write. */
-#define LINK_FLUSH_BYTES (4u << 20)
-
-struct link {
-	int fd;
-	uint8_t *buf;
-	size_t len, cap;
-	uint64_t bytes;	 /* bytes written to the connection */
-	uint64_t frames; /* frames queued */
-	char error[160];
-};
+/* ---- sockets ---- */
 
 /* "host:port" (TCP) or a path / "unix:path" (UNIX). Returns a listening fd or -errno. */
-int link_listen(const char *addr, char *err, size_t errlen);
-int link_accept(int lfd, char *err, size_t errlen);
-int link_connect(const char *addr, char *err, size_t errlen);
-
-void link_init(struct link *l, int fd);
-void link_fini(struct link *l);
-/* Queue a frame (nothing is sent before link_flush); fill its payload, then seal it. */
-uint8_t *link_frame_begin(struct link *l, uint32_t length);
-void link_frame_seal(struct link *l, uint16_t type);
-int link_frame(struct link *l, uint16_t type, const void *payload, uint32_t length);
-/* Send what is queued. -EPIPE and friends when the peer is gone. */
-int link_flush(struct link *l);
-/*
- * Read one frame from the peer within @timeout_ms (-1 forever, 0 only if one is waiting):
- * 0 and the frame, -EAGAIN for nothing yet, -ECONNRESET at EOF, -EBADMSG for garbage.
- */
-int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *payload, uint32_t max,
-		    uint32_t *length);
+int socket_listen(const char *addr, char *err, size_t errlen);
+int socket_accept(int lfd, char *err, size_t errlen);
+int socket_connect(const char *addr, char *err, size_t errlen);
 
 /* ---- the two ends and the report ---- */
 
-struct mig_round {
-	uint32_t round;
-	uint64_t pages;	       /* guest pages sent */
-	uint64_t device_bytes; /* device data sent */
-	uint64_t bytes;	       /* bytes on the wire */
-	double ms;	       /* time the round took */
-	double dirty_rate;     /* pages dirtied per second, measured at its sync */
-	double sync_ms;
-};
-
 struct mig_result {
-	bool completed; /* the destination resumed and answered */
-	bool verified;	/* ... and every page and device matched */
-	char error[256];
-	struct mig_round *rounds;
+	enum dmalog_mig_outcome outcome;
+	bool verified;
+	char error[400];
+	struct dmalog_mig_round *rounds; /* a copy, freed by the caller */
 	uint32_t nrounds;
 	uint64_t pages_compared, pages_mismatched;
 	uint32_t devices_compared, devices_mismatched;
 	uint64_t bytes_sent, guest_bytes;
 	double downtime_ms, total_ms;
 	uint64_t tracker_errors;
-	bool source_running; /* after a failure: rolled back, running, memory intact */
-	double bandwidth;    /* bytes per second, measured over the whole migration */
+	bool source_running; /* after a rollback: checked running, untracked, memory intact */
+	double bandwidth;    /* bytes per second, measured over the precopy rounds */
 };
 
 /* The source end over a connected fd; @dest_pid (or 0) is the destination to kill on demand. */
 int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r);
-/* The destination end over a connected fd. */
+/* The destination end over a connected fd: 0 verified, 3 resumed unverified, 1 refused. */
 int migrate_dest(const struct mig_options *o, int fd);
 
 /* Run a whole migration as the options say (spawning the destination unless --connect). */
 int migrate_run(const struct mig_options *o, struct mig_result *r);
 
-void report_progress(const struct mig_options *o, const struct mig_round *rd, uint64_t guest_pages,
-		     bool final);
+/* The exit status for a result: 0, 1, 3 or 4 (see --help). */
+int mig_exit_status(const struct mig_result *r);
+
+void report_progress(const struct mig_options *o, const struct dmalog_mig_round *rd,
+		     uint64_t guest_pages, bool final);
 void report_summary(const struct mig_options *o, const struct mig_result *r, FILE *f);
 int report_csv(const struct mig_result *r, const char *path);
 int report_plot(const struct mig_result *r, const char *path);

@@ -1,23 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * The connection between source and destination: TCP ("host:port") or a UNIX socket (a path,
- * or "unix:path"), and frames queued into one buffer and written out in large pieces. A
- * frame's payload is built in place in the buffer, so a page is copied once (out of guest
- * memory, which keeps changing) and checksummed where it lies.
+ * Sockets for `dmalog migrate`: TCP ("host:port", "[v6]:port") or a UNIX socket (a path, or
+ * "unix:path"). The engine takes the connected fd; this is only how the tool gets one.
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "cli.h"
 
 static bool is_unix(const char *addr, const char **path)
 {
@@ -33,9 +29,9 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, char *err, size_
 {
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path)) {
-		snprintf(err, errlen, "socket path too long: %s", path);
-		return -ENAMETOOLONG;
+	if (!path[0] || strlen(path) >= sizeof(sun->sun_path)) {
+		snprintf(err, errlen, "bad socket path '%s'", path);
+		return -EINVAL;
 	}
 	strcpy(sun->sun_path, path);
 	return 0;
@@ -77,7 +73,7 @@ static int fail_errno(const char *what, const char *addr, char *err, size_t errl
 	return -e;
 }
 
-int link_listen(const char *addr, char *err, size_t errlen)
+int socket_listen(const char *addr, char *err, size_t errlen)
 {
 	struct addrinfo *res = NULL;
 	struct sockaddr_un sun;
@@ -114,7 +110,7 @@ int link_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
-int link_accept(int lfd, char *err, size_t errlen)
+int socket_accept(int lfd, char *err, size_t errlen)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
 
@@ -124,12 +120,12 @@ int link_accept(int lfd, char *err, size_t errlen)
 	return fd;
 }
 
-int link_connect(const char *addr, char *err, size_t errlen)
+int socket_connect(const char *addr, char *err, size_t errlen)
 {
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sun;
 	const char *path;
-	int fd = -1, one = 1, ret;
+	int fd = -1, one = 1, ret = 0;
 
 	if (is_unix(addr, &path)) {
 		ret = unix_addr(path, &sun, err, errlen);
@@ -161,135 +157,4 @@ int link_connect(const char *addr, char *err, size_t errlen)
 		return ret ? ret : -ECONNREFUSED;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
-}
-
-void link_init(struct link *l, int fd)
-{
-	/* Room for a few 1 MiB frames in flight: fewer wakeups on both ends. */
-	int bytes = 8 << 20;
-
-	memset(l, 0, sizeof(*l));
-	l->fd = fd;
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
-}
-
-void link_fini(struct link *l)
-{
-	free(l->buf);
-	if (l->fd >= 0)
-		close(l->fd);
-	l->fd = -1;
-	l->buf = NULL;
-}
-
-uint8_t *link_frame_begin(struct link *l, uint32_t length)
-{
-	size_t need = l->len + DMALOG_FRAME_HDR_BYTES + length;
-
-	if (need > l->cap) {
-		size_t cap = need < 2 * l->cap ? 2 * l->cap : need;
-		uint8_t *p = realloc(l->buf, cap);
-
-		if (!p)
-			return NULL;
-		l->buf = p;
-		l->cap = cap;
-	}
-	/* The header goes in when sealed; length is kept there meanwhile. */
-	memcpy(l->buf + l->len + 8, &length, 4);
-	return l->buf + l->len + DMALOG_FRAME_HDR_BYTES;
-}
-
-void link_frame_seal(struct link *l, uint16_t type)
-{
-	uint8_t *hdr = l->buf + l->len;
-	uint32_t length;
-
-	memcpy(&length, hdr + 8, 4);
-	dmalog_frame_header(hdr, type, hdr + DMALOG_FRAME_HDR_BYTES, length);
-	l->len += DMALOG_FRAME_HDR_BYTES + length;
-	l->frames++;
-}
-
-int link_frame(struct link *l, uint16_t type, const void *payload, uint32_t length)
-{
-	uint8_t *p = link_frame_begin(l, length);
-
-	if (!p)
-		return -ENOMEM;
-	if (length)
-		memcpy(p, payload, length);
-	link_frame_seal(l, type);
-	return 0;
-}
-
-int link_flush(struct link *l)
-{
-	size_t off = 0;
-
-	while (off < l->len) {
-		ssize_t n = send(l->fd, l->buf + off, l->len - off, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			snprintf(l->error, sizeof(l->error), "connection lost: %s", strerror(e));
-			return -e;
-		}
-		off += (size_t)n;
-		l->bytes += (uint64_t)n;
-	}
-	l->len = 0;
-	return 0;
-}
-
-/* Read exactly @len bytes; -ECONNRESET at EOF. */
-static int read_full(int fd, uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (!n)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *payload, uint32_t max,
-		    uint32_t *length)
-{
-	struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
-	uint8_t hdr[DMALOG_FRAME_HDR_BYTES];
-	uint32_t crc;
-	int ret;
-
-	ret = poll(&pfd, 1, timeout_ms);
-	if (ret < 0)
-		return -errno;
-	if (!ret)
-		return -EAGAIN;
-	ret = read_full(l->fd, hdr, sizeof(hdr));
-	if (!ret)
-		ret = dmalog_frame_parse_header(hdr, type, length, &crc);
-	if (!ret && *length > max)
-		ret = -EBADMSG;
-	if (!ret)
-		ret = read_full(l->fd, payload, *length);
-	if (!ret) {
-		uint8_t check[DMALOG_FRAME_HDR_BYTES];
-
-		dmalog_frame_header(check, *type, payload, *length);
-		if (memcmp(check + 12, hdr + 12, 4))
-			ret = -EBADMSG;
-	}
-	return ret;
 }

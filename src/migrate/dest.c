@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The destination end: its devices wait in RESUMING, a validating sink applies the stream,
+ * each device goes RESUMING -> STOP as its state ends (the device checks it), and once the
+ * final state is complete the guest resumes here (devices RUNNING, then the vCPUs) and the
+ * source is told RUNNING at once. Then every page and device is compared with the source's
+ * hashes and the counts go back as RESULT.
+ *
+ * Before it resumes, any failure is answered with ABORT and the reason: the source then
+ * resumes its guest. After it resumes the guest is ours whatever happens to the proof: no
+ * ABORT is ever sent after RUNNING.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "link.h"
+
+#define READ_BYTES (1u << 20)
+
+struct dest {
+	struct dmalog_mig *m;
+	const struct dmalog_mig_config *c;
+	struct link l;
+	int data_fd[DMALOG_MIG_MAX_DEVICES];
+	uint64_t dev_hash[DMALOG_MIG_MAX_DEVICES];
+	bool resumed;
+	char why[200]; /* a device's own reason for refusing its state */
+};
+
+static int dev_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
+{
+	struct dest *d = opaque;
+
+	return dmalog_handle_data_write(d->c->devices[dev], d->data_fd[dev], data, len);
+}
+
+static int dev_done(void *opaque, uint32_t dev)
+{
+	struct dest *d = opaque;
+	void (*describe)(void *, uint32_t, char *, size_t) = HOOK(d->m, device_error);
+	int (*hash)(void *, uint32_t, uint64_t *) = HOOK(d->m, device_hash);
+	int ret;
+
+	close(d->data_fd[dev]);
+	d->data_fd[dev] = -1;
+	ret = dmalog_handle_set_state(d->c->devices[dev], VFIO_DEVICE_STATE_STOP, NULL);
+	if (ret) {
+		char reason[160] = "";
+
+		if (describe)
+			describe(d->c->opaque, dev, reason, sizeof(reason));
+		snprintf(d->why, sizeof(d->why), "device %u (%s): %s", dev,
+			 dmalog_handle_name(d->c->devices[dev]),
+			 reason[0] ? reason : strerror(-ret));
+		return ret;
+	}
+	/* What it resumed from: the source's hash of its stopped device must match this. */
+	if (hash && hash(d->c->opaque, dev, &d->dev_hash[dev]))
+		d->dev_hash[dev] = 0;
+	return 0;
+}
+
+static bool dev_verify(void *opaque, uint32_t dev, uint64_t hash)
+{
+	struct dest *d = opaque;
+
+	return HOOK(d->m, device_hash) && d->dev_hash[dev] == hash;
+}
+
+/* The final state is in: the guest runs here now, and the source learns it at once. */
+static int resume_guest(void *opaque)
+{
+	struct dest *d = opaque;
+	void (*resume)(void *) = HOOK(d->m, resume_vcpus);
+	int ret;
+
+	for (uint32_t i = 0; i < d->c->ndevices; i++) {
+		ret = dmalog_handle_set_state(d->c->devices[i], VFIO_DEVICE_STATE_RUNNING, NULL);
+		if (ret) {
+			/* Not resumed after all: what already runs stops again. */
+			while (i--)
+				dmalog_handle_set_state(d->c->devices[i], VFIO_DEVICE_STATE_STOP,
+							NULL);
+			snprintf(d->why, sizeof(d->why), "device %u would not run (%s)", i,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	if (resume)
+		resume(d->c->opaque);
+	d->resumed = true;
+	d->m->r.outcome = DMALOG_MIG_MIGRATED;
+	engine_event(d->m, DMALOG_MIG_EVENT_HANDED_OFF, 0);
+	/* The guest runs here whether or not the answer gets through. */
+	if (link_msg(&d->l, DMALOG_FRAME_RUNNING, NULL) || link_flush(&d->l))
+		engine_fail(d->m, -EPIPE, "resumed, but could not tell the source: %s", d->l.error);
+	return 0;
+}
+
+static const struct dmalog_sink_ops dest_ops = {
+	.device_data = dev_data,
+	.device_done = dev_done,
+	.device_verify = dev_verify,
+	.complete = resume_guest,
+};
+
+/*
+ * Not resumed: tell the source why, then wait (bounded) for it to hang up so the reason is
+ * not lost in a reset.
+ */
+static void refuse(struct dest *d, int err, const char *reason)
+{
+	uint8_t drain[4096];
+	struct pollfd pfd = {.fd = d->l.fd, .events = POLLIN};
+	double deadline = link_now_ms() + d->c->timeout_ms;
+
+	engine_fail(d->m, err, "%s", reason);
+	d->m->r.outcome = DMALOG_MIG_ROLLED_BACK;
+	link_raw(&d->l, DMALOG_FRAME_ABORT, reason, (uint32_t)strlen(reason));
+	link_flush(&d->l);
+	shutdown(d->l.fd, SHUT_WR);
+	while (link_now_ms() < deadline && poll(&pfd, 1, 100) >= 0) {
+		if (pfd.revents && read(d->l.fd, drain, sizeof(drain)) <= 0)
+			break;
+	}
+}
+
+/* What went wrong, before or after resuming: only before is the source told to resume. */
+static int stream_failed(struct dest *d, int err, const char *reason)
+{
+	if (!d->resumed)
+		refuse(d, err, reason);
+	else
+		engine_fail(d->m, err, "resumed, but the proof did not complete: %s", reason);
+	return err;
+}
+
+static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = d->l.fd, .events = POLLIN};
+		ssize_t n;
+		int ret = poll(&pfd, 1, (int)d->c->timeout_ms);
+
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (!ret) {
+			char reason[80];
+
+			snprintf(reason, sizeof(reason), "nothing from the source for %u ms",
+				 d->c->timeout_ms);
+			return stream_failed(d, -ETIMEDOUT, reason);
+		}
+		n = ret < 0 ? -1 : recv(d->l.fd, buf, READ_BYTES, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return stream_failed(d, -errno, "the connection to the source broke");
+		if (!n)
+			return stream_failed(d, -ECONNRESET,
+					     "the source closed the connection mid-stream");
+		ret = dmalog_sink_feed(sink, buf, (size_t)n);
+		if (ret == 1)
+			return 0;
+		if (ret < 0) {
+			char reason[400];
+
+			snprintf(reason, sizeof(reason), "%s%s%s", dmalog_sink_error(sink),
+				 d->why[0] ? ": " : "", d->why);
+			return stream_failed(d, ret, reason);
+		}
+	}
+}
+
+static int answer_result(struct dest *d, struct dmalog_sink *sink)
+{
+	struct dmalog_sink_stats st;
+	struct dmalog_frame_result res;
+	struct dmalog_mig_result *r = &d->m->r;
+
+	dmalog_sink_get_stats(sink, &st);
+	r->pages_compared = res.pages_compared = st.pages_compared;
+	r->pages_mismatched = res.pages_mismatched = st.pages_mismatched;
+	r->devices_compared = res.devices_compared = st.devices_compared;
+	r->devices_mismatched = res.devices_mismatched = st.devices_mismatched;
+	r->verified = st.pages_compared == dmalog_ram_map_pages(&d->m->ram) &&
+		      !st.pages_mismatched && !st.devices_mismatched &&
+		      st.devices_compared == (HOOK(d->m, device_hash) ? d->c->ndevices : 0);
+	if (link_msg(&d->l, DMALOG_FRAME_RESULT, &res) || link_flush(&d->l))
+		engine_fail(d->m, -EPIPE, "could not send the result to the source: %s",
+			    d->l.error);
+	if (!r->verified)
+		return engine_fail(d->m, -EIO, "%llu pages and %u devices mismatched",
+				   (unsigned long long)st.pages_mismatched, st.devices_mismatched);
+	return r->error;
+}
+
+int dest_run(struct dmalog_mig *m)
+{
+	struct dest d = {.m = m, .c = &m->cfg};
+	struct dmalog_sink_mem mem[DMALOG_RAM_MAX_REGIONS];
+	struct dmalog_sink *sink = NULL;
+	double t0 = link_now_ms();
+	uint8_t *buf = malloc(READ_BYTES);
+	int ret = buf ? 0 : -ENOMEM;
+
+	link_init(&d.l, m->cfg.fd, (int)m->cfg.timeout_ms);
+	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
+		d.data_fd[i] = -1;
+	for (uint32_t i = 0; i < m->ram.nregions; i++)
+		mem[i] = (struct dmalog_sink_mem){m->ram.regions[i].host, m->ram.regions[i].length};
+	for (uint32_t i = 0; !ret && i < m->cfg.ndevices; i++)
+		ret = dmalog_handle_set_state(m->cfg.devices[i], VFIO_DEVICE_STATE_RESUMING,
+					      &d.data_fd[i]);
+	if (!ret)
+		ret = dmalog_sink_create_regions(mem, m->ram.nregions, DMALOG_RAM_PAGE_SHIFT,
+						 m->cfg.ndevices, &dest_ops, &d, &sink);
+	if (ret) {
+		char reason[120];
+
+		snprintf(reason, sizeof(reason), "cannot set up the destination (%s)",
+			 strerror(-ret));
+		refuse(&d, ret, reason);
+	} else {
+		ret = receive(&d, sink, buf);
+	}
+	if (!ret)
+		ret = answer_result(&d, sink);
+	m->r.total_ms = link_now_ms() - t0;
+	m->r.bytes_sent = d.l.bytes;
+	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
+		if (d.data_fd[i] >= 0)
+			close(d.data_fd[i]);
+	dmalog_sink_destroy(sink);
+	link_fini(&d.l);
+	free(buf);
+	return ret;
+}

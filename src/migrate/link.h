@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine's end of the connection: frames queued into one buffer and written in large
+ * pieces, answers read whole, and a deadline on every wait. A frame's payload is built in
+ * place in the buffer, so a page is copied once out of guest memory and checksummed there.
+ */
+#ifndef DMALOG_MIGRATE_LINK_H
+#define DMALOG_MIGRATE_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dmalog/mstream.h>
+
+/* Queued bytes past which a sender should flush: a few frames per write. */
+#define LINK_FLUSH_BYTES (4u << 20)
+
+struct link {
+	int fd;
+	int timeout_ms; /* the longest silence tolerated on a read or a write */
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t bytes;	 /* bytes written to the connection */
+	uint64_t frames; /* frames queued */
+	/* Called on each sealed frame before it can be sent. */
+	void (*tap)(void *opaque, uint16_t type, uint8_t *frame, uint32_t length);
+	void *tap_opaque;
+	char error[160];
+};
+
+void link_init(struct link *l, int fd, int timeout_ms);
+void link_fini(struct link *l);
+
+/* Queue a frame (nothing is sent before link_flush); fill its payload, then seal it. */
+uint8_t *link_frame_begin(struct link *l, uint32_t length);
+void link_frame_seal(struct link *l, uint16_t type);
+/* A frame of only its typed fixed part (@msg may be NULL for an empty one). */
+int link_msg(struct link *l, uint16_t type, const void *msg);
+/* A frame whose payload is @length raw bytes (ABORT's reason). */
+int link_raw(struct link *l, uint16_t type, const void *payload, uint32_t length);
+
+/*
+ * Send everything queued, each wait bounded by the timeout. 0, or -errno with l->error set
+ * (-ETIMEDOUT when the peer stopped reading); what was not sent is dropped.
+ */
+int link_flush(struct link *l);
+
+/*
+ * Read one whole frame within @timeout_ms (0: only if one has begun to arrive; then the
+ * rest is waited for within the link's timeout): 0 and the frame, -EAGAIN for nothing,
+ * -ETIMEDOUT for a frame that did not finish in time, -ECONNRESET at EOF, -EBADMSG for
+ * garbage or a payload over @max.
+ */
+int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *payload, uint32_t max,
+		    uint32_t *length);
+
+/* Milliseconds on a monotonic clock. */
+double link_now_ms(void);
+
+#endif

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The source end: precopy rounds while the guest runs, a switchover when what is left fits
+ * the downtime limit, the final state, the hand-off, and the proof (a hash of every page and
+ * device, compared by the destination).
+ *
+ * The hand-off (see <dmalog/migrate.h>): until COMPLETE is wholly written, every failure
+ * rolls back. Afterwards only the destination's ABORT does; silence, a dropped connection or
+ * a garbled answer leave the guest paused here, because the destination may be running it.
+ * Before COMPLETE the only answer the destination may send is ABORT; RUNNING comes only
+ * after COMPLETE, RESULT only after END.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "link.h"
+
+#define RUN_PAGES	     256 /* pages per PAGES frame: 1 MiB */
+#define DEVICE_CHUNK	     (256u << 10)
+#define VERIFY_PAGES	     4096 /* hashes per VERIFY_PAGES frame */
+#define ANSWER_MAX	     512
+#define ABORT_REASON_WAIT_MS 200
+
+struct source {
+	struct dmalog_mig *m;
+	const struct dmalog_mig_config *c;
+	struct dmalog_mig_result *r;
+	struct link l;
+	uint64_t *bitmap;
+	uint64_t npages;
+	int data_fd[DMALOG_MIG_MAX_DEVICES];
+	uint8_t *chunk;
+	double t0, last_sync;
+	double send_ms; /* time spent sending precopy rounds, for the bandwidth estimate */
+	uint64_t send_bytes;
+	bool vcpus_paused;
+	uint32_t round;
+};
+
+/* The destination's answers, in the order the protocol allows them. */
+enum answer { ANSWER_NONE, ANSWER_RUNNING, ANSWER_RESULT };
+
+/*
+ * Read the destination's next answer within @timeout_ms (0: only if one is waiting).
+ * Returns 0 with nothing waiting, the payload length of a @want frame (into @payload), or
+ * -errno with the reason: -ECANCELED for ABORT (carrying the destination's words), -EPROTO
+ * for an answer the protocol does not allow now.
+ */
+static int take_answer(struct source *s, int timeout_ms, uint16_t want, void *payload)
+{
+	char buf[ANSWER_MAX + 1];
+	uint16_t type;
+	uint32_t len;
+	int ret = link_read_frame(&s->l, timeout_ms, &type, (uint8_t *)buf, ANSWER_MAX, &len);
+
+	if (ret == -EAGAIN && timeout_ms)
+		return engine_fail(s->m, -ETIMEDOUT, "the destination did not answer within %d ms",
+				   timeout_ms);
+	if (ret == -EAGAIN)
+		return 0;
+	if (ret == -ECONNRESET)
+		return engine_fail(s->m, ret, "the destination closed the connection");
+	if (ret == -ETIMEDOUT)
+		return engine_fail(s->m, ret, "the destination's answer stalled mid-frame");
+	if (ret)
+		return engine_fail(s->m, ret, "bad answer from the destination (%s)",
+				   strerror(-ret));
+	if (type == DMALOG_FRAME_ABORT) {
+		buf[len] = 0;
+		return engine_fail(s->m, -ECANCELED, "the destination aborted: %s", buf);
+	}
+	if (type != want || (int)len != dmalog_frame_fixed_bytes(type))
+		return engine_fail(s->m, -EPROTO, "unexpected %s answer from the destination",
+				   dmalog_frame_type_name(type));
+	if (len)
+		return dmalog_frame_decode(type, (uint8_t *)buf, len, payload) ? -EPROTO : (int)len;
+	return 1;
+}
+
+/* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
+static int flush(struct source *s)
+{
+	int ret = link_flush(&s->l);
+
+	if (ret) {
+		/* The destination may have said why it stopped reading. */
+		take_answer(s, ABORT_REASON_WAIT_MS, DMALOG_FRAME_ABORT, NULL);
+		return engine_fail(s->m, ret, "%s", s->l.error);
+	}
+	ret = take_answer(s, 0, DMALOG_FRAME_ABORT, NULL);
+	return ret < 0 ? ret : 0;
+}
+
+static int queue_msg(struct source *s, uint16_t type, const void *msg)
+{
+	if (link_msg(&s->l, type, msg))
+		return engine_fail(s->m, -ENOMEM, "out of memory");
+	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
+}
+
+/*
+ * Copy guest memory that the guest may be writing: word by word with relaxed atomic loads,
+ * as DMA engines store, so each word is whole (x86 compiles these to plain moves). A page
+ * that changes during the copy is dirty again and goes in a later round.
+ */
+static void copy_guest(uint8_t *dst, const uint8_t *src, uint64_t bytes)
+{
+	const uint64_t *from = (const uint64_t *)src;
+
+	/* @dst sits after a 20-byte frame header: 4 bytes off alignment, so memcpy each word. */
+	for (uint64_t i = 0; i < bytes / 8; i++) {
+		uint64_t w = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+
+		memcpy(dst + 8 * i, &w, 8);
+	}
+}
+
+/* One PAGES frame for @n pages from RAM page @first, all inside region @r. */
+static int send_run(struct source *s, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
+{
+	struct dmalog_frame_run run = {.first_page = first, .count = n};
+	uint64_t off = (first << DMALOG_RAM_PAGE_SHIFT) - r->ram_offset;
+	uint8_t *p = link_frame_begin(&s->l, sizeof(run) + (n << DMALOG_RAM_PAGE_SHIFT));
+
+	if (!p)
+		return engine_fail(s->m, -ENOMEM, "out of memory");
+	dmalog_frame_encode(DMALOG_FRAME_PAGES, &run, p);
+	copy_guest(p + sizeof(run), (const uint8_t *)r->host + off,
+		   (uint64_t)n << DMALOG_RAM_PAGE_SHIFT);
+	link_frame_seal(&s->l, DMALOG_FRAME_PAGES);
+	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
+}
+
+/* Send every page set in the bitmap, region by region so no run crosses one; clear it. */
+static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
+{
+	for (uint32_t i = 0; i < s->m->ram.nregions; i++) {
+		const struct dmalog_ram_region *r = &s->m->ram.regions[i];
+		uint64_t p = r->ram_offset >> DMALOG_RAM_PAGE_SHIFT;
+		uint64_t end = p + (r->length >> DMALOG_RAM_PAGE_SHIFT);
+
+		while (p < end) {
+			uint64_t w = s->bitmap[p / 64] >> (p % 64);
+			uint32_t n = 0;
+			int ret;
+
+			if (!w) {
+				p = (p / 64 + 1) * 64;
+				continue;
+			}
+			p += (uint64_t)__builtin_ctzll(w);
+			while (p + n < end && n < RUN_PAGES &&
+			       (s->bitmap[(p + n) / 64] >> ((p + n) % 64) & 1))
+				n++;
+			ret = send_run(s, r, p, n);
+			if (ret)
+				return ret;
+			rd->pages += n;
+			p += n;
+		}
+	}
+	memset(s->bitmap, 0, s->npages / 8);
+	return 0;
+}
+
+/* Wait for device @i's data fd to have something, within the remaining time. */
+static void wait_device(struct source *s, uint32_t i, double deadline)
+{
+	struct pollfd pfd = {.fd = s->data_fd[i], .events = POLLIN};
+	double left = deadline - link_now_ms();
+
+	poll(&pfd, 1, left < 100 ? (left > 0 ? (int)left : 0) : 100);
+}
+
+/* Forward what the devices have produced; with @final, read each stream to its end. */
+static int send_device_data(struct source *s, struct dmalog_mig_round *rd, bool final)
+{
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		double deadline = link_now_ms() + s->c->timeout_ms;
+		struct dmalog_frame_device hdr = {.device = i};
+
+		while (s->data_fd[i] >= 0) {
+			ssize_t n = dmalog_handle_data_read(s->c->devices[i], s->data_fd[i],
+							    s->chunk + sizeof(hdr), DEVICE_CHUNK);
+			int ret;
+
+			if (n == -EAGAIN && !final)
+				break;
+			if (n == -EAGAIN && link_now_ms() >= deadline)
+				return engine_fail(s->m, -ETIMEDOUT,
+						   "device %u's state did not end within %u ms", i,
+						   s->c->timeout_ms);
+			if (n == -EAGAIN) {
+				wait_device(s, i, deadline);
+				continue;
+			}
+			if (n < 0)
+				return engine_fail(s->m, (int)n, "reading device %u's data: %s", i,
+						   strerror((int)-n));
+			if (!n) {
+				close(s->data_fd[i]);
+				s->data_fd[i] = -1;
+				ret = queue_msg(s, DMALOG_FRAME_DEVICE_DONE, &hdr);
+				if (ret)
+					return ret;
+				break;
+			}
+			dmalog_frame_encode(DMALOG_FRAME_DEVICE_DATA, &hdr, s->chunk);
+			if (link_raw(&s->l, DMALOG_FRAME_DEVICE_DATA, s->chunk,
+				     (uint32_t)(sizeof(hdr) + (size_t)n)))
+				return engine_fail(s->m, -ENOMEM, "out of memory");
+			if (s->l.len >= LINK_FLUSH_BYTES && (ret = flush(s)))
+				return ret;
+			rd->device_bytes += (uint64_t)n;
+		}
+	}
+	return 0;
+}
+
+static uint64_t count_dirty(const struct source *s)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < s->npages / 64; i++)
+		n += (uint64_t)__builtin_popcountll(s->bitmap[i]);
+	return n;
+}
+
+/*
+ * OR every tracker into the bitmap. A tracker whose sync fails has lost what it knew since
+ * the last one: everything is marked dirty and it starts over; the migration goes on.
+ */
+static int sync_dirty(struct source *s, struct dmalog_mig_round *rd)
+{
+	double t0 = link_now_ms();
+	int ret = engine_event(s->m, DMALOG_MIG_EVENT_SYNC, s->round);
+
+	if (ret)
+		return engine_fail(s->m, ret, "dirty sync stopped by the embedder");
+	for (uint32_t i = 0; i < s->c->ntrackers; i++) {
+		struct dmalog_tracker *t = s->c->trackers[i];
+
+		if (!dmalog_tracker_sync(t, s->bitmap))
+			continue;
+		memset(s->bitmap, 0xff, s->npages / 8);
+		s->r->tracker_errors++;
+		ret = dmalog_tracker_restart(t);
+		if (ret)
+			return engine_fail(s->m, ret,
+					   "tracker %s failed and could not restart (%s)",
+					   dmalog_tracker_name(t), strerror(-ret));
+	}
+	rd->sync_ms = link_now_ms() - t0;
+	rd->dirty_rate = t0 > s->last_sync ? (double)count_dirty(s) * 1e3 / (t0 - s->last_sync) : 0;
+	s->last_sync = t0;
+	return 0;
+}
+
+static void round_done(struct source *s, const struct dmalog_mig_round *rd, bool final)
+{
+	void (*hook)(void *, const struct dmalog_mig_round *, bool) = HOOK(s->m, round_done);
+
+	if (hook)
+		hook(s->c->opaque, rd, final);
+}
+
+/* Close a precopy round: tell the destination, and measure what the round cost. */
+static int end_round(struct source *s, struct dmalog_mig_round *rd, double start,
+		     uint64_t bytes_before)
+{
+	struct dmalog_frame_round msg = {.round = rd->round, .pages = rd->pages};
+	int ret = queue_msg(s, DMALOG_FRAME_ROUND, &msg);
+
+	if (!ret)
+		ret = flush(s);
+	rd->ms = link_now_ms() - start;
+	rd->bytes = s->l.bytes - bytes_before;
+	s->send_bytes += rd->bytes;
+	s->send_ms += rd->ms;
+	return ret;
+}
+
+/* Milliseconds the remaining pages and device state would take at the measured bandwidth. */
+static double expected_downtime_ms(struct source *s)
+{
+	uint64_t bytes = count_dirty(s) << DMALOG_RAM_PAGE_SHIFT;
+
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		uint64_t sz;
+
+		if (!dmalog_handle_data_size(s->c->devices[i], &sz))
+			bytes += sz;
+	}
+	return s->send_bytes ? (double)bytes * s->send_ms / (double)s->send_bytes : 0;
+}
+
+/* Precopy reads what a device has so far and moves on: its data fd must not block. */
+static void nonblocking(int fd)
+{
+	int flags = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static int precopy(struct source *s)
+{
+	bool (*keep_precopy)(void *, uint32_t) = HOOK(s->m, keep_precopy);
+	int ret;
+
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		ret = dmalog_handle_set_state(s->c->devices[i], VFIO_DEVICE_STATE_PRE_COPY,
+					      &s->data_fd[i]);
+		if (ret)
+			return engine_fail(s->m, ret, "device %u refused PRE_COPY (%s)", i,
+					   strerror(-ret));
+		nonblocking(s->data_fd[i]);
+	}
+	/* The first round sends everything: the bulk stage. */
+	memset(s->bitmap, 0xff, s->npages / 8);
+	for (;;) {
+		struct dmalog_mig_round *rd = engine_new_round(s->m);
+		double start = link_now_ms();
+		uint64_t before = s->l.bytes;
+
+		if (!rd)
+			return engine_fail(s->m, -ENOMEM, "out of memory");
+		s->round = rd->round;
+		ret = engine_event(s->m, DMALOG_MIG_EVENT_ROUND, s->round);
+		if (ret)
+			return engine_fail(s->m, ret, "round %u stopped by the embedder", s->round);
+		ret = send_dirty_pages(s, rd);
+		if (!ret)
+			ret = send_device_data(s, rd, false);
+		if (!ret)
+			ret = end_round(s, rd, start, before);
+		if (!ret)
+			ret = sync_dirty(s, rd);
+		if (ret)
+			return ret;
+		round_done(s, rd, false);
+		if (keep_precopy && keep_precopy(s->c->opaque, s->round))
+			continue;
+		if (expected_downtime_ms(s) <= s->c->downtime_limit_ms ||
+		    s->round >= s->c->max_rounds)
+			return 0;
+	}
+}
+
+/* Stop the guest: vCPUs, then every device to STOP_COPY (whose fd carries the final state). */
+static int stop_guest(struct source *s)
+{
+	void (*pause)(void *) = HOOK(s->m, pause_vcpus);
+
+	if (pause)
+		pause(s->c->opaque);
+	s->vcpus_paused = true;
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		int fd = -1, ret = dmalog_handle_set_state(s->c->devices[i],
+							   VFIO_DEVICE_STATE_STOP_COPY, &fd);
+
+		if (ret)
+			return engine_fail(s->m, ret, "device %u refused STOP_COPY (%s)", i,
+					   strerror(-ret));
+		/* PRE_COPY -> STOP_COPY goes on with the same fd; another arc may give a new one.
+		 */
+		if (fd >= 0) {
+			if (s->data_fd[i] >= 0)
+				close(s->data_fd[i]);
+			s->data_fd[i] = fd;
+			nonblocking(fd);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The final round, up to COMPLETE written whole. Returns 0 once COMPLETE is on the wire, or
+ * -errno while the destination cannot have it (a failure here rolls back).
+ */
+static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_stop)
+{
+	int ret;
+
+	*t_stop = link_now_ms();
+	ret = stop_guest(s);
+	if (!ret)
+		ret = engine_event(s->m, DMALOG_MIG_EVENT_STOPPED, s->round);
+	if (!ret)
+		ret = queue_msg(s, DMALOG_FRAME_SWITCHOVER, NULL);
+	if (!ret)
+		ret = sync_dirty(s, rd);
+	if (!ret)
+		ret = send_dirty_pages(s, rd);
+	if (!ret)
+		ret = send_device_data(s, rd, true);
+	if (!ret)
+		ret = flush(s);
+	if (!ret && (ret = engine_event(s->m, DMALOG_MIG_EVENT_COMPLETE, s->round)))
+		engine_fail(s->m, ret, "stopped by the embedder before COMPLETE");
+	if (ret)
+		return ret;
+	/*
+	 * COMPLETE alone: if any of its 20 bytes is not written, the destination cannot have a
+	 * whole, checksummed COMPLETE and cannot resume; rolling back is safe.
+	 */
+	if (link_msg(&s->l, DMALOG_FRAME_COMPLETE, NULL))
+		return engine_fail(s->m, -ENOMEM, "out of memory");
+	ret = link_flush(&s->l);
+	return ret ? engine_fail(s->m, ret, "%s", s->l.error) : 0;
+}
+
+/* The proof: every page's and device's hash, for the destination to compare. */
+static int verify(struct source *s)
+{
+	int (*device_hash)(void *, uint32_t, uint64_t *) = HOOK(s->m, device_hash);
+	struct dmalog_frame_result res;
+	struct dmalog_frame_end end;
+	int ret = 0;
+
+	for (uint64_t p = 0; p < s->npages && !ret; p += VERIFY_PAGES) {
+		struct dmalog_frame_run run = {
+			.first_page = p,
+			.count = s->npages - p < VERIFY_PAGES ? (uint32_t)(s->npages - p)
+							      : VERIFY_PAGES,
+		};
+		uint8_t *f = link_frame_begin(&s->l, sizeof(run) + 8 * run.count);
+		uint32_t reg = 0;
+
+		if (!f)
+			return engine_fail(s->m, -ENOMEM, "out of memory");
+		dmalog_frame_encode(DMALOG_FRAME_VERIFY_PAGES, &run, f);
+		for (uint32_t i = 0; i < run.count; i++) {
+			uint64_t page = p + i, off = page << DMALOG_RAM_PAGE_SHIFT, h;
+			const struct dmalog_ram_region *r;
+
+			while (off >=
+			       s->m->ram.regions[reg].ram_offset + s->m->ram.regions[reg].length)
+				reg++;
+			r = &s->m->ram.regions[reg];
+			h = dmalog_page_hash((const uint8_t *)r->host + (off - r->ram_offset),
+					     DMALOG_RAM_PAGE_SIZE);
+			memcpy(f + sizeof(run) + 8 * i, &h, 8);
+		}
+		link_frame_seal(&s->l, DMALOG_FRAME_VERIFY_PAGES);
+		if (s->l.len >= LINK_FLUSH_BYTES)
+			ret = link_flush(&s->l);
+	}
+	for (uint32_t i = 0; i < s->c->ndevices && device_hash && !ret; i++) {
+		struct dmalog_frame_verify_device vd = {.device = i};
+
+		ret = device_hash(s->c->opaque, i, &vd.hash);
+		if (ret)
+			return engine_fail(s->m, ret, "no state hash for device %u", i);
+		ret = link_msg(&s->l, DMALOG_FRAME_VERIFY_DEVICE, &vd);
+	}
+	end.frames = s->l.frames;
+	if (!ret)
+		ret = link_msg(&s->l, DMALOG_FRAME_END, &end);
+	if (!ret)
+		ret = link_flush(&s->l);
+	if (ret)
+		return engine_fail(s->m, ret, "sending the proof: %s", s->l.error);
+	ret = take_answer(s, (int)s->c->timeout_ms, DMALOG_FRAME_RESULT, &res);
+	if (ret < 0)
+		return ret;
+	s->r->pages_compared = res.pages_compared;
+	s->r->pages_mismatched = res.pages_mismatched;
+	s->r->devices_compared = res.devices_compared;
+	s->r->devices_mismatched = res.devices_mismatched;
+	s->r->verified = res.pages_compared == s->npages && !res.pages_mismatched &&
+			 res.devices_compared == (device_hash ? s->c->ndevices : 0) &&
+			 !res.devices_mismatched;
+	return s->r->verified ? 0
+			      : engine_fail(s->m, -EIO,
+					    "the destination found %llu pages and "
+					    "%u devices mismatched",
+					    (unsigned long long)res.pages_mismatched,
+					    res.devices_mismatched);
+}
+
+static void stop_tracking(struct source *s)
+{
+	for (uint32_t i = 0; i < s->c->ntrackers; i++)
+		dmalog_tracker_stop(s->c->trackers[i]);
+}
+
+static void close_data_fds(struct source *s)
+{
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		if (s->data_fd[i] >= 0)
+			close(s->data_fd[i]);
+		s->data_fd[i] = -1;
+	}
+}
+
+/* Back to where the guest was: tracking stopped, devices RUNNING, vCPUs running. */
+static void roll_back(struct source *s)
+{
+	void (*resume)(void *) = HOOK(s->m, resume_vcpus);
+	bool running = true;
+
+	stop_tracking(s);
+	close_data_fds(s);
+	for (uint32_t i = 0; i < s->c->ndevices; i++) {
+		uint32_t state;
+
+		if (dmalog_handle_set_state(s->c->devices[i], VFIO_DEVICE_STATE_RUNNING, NULL) ||
+		    dmalog_handle_get_state(s->c->devices[i], &state) ||
+		    state != VFIO_DEVICE_STATE_RUNNING)
+			running = false;
+	}
+	if (s->vcpus_paused && resume)
+		resume(s->c->opaque);
+	s->vcpus_paused = false;
+	s->r->devices_running = running;
+	s->r->outcome = DMALOG_MIG_ROLLED_BACK;
+}
+
+/* The guest is (or may be) the destination's: stay paused, devices in STOP. */
+static void stay_stopped(struct source *s, enum dmalog_mig_outcome outcome)
+{
+	stop_tracking(s);
+	close_data_fds(s);
+	for (uint32_t i = 0; i < s->c->ndevices; i++)
+		dmalog_handle_set_state(s->c->devices[i], VFIO_DEVICE_STATE_STOP, NULL);
+	s->r->outcome = outcome;
+}
+
+static int start(struct source *s)
+{
+	struct dmalog_frame_hello hello = {
+		.version = DMALOG_STREAM_VERSION,
+		.page_shift = DMALOG_RAM_PAGE_SHIFT,
+		.guest_bytes = s->m->ram.bytes,
+		.ndevices = s->c->ndevices,
+	};
+	int ret = queue_msg(s, DMALOG_FRAME_HELLO, &hello);
+
+	for (uint32_t i = 0; i < s->c->ntrackers && !ret; i++) {
+		ret = dmalog_tracker_start(s->c->trackers[i], &s->m->ram);
+		if (ret)
+			engine_fail(s->m, ret, "cannot start tracker %s (%s)",
+				    dmalog_tracker_name(s->c->trackers[i]), strerror(-ret));
+	}
+	return ret;
+}
+
+int source_run(struct dmalog_mig *m)
+{
+	struct source s = {.m = m, .c = &m->cfg, .r = &m->r};
+	struct dmalog_mig_round *rd = NULL;
+	uint64_t bytes_before = 0;
+	double t_stop = 0;
+	int ret;
+
+	link_init(&s.l, m->cfg.fd, (int)m->cfg.timeout_ms);
+	s.l.tap = HOOK(m, frame_out);
+	s.l.tap_opaque = m->cfg.opaque;
+	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
+		s.data_fd[i] = -1;
+	s.npages = dmalog_ram_map_pages(&m->ram);
+	s.bitmap = calloc(s.npages / 64, 8);
+	s.chunk = malloc(DEVICE_CHUNK + sizeof(struct dmalog_frame_device));
+	s.t0 = s.last_sync = link_now_ms();
+	ret = s.bitmap && s.chunk ? start(&s) : engine_fail(m, -ENOMEM, "out of memory");
+	if (!ret)
+		ret = precopy(&s);
+	if (!ret) {
+		rd = engine_new_round(m);
+		ret = rd ? 0 : engine_fail(m, -ENOMEM, "out of memory");
+		bytes_before = s.l.bytes;
+		if (rd)
+			s.round = rd->round;
+	}
+	if (!ret)
+		ret = final_state(&s, rd, &t_stop);
+	if (ret) {
+		roll_back(&s);
+		goto out;
+	}
+	/* COMPLETE is on the wire: from here on the guest may be running at the destination. */
+	ret = take_answer(&s, (int)m->cfg.timeout_ms, DMALOG_FRAME_RUNNING, NULL);
+	if (ret == -ECANCELED) {
+		/* An explicit refusal: the destination did not resume, so the source does. */
+		roll_back(&s);
+		goto out;
+	}
+	if (ret < 0) {
+		/* take_answer() said what went wrong; say what it means for the guest. */
+		stay_stopped(&s, DMALOG_MIG_OUTCOME_UNKNOWN);
+		strncat(m->r.message, "; outcome unknown: guest left paused on the source",
+			sizeof(m->r.message) - strlen(m->r.message) - 1);
+		goto out;
+	}
+	m->r.downtime_ms = link_now_ms() - t_stop;
+	rd->ms = m->r.downtime_ms;
+	rd->bytes = s.l.bytes - bytes_before;
+	stay_stopped(&s, DMALOG_MIG_MIGRATED);
+	round_done(&s, rd, true);
+	engine_event(m, DMALOG_MIG_EVENT_HANDED_OFF, s.round);
+	ret = verify(&s);
+out:
+	m->r.total_ms = link_now_ms() - s.t0;
+	m->r.bytes_sent = s.l.bytes;
+	m->r.bandwidth = s.send_ms > 0 ? (double)s.send_bytes * 1e3 / s.send_ms : 0;
+	close_data_fds(&s);
+	link_fini(&s.l);
+	free(s.bitmap);
+	free(s.chunk);
+	return ret;
+}

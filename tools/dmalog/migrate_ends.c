@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The two ends of `dmalog migrate`: the demo guest handed to the library's engine, the
+ * --inject faults done through the engine's hooks, and, after a rollback, an independent
+ * check that the guest really runs again, untracked, with nothing but its own writes in
+ * memory.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Answers of an end that never hear back within this are given up on. */
+#define PEER_TIMEOUT_MS 60000
+
+struct end {
+	const struct mig_options *o;
+	struct guest *g;
+	int dest_pid;
+	uint32_t round;	     /* the precopy round under way */
+	bool page_damaged;   /* corrupt-stream has done its damage */
+	bool device_damaged; /* device-state has done its damage */
+};
+
+static void pause_vcpus(void *opaque)
+{
+	guest_pause_vcpus(((struct end *)opaque)->g);
+}
+
+static void resume_vcpus(void *opaque)
+{
+	guest_resume_vcpus(((struct end *)opaque)->g);
+}
+
+static void round_done(void *opaque, const struct dmalog_mig_round *rd, bool final)
+{
+	struct end *e = opaque;
+
+	report_progress(e->o, rd, e->g->ram_bytes >> MIG_PAGE_SHIFT, final);
+}
+
+/* The first device tracker fails its next REPORT; without one, the IOMMU its next read. */
+static void inject_tracker_fault(struct guest *g)
+{
+	for (uint32_t i = 0; i < g->ndevices; i++) {
+		struct dmalog_devtrack *dt = dmalog_emudev_devtrack(g->emu[i]);
+
+		if (dt) {
+			dmalog_devtrack_inject(dt, DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
+			return;
+		}
+	}
+	if (g->iommu_dirty)
+		dmalog_iopt_set_debug(g->iopt, DMALOG_IOPT_DEBUG_FAIL_READ);
+}
+
+static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
+{
+	struct end *e = opaque;
+	bool due = round == e->o->inject_round;
+
+	if (ev == DMALOG_MIG_EVENT_ROUND)
+		e->round = round;
+	if (ev == DMALOG_MIG_EVENT_ROUND && due && e->o->inject == MIG_INJECT_KILL_DEST &&
+	    e->dest_pid > 0)
+		kill(e->dest_pid, SIGKILL);
+	if (ev == DMALOG_MIG_EVENT_SYNC && due && e->o->inject == MIG_INJECT_TRACKER_FAULT)
+		inject_tracker_fault(e->g);
+	return 0;
+}
+
+/*
+ * corrupt-stream: a byte of a page flipped after its checksum, as a bad link would.
+ * device-state: a byte of device 0's data flipped before its checksum, so the stream is
+ * intact and the destination's device must find the damage itself.
+ */
+static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t length)
+{
+	struct end *e = opaque;
+	uint8_t *payload = frame + DMALOG_FRAME_HDR_BYTES;
+	uint32_t plen = length - DMALOG_FRAME_HDR_BYTES;
+	struct dmalog_frame_device dev;
+
+	if (e->o->inject == MIG_INJECT_CORRUPT_STREAM && type == DMALOG_FRAME_PAGES &&
+	    e->round == e->o->inject_round && !e->page_damaged) {
+		payload[sizeof(struct dmalog_frame_run) + 100] ^= 0x20;
+		e->page_damaged = true;
+	}
+	if (e->o->inject == MIG_INJECT_DEVICE_STATE && type == DMALOG_FRAME_DEVICE_DATA &&
+	    !e->device_damaged && !dmalog_frame_decode(type, payload, plen, &dev) && !dev.device &&
+	    plen > sizeof(dev)) {
+		payload[sizeof(dev) + (plen - sizeof(dev)) / 2] ^= 0x01;
+		dmalog_frame_header(frame, type, payload, plen);
+		e->device_damaged = true;
+	}
+}
+
+static int device_hash(void *opaque, uint32_t dev, uint64_t *hash)
+{
+	return guest_device_hash(((struct end *)opaque)->g, dev, hash);
+}
+
+static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
+{
+	guest_device_error(((struct end *)opaque)->g, dev, buf, len);
+}
+
+/* An injected failure due at a later round keeps precopy going until then. */
+static bool keep_precopy(void *opaque, uint32_t round)
+{
+	struct end *e = opaque;
+
+	return e->o->inject && round < e->o->inject_round;
+}
+
+static const struct dmalog_mig_hooks hooks = {
+	.pause_vcpus = pause_vcpus,
+	.resume_vcpus = resume_vcpus,
+	.round_done = round_done,
+	.event = event,
+	.frame_out = frame_out,
+	.device_hash = device_hash,
+	.device_error = device_error,
+	.keep_precopy = keep_precopy,
+};
+
+static struct dmalog_mig_config engine_config(struct end *e, int fd)
+{
+	return (struct dmalog_mig_config){
+		.size = sizeof(struct dmalog_mig_config),
+		.fd = fd,
+		.regions = e->g->slots,
+		.nregions = e->g->nslots,
+		.devices = e->g->dev,
+		.ndevices = e->g->ndevices,
+		.trackers = e->g->trackers,
+		.ntrackers = e->g->ntrackers,
+		.downtime_limit_ms = e->o->downtime_limit_ms,
+		.max_rounds = e->o->max_rounds,
+		.timeout_ms = PEER_TIMEOUT_MS,
+		.hooks = &hooks,
+		.opaque = e,
+	};
+}
+
+/*
+ * After a rollback, believe nothing the engine says: the CPU writer's own counter must move,
+ * each tracker must say it is off, and every word of memory must be untouched or written by
+ * one of the guest's own writers.
+ */
+static bool guest_runs_intact(struct guest *g)
+{
+	uint64_t writes = guest_writes(g);
+	bool ok;
+
+	for (int i = 0; i < 400 && guest_writes(g) == writes; i++)
+		usleep(5000);
+	ok = guest_writes(g) != writes && guest_untracked(g);
+	guest_pause_writers(g);
+	ok &= !guest_stray_words(g);
+	guest_resume_writers(g);
+	return ok;
+}
+
+static void take_result(struct mig_result *r, const struct dmalog_mig_result *er)
+{
+	r->outcome = er->outcome;
+	r->verified = er->verified;
+	snprintf(r->error, sizeof(r->error), "%s", er->message);
+	r->nrounds = er->nrounds;
+	r->rounds = er->nrounds ? malloc(er->nrounds * sizeof(*r->rounds)) : NULL;
+	if (r->rounds)
+		memcpy(r->rounds, er->rounds, er->nrounds * sizeof(*r->rounds));
+	else
+		r->nrounds = 0;
+	r->pages_compared = er->pages_compared;
+	r->pages_mismatched = er->pages_mismatched;
+	r->devices_compared = er->devices_compared;
+	r->devices_mismatched = er->devices_mismatched;
+	r->bytes_sent = er->bytes_sent;
+	r->guest_bytes = er->guest_bytes;
+	r->downtime_ms = er->downtime_ms;
+	r->total_ms = er->total_ms;
+	r->tracker_errors = er->tracker_errors;
+	r->bandwidth = er->bandwidth;
+}
+
+int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r)
+{
+	struct end e = {.o = o, .dest_pid = dest_pid};
+	struct dmalog_mig_config cfg;
+	struct dmalog_mig *m = NULL;
+	int ret = guest_create(o, true, &e.g);
+
+	r->guest_bytes = o->mem_bytes;
+	if (ret) {
+		snprintf(r->error, sizeof(r->error), "cannot create the guest (%s)",
+			 strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	cfg = engine_config(&e, fd);
+	ret = dmalog_mig_source_create(&cfg, &m);
+	if (ret) {
+		snprintf(r->error, sizeof(r->error), "cannot set up the migration (%s)",
+			 strerror(-ret));
+	} else {
+		ret = dmalog_mig_run(m);
+		take_result(r, dmalog_mig_get_result(m));
+		if (r->outcome == DMALOG_MIG_ROLLED_BACK)
+			r->source_running =
+				dmalog_mig_get_result(m)->devices_running && guest_runs_intact(e.g);
+	}
+	dmalog_mig_destroy(m);
+	guest_destroy(e.g);
+	close(fd);
+	return ret;
+}
+
+int migrate_dest(const struct mig_options *o, int fd)
+{
+	struct end e = {.o = o};
+	struct dmalog_mig_config cfg;
+	const struct dmalog_mig_result *r;
+	struct dmalog_mig *m = NULL;
+	int ret = guest_create(o, false, &e.g), status;
+
+	if (ret) {
+		fprintf(stderr, "dmalog migrate: destination: cannot create the guest (%s)\n",
+			strerror(-ret));
+		close(fd);
+		return 1;
+	}
+	cfg = engine_config(&e, fd);
+	ret = dmalog_mig_dest_create(&cfg, &m);
+	if (ret) {
+		fprintf(stderr, "dmalog migrate: destination: cannot set up (%s)\n",
+			strerror(-ret));
+		status = 1;
+	} else {
+		dmalog_mig_run(m);
+		r = dmalog_mig_get_result(m);
+		status = r->outcome != DMALOG_MIG_MIGRATED ? 1 : r->verified ? 0 : 3;
+		if (r->message[0])
+			fprintf(stderr, "dmalog migrate: destination: %s%s\n",
+				r->outcome == DMALOG_MIG_MIGRATED ? "" : "migration failed: ",
+				r->message);
+		if (o->listen && r->outcome == DMALOG_MIG_MIGRATED)
+			printf("destination: guest running here; %llu pages and %u devices "
+			       "compared, %llu pages and %u devices mismatched\n",
+			       (unsigned long long)r->pages_compared, r->devices_compared,
+			       (unsigned long long)r->pages_mismatched, r->devices_mismatched);
+	}
+	dmalog_mig_destroy(m);
+	guest_destroy(e.g);
+	close(fd);
+	return status;
+}
+
+int mig_exit_status(const struct mig_result *r)
+{
+	switch (r->outcome) {
+	case DMALOG_MIG_MIGRATED:
+		return r->verified ? 0 : 3;
+	case DMALOG_MIG_OUTCOME_UNKNOWN:
+		return 4;
+	default:
+		return 1;
+	}
+}
