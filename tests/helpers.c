@@ -31,37 +31,46 @@ int feature(struct dmalog_device *dev, uint32_t flags, void *payload, size_t len
 	return feature_call(dev, flags, payload, len, len);
 }
 
+/* The library's own marshalling, through a handle over the device, as any consumer uses. */
+static struct dmalog_handle *handle_of(struct dmalog_device *dev)
+{
+	struct dmalog_handle *h = NULL;
+
+	assert_int_equal(dmalog_handle_from_device(dev, &h), 0);
+	return h;
+}
+
 int log_start(struct dmalog_device *dev, const struct vfio_device_feature_dma_logging_range *r,
 	      uint32_t n, uint64_t page_size, uint64_t *selected)
 {
-	struct vfio_device_feature_dma_logging_control c = {
-		.page_size = page_size,
-		.num_ranges = n,
-		.ranges = (uintptr_t)r,
-	};
-	int ret = feature(dev, FEAT_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c));
+	struct dmalog_handle *h = handle_of(dev);
+	uint64_t chosen = page_size;
+	int ret = dmalog_handle_log_start(h, r, n, page_size, &chosen);
 
+	dmalog_handle_destroy(h);
+	/* The kernel writes the page size back only on success; callers see the hint otherwise. */
 	if (selected)
-		*selected = c.page_size;
+		*selected = ret ? page_size : chosen;
 	return ret;
 }
 
 int log_stop(struct dmalog_device *dev)
 {
-	return feature(dev, FEAT_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0);
+	struct dmalog_handle *h = handle_of(dev);
+	int ret = dmalog_handle_log_stop(h);
+
+	dmalog_handle_destroy(h);
+	return ret;
 }
 
 int log_report(struct dmalog_device *dev, uint64_t iova, uint64_t length, uint64_t page_size,
 	       void *bitmap)
 {
-	struct vfio_device_feature_dma_logging_report r = {
-		.iova = iova,
-		.length = length,
-		.page_size = page_size,
-		.bitmap = (uintptr_t)bitmap,
-	};
+	struct dmalog_handle *h = handle_of(dev);
+	int ret = dmalog_handle_log_report(h, iova, length, page_size, bitmap);
 
-	return feature(dev, FEAT_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r));
+	dmalog_handle_destroy(h);
+	return ret;
 }
 
 static int spy_start(void *priv, const struct dmalog_range *ranges, uint32_t n, uint64_t *ps)

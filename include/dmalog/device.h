@@ -18,6 +18,10 @@
 #include <dmalog/ranges.h>
 #include <dmalog/uapi.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct dmalog_device;
 
 /*
@@ -93,5 +97,9 @@ DMALOG_API int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd,
 DMALOG_API void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits);
 
 DMALOG_API const char *dmalog_device_name(const struct dmalog_device *dev);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 #include <dmalog/api.h>
 #include <dmalog/device.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct dmalog_devtrack_caps {
 	uint32_t max_ranges;	    /* pg_track_max_num_range; 0: cannot track */
 	uint8_t log_min_addr_space; /* log2 bounds of the covered address space */
@@ -91,5 +95,9 @@ DMALOG_API void dmalog_devtrack_get_stats(struct dmalog_devtrack *t,
 /* Up to @max of the ranges the device was programmed with; returns how many there are. */
 DMALOG_API uint32_t dmalog_devtrack_ranges(struct dmalog_devtrack *t, struct dmalog_range *out,
 					   uint32_t max);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,6 +17,10 @@
 #include <dmalog/api.h>
 #include <dmalog/iopt.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum dmalog_workload {
 	DMALOG_WORKLOAD_SEQUENTIAL, /* a ring over the region, like a NIC's receive buffers */
 	DMALOG_WORKLOAD_RANDOM,	    /* uniform over the region */
@@ -75,5 +79,9 @@ DMALOG_API void dmalog_dma_engine_resume_p2p(struct dmalog_dma_engine *e);
 
 DMALOG_API void dmalog_dma_engine_get_stats(struct dmalog_dma_engine *e,
 					    struct dmalog_dma_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef DMALOG_H
 #define DMALOG_H
 
+#include <dmalog/version.h>
 #include <dmalog/uapi.h>
 #include <dmalog/ranges.h>
 #include <dmalog/iova_bitmap.h>

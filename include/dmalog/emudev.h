@@ -26,6 +26,10 @@
 #include <dmalog/device.h>
 #include <dmalog/dma.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum dmalog_emudev_tracker {
 	DMALOG_EMUDEV_TRACK_NONE,     /* no DMA logging: PROBE says -ENOTTY */
 	DMALOG_EMUDEV_TRACK_SOFTWARE, /* swtrack */
@@ -63,5 +67,9 @@ DMALOG_API uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d);
 
 /* Why the last RESUMING -> STOP refused its stream; "" when it did not. */
 DMALOG_API const char *dmalog_emudev_resume_error(struct dmalog_emudev *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

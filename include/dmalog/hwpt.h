@@ -22,6 +22,10 @@
 #include <dmalog/iopt.h>
 #include <dmalog/uapi.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct dmalog_iommufd;
 
 /* What the IOMMU behind a device can do. */
@@ -49,5 +53,9 @@ DMALOG_API int dmalog_iommufd_attach(struct dmalog_iommufd *ictx, uint32_t dev_i
 /* The page table the device's DMA translates through; NULL while detached. */
 DMALOG_API struct dmalog_iopt *dmalog_iommufd_device_iopt(struct dmalog_iommufd *ictx,
 							  uint32_t dev_id);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,6 +22,10 @@
 #include <dmalog/api.h>
 #include <dmalog/iova_bitmap.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DMALOG_IOPT_PTE_PR    (1ULL << 0)
 #define DMALOG_IOPT_PTE_A     (1ULL << 5)
 #define DMALOG_IOPT_PTE_D     (1ULL << 6)
@@ -116,5 +120,9 @@ DMALOG_API void dmalog_iopt_set_debug(struct dmalog_iopt *iopt, unsigned int deb
 /* The raw leaf PTE mapping @iova (0 if none) and its size, for tests and debugging. */
 DMALOG_API uint64_t dmalog_iopt_read_pte(struct dmalog_iopt *iopt, uint64_t iova,
 					 uint64_t *leaf_size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 #include <stdint.h>
 #include <dmalog/api.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Window of the kernel's iova_bitmap: 512 pinned 4 KiB pages = 2 MiB of bitmap. */
 #define DMALOG_IOVA_BITMAP_WINDOW_BITS (512ULL * 4096 * 8)
 
@@ -88,5 +92,9 @@ typedef int (*dmalog_iova_bitmap_fn)(struct dmalog_iova_bitmap *bm, uint64_t iov
  */
 DMALOG_API int dmalog_iova_bitmap_for_each(struct dmalog_iova_bitmap *bm, uint64_t window_bits,
 					   dmalog_iova_bitmap_fn fn, void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

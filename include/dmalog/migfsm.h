@@ -12,6 +12,10 @@
 #include <dmalog/api.h>
 #include <dmalog/uapi.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Flag bits a device may advertise in VFIO_DEVICE_FEATURE_MIGRATION. */
 #define DMALOG_MIGRATION_FLAGS_ALL                                                                 \
 	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
@@ -28,5 +32,9 @@ DMALOG_API int dmalog_mig_next_state(uint64_t flags, uint32_t cur, uint32_t targ
 
 /* "RUNNING", "PRE_COPY_P2P", ...; "INVALID" for unknown values. */
 DMALOG_API const char *dmalog_mig_state_name(uint32_t state);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

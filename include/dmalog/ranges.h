@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <dmalog/api.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct dmalog_range {
 	uint64_t iova;
 	uint64_t length; /* > 0; iova + length does not wrap */
@@ -47,5 +51,9 @@ DMALOG_API void dmalog_ranges_span(const struct dmalog_range *set, uint32_t n, u
  * tracker needs, as mlx5 computes log_addr_space_size = ilog2(roundup_pow_of_two(total)).
  */
 DMALOG_API unsigned int dmalog_log2_roundup(uint64_t length);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 #include <dmalog/api.h>
 #include <dmalog/device.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DMALOG_SWTRACK_MAX_LOG_BYTES (256ULL << 20)
 
 struct dmalog_swtrack;
@@ -39,5 +43,9 @@ DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova
 
 /* Tracking page size, 0 when not tracking. */
 DMALOG_API uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 #include <dmalog/api.h>
 #include <dmalog/uapi.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Largest bitmap a GET may ask for: INT_MAX pages, rounded to u64 words (256 MiB). */
 #define DMALOG_TYPE1_DIRTY_BITMAP_SIZE_MAX (((1ULL << 31) + 63) / 64 * 8)
 
@@ -40,5 +44,9 @@ DMALOG_API int dmalog_type1_unpin_pages(struct dmalog_type1 *c, uint64_t iova, u
 /* vfio_dma_rw(): copy to or from the mapped memory; a write dirties its pages. */
 DMALOG_API int dmalog_type1_dma_rw(struct dmalog_type1 *c, uint64_t iova, void *data,
 				   uint64_t length, bool write);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,19 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
+/* A system that has iommufd's header gives its definitions; only what it lacks is added. */
+#if defined(__has_include)
+#if __has_include(<linux/iommufd.h>)
+#include <linux/iommufd.h>
+#endif
+#endif
+
+/* The layout checks hold in C and C++ alike (C++ spells it static_assert). */
+#ifdef __cplusplus
+#define DMALOG_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define DMALOG_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
 
 /* PRE_COPY (kernel 6.2): the flag, the two states and the precopy info ioctl on the data fd. */
 #ifndef VFIO_MIGRATION_PRE_COPY
@@ -43,48 +56,48 @@ struct vfio_device_feature_mig_data_size {
 /* Core limit on START ranges: as many as fit in one 4 KiB kernel page. */
 #define DMALOG_LOG_MAX_RANGES (4096 / sizeof(struct vfio_device_feature_dma_logging_range))
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bitmaps are little-endian u64 words");
+DMALOG_STATIC_ASSERT(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bitmaps are little-endian u64 words");
 
-_Static_assert(sizeof(struct vfio_device_feature) == 8, "feature header");
-_Static_assert(offsetof(struct vfio_device_feature, argsz) == 0, "argsz");
-_Static_assert(offsetof(struct vfio_device_feature, flags) == 4, "flags");
-_Static_assert(offsetof(struct vfio_device_feature, data) == 8, "data");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature) == 8, "feature header");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature, argsz) == 0, "argsz");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature, flags) == 4, "flags");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature, data) == 8, "data");
 
-_Static_assert(sizeof(struct vfio_device_feature_dma_logging_control) == 24, "control");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_control, page_size) == 0, "");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_control, num_ranges) == 8, "");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_control, ranges) == 16, "");
-_Static_assert(sizeof(struct vfio_device_feature_dma_logging_range) == 16, "range");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_range, length) == 8, "");
-_Static_assert(sizeof(struct vfio_device_feature_dma_logging_report) == 32, "report");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_report, iova) == 0, "");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_report, length) == 8, "");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_report, page_size) == 16, "");
-_Static_assert(offsetof(struct vfio_device_feature_dma_logging_report, bitmap) == 24, "");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_dma_logging_control) == 24, "control");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_control, page_size) == 0, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_control, num_ranges) == 8, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_control, ranges) == 16, "");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_dma_logging_range) == 16, "range");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_range, length) == 8, "");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_dma_logging_report) == 32, "report");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_report, iova) == 0, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_report, length) == 8, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_report, page_size) == 16, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_dma_logging_report, bitmap) == 24, "");
 
-_Static_assert(sizeof(struct vfio_device_feature_migration) == 8, "migration");
-_Static_assert(sizeof(struct vfio_device_feature_mig_state) == 8, "mig_state");
-_Static_assert(offsetof(struct vfio_device_feature_mig_state, data_fd) == 4, "data_fd");
-_Static_assert(sizeof(struct vfio_device_feature_mig_data_size) == 8, "mig_data_size");
-_Static_assert(sizeof(struct vfio_precopy_info) == 24, "precopy_info");
-_Static_assert(offsetof(struct vfio_precopy_info, initial_bytes) == 8, "");
-_Static_assert(offsetof(struct vfio_precopy_info, dirty_bytes) == 16, "");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_migration) == 8, "migration");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_mig_state) == 8, "mig_state");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature_mig_state, data_fd) == 4, "data_fd");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature_mig_data_size) == 8, "mig_data_size");
+DMALOG_STATIC_ASSERT(sizeof(struct vfio_precopy_info) == 24, "precopy_info");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_precopy_info, initial_bytes) == 8, "");
+DMALOG_STATIC_ASSERT(offsetof(struct vfio_precopy_info, dirty_bytes) == 16, "");
 
-_Static_assert(VFIO_DEVICE_FEATURE_MASK == 0xffff, "");
-_Static_assert(VFIO_DEVICE_FEATURE_GET == (1 << 16), "");
-_Static_assert(VFIO_DEVICE_FEATURE_SET == (1 << 17), "");
-_Static_assert(VFIO_DEVICE_FEATURE_PROBE == (1 << 18), "");
-_Static_assert(VFIO_DEVICE_FEATURE_MIGRATION == 1 && VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2, "");
-_Static_assert(VFIO_DEVICE_FEATURE_DMA_LOGGING_START == 6, "");
-_Static_assert(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP == 7, "");
-_Static_assert(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT == 8, "");
-_Static_assert(VFIO_MIGRATION_STOP_COPY == 1 && VFIO_MIGRATION_P2P == 2, "");
-_Static_assert(VFIO_DEVICE_STATE_ERROR == 0 && VFIO_DEVICE_STATE_STOP == 1, "");
-_Static_assert(VFIO_DEVICE_STATE_RUNNING == 2 && VFIO_DEVICE_STATE_STOP_COPY == 3, "");
-_Static_assert(VFIO_DEVICE_STATE_RESUMING == 4 && VFIO_DEVICE_STATE_RUNNING_P2P == 5, "");
-_Static_assert(VFIO_DEVICE_FEATURE == ((';' << 8) | (100 + 17)), "");
-_Static_assert(VFIO_DEVICE_RESET == ((';' << 8) | (100 + 11)), "");
-_Static_assert(VFIO_MIG_GET_PRECOPY_INFO == ((';' << 8) | (100 + 21)), "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_MASK == 0xffff, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_GET == (1 << 16), "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_SET == (1 << 17), "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_PROBE == (1 << 18), "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_MIGRATION == 1 && VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_START == 6, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP == 7, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT == 8, "");
+DMALOG_STATIC_ASSERT(VFIO_MIGRATION_STOP_COPY == 1 && VFIO_MIGRATION_P2P == 2, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_STATE_ERROR == 0 && VFIO_DEVICE_STATE_STOP == 1, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_STATE_RUNNING == 2 && VFIO_DEVICE_STATE_STOP_COPY == 3, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_STATE_RESUMING == 4 && VFIO_DEVICE_STATE_RUNNING_P2P == 5, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE == ((';' << 8) | (100 + 17)), "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_RESET == ((';' << 8) | (100 + 11)), "");
+DMALOG_STATIC_ASSERT(VFIO_MIG_GET_PRECOPY_INFO == ((';' << 8) | (100 + 21)), "");
 
 /*
  * iommufd (kernel 6.7): Debian 12 ships no <linux/iommufd.h>. The commands dmalog serves, with
@@ -104,10 +117,6 @@ enum {
 	IOMMUFD_CMD_IOAS_UNMAP,
 	IOMMUFD_CMD_OPTION,
 	IOMMUFD_CMD_VFIO_IOAS,
-	IOMMUFD_CMD_HWPT_ALLOC,
-	IOMMUFD_CMD_GET_HW_INFO,
-	IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING,
-	IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP,
 };
 
 struct iommu_destroy {
@@ -167,10 +176,12 @@ struct iommu_option {
 	__aligned_u64 val64;
 };
 #define IOMMU_OPTION _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
+#endif /* IOMMUFD_TYPE: the 6.2 commands */
 
+/* HWPT allocation and hardware info (6.6). Later commands use their numbers literally. */
+#ifndef IOMMU_HWPT_ALLOC
 enum iommufd_hwpt_alloc_flags {
 	IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0,
-	IOMMU_HWPT_ALLOC_DIRTY_TRACKING = 1 << 1,
 };
 
 enum iommu_hwpt_data_type {
@@ -188,14 +199,12 @@ struct iommu_hwpt_alloc {
 	__u32 data_len;
 	__aligned_u64 data_uptr;
 };
-#define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC)
+#define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, 0x89)
+#endif
 
+#ifndef IOMMU_GET_HW_INFO
 enum iommu_hw_info_type {
 	IOMMU_HW_INFO_TYPE_NONE = 0,
-};
-
-enum iommufd_hw_capabilities {
-	IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0,
 };
 
 struct iommu_hw_info {
@@ -208,7 +217,13 @@ struct iommu_hw_info {
 	__u32 __reserved;
 	__aligned_u64 out_capabilities;
 };
-#define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
+#define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, 0x8a)
+#endif
+
+/* Dirty tracking (6.7): the flag, the capability and the two commands. */
+#ifndef IOMMU_HWPT_SET_DIRTY_TRACKING
+#define IOMMU_HWPT_ALLOC_DIRTY_TRACKING (1 << 1)
+#define IOMMU_HW_CAP_DIRTY_TRACKING	(1 << 0)
 
 enum iommufd_hwpt_set_dirty_tracking_flags {
 	IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1,
@@ -220,7 +235,7 @@ struct iommu_hwpt_set_dirty_tracking {
 	__u32 hwpt_id;
 	__u32 __reserved;
 };
-#define IOMMU_HWPT_SET_DIRTY_TRACKING _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING)
+#define IOMMU_HWPT_SET_DIRTY_TRACKING _IO(IOMMUFD_TYPE, 0x8b)
 
 enum iommufd_hwpt_get_dirty_bitmap_flags {
 	IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1,
@@ -236,30 +251,30 @@ struct iommu_hwpt_get_dirty_bitmap {
 	__aligned_u64 page_size;
 	__aligned_u64 data;
 };
-#define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP)
+#define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(IOMMUFD_TYPE, 0x8c)
 #endif
 
-_Static_assert(sizeof(struct iommu_destroy) == 8, "");
-_Static_assert(sizeof(struct iommu_ioas_alloc) == 12, "");
-_Static_assert(sizeof(struct iommu_ioas_map) == 40, "");
-_Static_assert(offsetof(struct iommu_ioas_map, user_va) == 16, "");
-_Static_assert(offsetof(struct iommu_ioas_map, iova) == 32, "");
-_Static_assert(sizeof(struct iommu_ioas_unmap) == 24, "");
-_Static_assert(offsetof(struct iommu_ioas_unmap, iova) == 8, "");
-_Static_assert(sizeof(struct iommu_option) == 24, "");
-_Static_assert(offsetof(struct iommu_option, object_id) == 12, "");
-_Static_assert(offsetof(struct iommu_option, val64) == 16, "");
-_Static_assert(offsetof(struct iommu_hwpt_alloc, out_hwpt_id) == 16, "");
-_Static_assert(offsetof(struct iommu_hwpt_alloc, data_uptr) == 32, "");
-_Static_assert(sizeof(struct iommu_hw_info) == 40, "");
-_Static_assert(offsetof(struct iommu_hw_info, out_capabilities) == 32, "");
-_Static_assert(sizeof(struct iommu_hwpt_set_dirty_tracking) == 16, "");
-_Static_assert(sizeof(struct iommu_hwpt_get_dirty_bitmap) == 48, "");
-_Static_assert(offsetof(struct iommu_hwpt_get_dirty_bitmap, iova) == 16, "");
-_Static_assert(offsetof(struct iommu_hwpt_get_dirty_bitmap, data) == 40, "");
-_Static_assert(IOMMU_HWPT_ALLOC == ((';' << 8) | 0x89), "");
-_Static_assert(IOMMU_GET_HW_INFO == ((';' << 8) | 0x8a), "");
-_Static_assert(IOMMU_HWPT_SET_DIRTY_TRACKING == ((';' << 8) | 0x8b), "");
-_Static_assert(IOMMU_HWPT_GET_DIRTY_BITMAP == ((';' << 8) | 0x8c), "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_destroy) == 8, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_ioas_alloc) == 12, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_ioas_map) == 40, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_ioas_map, user_va) == 16, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_ioas_map, iova) == 32, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_ioas_unmap) == 24, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_ioas_unmap, iova) == 8, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_option) == 24, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_option, object_id) == 12, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_option, val64) == 16, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_hwpt_alloc, out_hwpt_id) == 16, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_hwpt_alloc, data_uptr) == 32, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_hw_info) == 40, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_hw_info, out_capabilities) == 32, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_hwpt_set_dirty_tracking) == 16, "");
+DMALOG_STATIC_ASSERT(sizeof(struct iommu_hwpt_get_dirty_bitmap) == 48, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_hwpt_get_dirty_bitmap, iova) == 16, "");
+DMALOG_STATIC_ASSERT(offsetof(struct iommu_hwpt_get_dirty_bitmap, data) == 40, "");
+DMALOG_STATIC_ASSERT(IOMMU_HWPT_ALLOC == ((';' << 8) | 0x89), "");
+DMALOG_STATIC_ASSERT(IOMMU_GET_HW_INFO == ((';' << 8) | 0x8a), "");
+DMALOG_STATIC_ASSERT(IOMMU_HWPT_SET_DIRTY_TRACKING == ((';' << 8) | 0x8b), "");
+DMALOG_STATIC_ASSERT(IOMMU_HWPT_GET_DIRTY_BITMAP == ((';' << 8) | 0x8c), "");
 
 #endif /* DMALOG_UAPI_H */

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The migration engine as a library: both ends in one process over a socketpair, the demo
+ * guest of `dmalog migrate` (RAM in three slots, a CPU writer with its own log, a NIC with
+ * device DMA logging, storage behind the IOMMU) as what is migrated.
+ *
+ *  - every tracker migrates a busy guest and the destination's memory equals the source's;
+ *  - tracker failures are recovered; a corrupt stream, a rejected device state and a lost
+ *    connection roll the source back;
+ *  - the hand-off: a destination that answers at once (200 times), late, never, with ABORT
+ *    after COMPLETE, or that closes just before or just after COMPLETE; each case asserts
+ *    which side runs the guest: exactly one, or none when the outcome is unknown.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "../tools/dmalog/cli.h"
+
+#define TEST_MEM (8ULL << 20)
+/* Short enough for tests; a silent destination is given up on after this. */
+#define TEST_TIMEOUT_MS 400
+
+enum fault {
+	FAULT_NONE,
+	FAULT_CORRUPT_PAGE,   /* a PAGES frame damaged after its checksum */
+	FAULT_DEVICE_STATE,   /* device 0's data damaged before its checksum */
+	FAULT_TRACKER,	      /* the NIC's tracker fails a REPORT */
+	FAULT_DROP_LINK,      /* the destination's end of the connection is shut in round 2 */
+	FAULT_CLOSE_COMPLETE, /* ... just before COMPLETE is sent */
+};
+
+/* One end's view for the hooks: who runs, and what to break. */
+struct end {
+	struct guest *g;
+	enum fault fault;
+	int peer_fd; /* the other end's socket, for the link faults */
+	bool vcpus_running;
+	int pauses, resumes;
+	bool damaged;
+	uint32_t round;
+	bool *wait_for; /* round 2 waits until the other side has set this */
+};
+
+static void pause_vcpus(void *opaque)
+{
+	struct end *e = opaque;
+
+	guest_pause_vcpus(e->g);
+	e->vcpus_running = false;
+	e->pauses++;
+}
+
+static void resume_vcpus(void *opaque)
+{
+	struct end *e = opaque;
+
+	guest_resume_vcpus(e->g);
+	e->vcpus_running = true;
+	e->resumes++;
+}
+
+static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
+{
+	struct end *e = opaque;
+
+	if (ev == DMALOG_MIG_EVENT_ROUND)
+		e->round = round;
+	if (ev == DMALOG_MIG_EVENT_SYNC && round == 1 && e->fault == FAULT_TRACKER)
+		dmalog_devtrack_inject(dmalog_emudev_devtrack(e->g->emu[0]),
+				       DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
+	/* Bounded: a peer that never sets the flag fails the test, it does not hang it. */
+	for (int i = 0; ev == DMALOG_MIG_EVENT_ROUND && round == 2 && e->wait_for && i < 5000 &&
+			!__atomic_load_n(e->wait_for, __ATOMIC_ACQUIRE);
+	     i++)
+		usleep(1000);
+	if (ev == DMALOG_MIG_EVENT_ROUND && round == 2 && e->fault == FAULT_DROP_LINK)
+		shutdown(e->peer_fd, SHUT_RDWR);
+	if (ev == DMALOG_MIG_EVENT_COMPLETE && e->fault == FAULT_CLOSE_COMPLETE)
+		shutdown(e->peer_fd, SHUT_RDWR);
+	return 0;
+}
+
+static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t length)
+{
+	struct end *e = opaque;
+	uint8_t *payload = frame + DMALOG_FRAME_HDR_BYTES;
+	uint32_t plen = length - DMALOG_FRAME_HDR_BYTES;
+
+	if (e->damaged)
+		return;
+	if (e->fault == FAULT_CORRUPT_PAGE && type == DMALOG_FRAME_PAGES && e->round == 2) {
+		payload[sizeof(struct dmalog_frame_run) + 7] ^= 1;
+		e->damaged = true;
+	}
+	if (e->fault == FAULT_DEVICE_STATE && type == DMALOG_FRAME_DEVICE_DATA && plen > 40) {
+		payload[sizeof(struct dmalog_frame_device) + 30] ^= 1;
+		dmalog_frame_header(frame, type, payload, plen);
+		e->damaged = true;
+	}
+}
+
+static int device_hash(void *opaque, uint32_t dev, uint64_t *hash)
+{
+	return guest_device_hash(((struct end *)opaque)->g, dev, hash);
+}
+
+static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
+{
+	guest_device_error(((struct end *)opaque)->g, dev, buf, len);
+}
+
+/* Precopy lasts at least two rounds, so faults due in round 2 happen. */
+static bool keep_precopy(void *opaque, uint32_t round)
+{
+	return round < 2;
+}
+
+static const struct dmalog_mig_hooks hooks = {
+	.pause_vcpus = pause_vcpus,
+	.resume_vcpus = resume_vcpus,
+	.event = event,
+	.frame_out = frame_out,
+	.device_hash = device_hash,
+	.device_error = device_error,
+	.keep_precopy = keep_precopy,
+};
+
+static struct mig_options options(enum mig_tracker tracker, uint32_t ndevices, uint64_t rate)
+{
+	struct mig_options o = {
+		.mem_bytes = TEST_MEM,
+		.devices = {MIG_DEV_NIC, MIG_DEV_STORAGE},
+		.ndevices = ndevices,
+		.workload = DMALOG_WORKLOAD_RANDOM,
+		.dma_rate = rate,
+		.cpu_rate = rate,
+		.tracker = tracker,
+		.downtime_limit_ms = 50,
+		.max_rounds = 6,
+		.seed = 7,
+	};
+
+	return o;
+}
+
+static struct dmalog_mig_config config(struct end *e, int fd)
+{
+	return (struct dmalog_mig_config){
+		.size = sizeof(struct dmalog_mig_config),
+		.fd = fd,
+		.regions = e->g->slots,
+		.nregions = e->g->nslots,
+		.devices = e->g->dev,
+		.ndevices = e->g->ndevices,
+		.trackers = e->g->trackers,
+		.ntrackers = e->g->ntrackers,
+		.downtime_limit_ms = 50,
+		.max_rounds = 6,
+		.timeout_ms = TEST_TIMEOUT_MS,
+		.hooks = &hooks,
+		.opaque = e,
+	};
+}
+
+/* The source's guest runs: vCPUs resumed, every device RUNNING, the CPU writer moving. */
+static bool source_runs(struct end *e)
+{
+	uint64_t writes = guest_writes(e->g);
+
+	if (!e->vcpus_running)
+		return false;
+	for (uint32_t i = 0; i < e->g->ndevices; i++) {
+		uint32_t state;
+
+		if (dmalog_handle_get_state(e->g->dev[i], &state) ||
+		    state != VFIO_DEVICE_STATE_RUNNING)
+			return false;
+	}
+	for (int i = 0; i < 2000 && guest_writes(e->g) == writes; i++)
+		usleep(1000);
+	return guest_writes(e->g) != writes;
+}
+
+/* The source's guest is stopped: vCPUs paused, devices in STOP, nothing being written. */
+static bool source_stopped(struct end *e)
+{
+	for (uint32_t i = 0; i < e->g->ndevices; i++) {
+		uint32_t state;
+
+		if (dmalog_handle_get_state(e->g->dev[i], &state) ||
+		    state != VFIO_DEVICE_STATE_STOP)
+			return false;
+	}
+	return !e->vcpus_running && e->pauses == 1 && !e->resumes;
+}
+
+struct run {
+	struct end src, dst;
+	struct dmalog_mig *ms, *md;
+	int fds[2];
+	const struct dmalog_mig_result *rs, *rd;
+};
+
+static void run_start(struct run *r, const struct mig_options *o, enum fault fault)
+{
+	struct dmalog_mig_config cs, cd;
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
+	assert_int_equal(guest_create(o, true, &r->src.g), 0);
+	assert_int_equal(guest_create(o, false, &r->dst.g), 0);
+	r->src.vcpus_running = true;
+	r->src.fault = fault;
+	r->src.peer_fd = r->fds[1];
+	cs = config(&r->src, r->fds[0]);
+	cd = config(&r->dst, r->fds[1]);
+	assert_int_equal(dmalog_mig_source_create(&cs, &r->ms), 0);
+	assert_int_equal(dmalog_mig_dest_create(&cd, &r->md), 0);
+}
+
+/* Both ends: the destination on a thread of its own, the source on this one. */
+static void run_both(struct run *r)
+{
+	assert_int_equal(dmalog_mig_start(r->md), 0);
+	dmalog_mig_run(r->ms);
+	dmalog_mig_wait(r->md);
+	r->rs = dmalog_mig_get_result(r->ms);
+	r->rd = dmalog_mig_get_result(r->md);
+}
+
+static void run_end(struct run *r)
+{
+	dmalog_mig_destroy(r->ms);
+	dmalog_mig_destroy(r->md);
+	guest_destroy(r->src.g);
+	guest_destroy(r->dst.g);
+	close(r->fds[0]);
+	close(r->fds[1]);
+}
+
+/* Migrated and proven: the destination runs, and holds the source's memory and devices. */
+static void assert_migrated(struct run *r)
+{
+	if (r->rs->outcome != DMALOG_MIG_MIGRATED || !r->rs->verified)
+		fail_msg("source: %s, %s", dmalog_mig_outcome_name(r->rs->outcome),
+			 r->rs->message);
+	assert_int_equal(r->rd->outcome, DMALOG_MIG_MIGRATED);
+	assert_true(r->rd->verified);
+	assert_int_equal(r->rs->pages_compared, TEST_MEM / 4096);
+	assert_int_equal(r->rs->devices_compared, r->src.g->ndevices);
+	assert_int_equal(r->rs->devices_mismatched, 0);
+	/*
+	 * Independent of the engine's proof: the bytes themselves (the destination's devices
+	 * run again and change their own state, but do no DMA into its memory).
+	 */
+	assert_memory_equal(r->src.g->ram, r->dst.g->ram, TEST_MEM);
+	assert_true(source_stopped(&r->src));
+	assert_true(guest_untracked(r->src.g));
+}
+
+/* Rolled back: the source runs, untracked and intact; the destination does not run. */
+static void assert_rolled_back(struct run *r, const char *why)
+{
+	assert_int_equal(r->rs->outcome, DMALOG_MIG_ROLLED_BACK);
+	assert_int_not_equal(r->rd->outcome, DMALOG_MIG_MIGRATED);
+	assert_true(r->rs->devices_running);
+	assert_true(source_runs(&r->src));
+	assert_true(guest_untracked(r->src.g));
+	guest_pause_writers(r->src.g);
+	assert_int_equal(guest_stray_words(r->src.g), 0);
+	guest_resume_writers(r->src.g);
+	if (!strstr(r->rs->message, why))
+		fail_msg("expected '%s' in: %s", why, r->rs->message);
+}
+
+static void migrate_with(enum mig_tracker tracker)
+{
+	struct mig_options o = options(tracker, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_migrated(&r);
+	assert_true(r.rs->nrounds >= 3);
+	run_end(&r);
+}
+
+static void tracker_all(void **state)
+{
+	migrate_with(MIG_TRACK_ALL);
+}
+
+static void tracker_device(void **state)
+{
+	migrate_with(MIG_TRACK_DEVICE);
+}
+
+static void tracker_iommu(void **state)
+{
+	migrate_with(MIG_TRACK_IOMMU);
+}
+
+/* type1 cannot tell what a device wrote: every round resends the whole guest. */
+static void tracker_type1(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_TYPE1, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_migrated(&r);
+	for (uint32_t i = 0; i < r.rs->nrounds; i++)
+		assert_int_equal(r.rs->rounds[i].pages, TEST_MEM / 4096);
+	run_end(&r);
+}
+
+static void no_devices(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 0, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_migrated(&r);
+	run_end(&r);
+}
+
+/* A REPORT that fails marks everything dirty and restarts the tracker; nothing is lost. */
+static void tracker_fault_recovered(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_DEVICE, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_TRACKER);
+	run_both(&r);
+	assert_migrated(&r);
+	assert_true(r.rs->tracker_errors >= 1);
+	run_end(&r);
+}
+
+static void corrupt_stream_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_CORRUPT_PAGE);
+	run_both(&r);
+	assert_rolled_back(&r, "checksum mismatch in a PAGES frame");
+	run_end(&r);
+}
+
+static void rejected_device_state_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_DEVICE_STATE);
+	run_both(&r);
+	assert_rolled_back(&r, "rejected its state");
+	run_end(&r);
+}
+
+static void lost_connection_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_DROP_LINK);
+	run_both(&r);
+	assert_int_equal(r.rs->outcome, DMALOG_MIG_ROLLED_BACK);
+	assert_true(source_runs(&r.src));
+	assert_int_not_equal(r.rd->outcome, DMALOG_MIG_MIGRATED);
+	run_end(&r);
+}
+
+/* The connection closes just before COMPLETE: the destination cannot resume; we do. */
+static void closed_before_complete_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	run_start(&r, &o, FAULT_CLOSE_COMPLETE);
+	run_both(&r);
+	assert_int_equal(r.rs->outcome, DMALOG_MIG_ROLLED_BACK);
+	assert_true(source_runs(&r.src));
+	assert_int_not_equal(r.rd->outcome, DMALOG_MIG_MIGRATED);
+	run_end(&r);
+}
+
+/*
+ * A destination that answers as fast as it can: RUNNING is often waiting before the source
+ * has finished sending COMPLETE. It must be taken as the hand-off, every time. Idle guests
+ * keep 200 runs short, also under ThreadSanitizer.
+ */
+static void immediate_answer_200_times(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 1, 2000);
+
+	for (int i = 0; i < 200; i++) {
+		struct run r;
+
+		run_start(&r, &o, FAULT_NONE);
+		run_both(&r);
+		if (r.rs->outcome != DMALOG_MIG_MIGRATED || !r.rs->verified)
+			fail_msg("run %d: source %s: %s", i, dmalog_mig_outcome_name(r.rs->outcome),
+				 r.rs->message);
+		assert_int_equal(r.rd->outcome, DMALOG_MIG_MIGRATED);
+		assert_true(source_stopped(&r.src));
+		run_end(&r);
+	}
+}
+
+/* ---- scripted destinations for the hand-off ---- */
+
+enum script {
+	ANSWER_LATE,	       /* RUNNING after a while, within the source's timeout */
+	ANSWER_NEVER,	       /* takes COMPLETE and says nothing, connection open */
+	ABORT_AFTER_COMPLETE,  /* takes COMPLETE and refuses */
+	CLOSE_AFTER_COMPLETE,  /* takes COMPLETE and hangs up without a word */
+	RUNNING_BEFORE_COMPLETE, /* says RUNNING in the middle of precopy */
+};
+
+struct scripted {
+	enum script script;
+	int fd;
+	uint8_t *mem;
+	bool resumed; /* it answered RUNNING: its guest runs */
+	bool hung_up;
+	bool said_running; /* RUNNING_BEFORE_COMPLETE has lied */
+	pthread_t thread;
+};
+
+static void answer(struct scripted *d, uint16_t type, const char *text)
+{
+	uint32_t len = text ? (uint32_t)strlen(text) : 0;
+	uint8_t frame[DMALOG_FRAME_HDR_BYTES + 64];
+
+	dmalog_frame_header(frame, type, text, len);
+	memcpy(frame + DMALOG_FRAME_HDR_BYTES, text ? text : "", len);
+	assert_int_equal(send(d->fd, frame, DMALOG_FRAME_HDR_BYTES + len, MSG_NOSIGNAL),
+			 DMALOG_FRAME_HDR_BYTES + len);
+}
+
+static int s_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
+{
+	return 0;
+}
+
+static int s_done(void *opaque, uint32_t dev)
+{
+	return 0;
+}
+
+static bool s_verify(void *opaque, uint32_t dev, uint64_t hash)
+{
+	return true;
+}
+
+static int s_complete(void *opaque)
+{
+	struct scripted *d = opaque;
+
+	switch (d->script) {
+	case ANSWER_LATE:
+		usleep(TEST_TIMEOUT_MS * 1000 / 2);
+		d->resumed = true;
+		answer(d, DMALOG_FRAME_RUNNING, NULL);
+		return 0;
+	case ABORT_AFTER_COMPLETE:
+		answer(d, DMALOG_FRAME_ABORT, "not today");
+		return -ECANCELED;
+	case CLOSE_AFTER_COMPLETE:
+		shutdown(d->fd, SHUT_RDWR);
+		d->hung_up = true;
+		return -ECONNRESET;
+	default:
+		return 0;
+	}
+}
+
+static const struct dmalog_sink_ops scripted_ops = {
+	.device_data = s_data,
+	.device_done = s_done,
+	.device_verify = s_verify,
+	.complete = s_complete,
+};
+
+static void *scripted_thread(void *arg)
+{
+	struct scripted *d = arg;
+	static __thread uint8_t buf[1 << 16];
+	struct dmalog_sink *sink;
+	bool said_running = false;
+
+	assert_int_equal(dmalog_sink_create(d->mem, TEST_MEM, 12, 1, &scripted_ops, d, &sink), 0);
+	for (;;) {
+		ssize_t n = read(d->fd, buf, sizeof(buf));
+		struct dmalog_sink_stats st;
+
+		if (n <= 0 || dmalog_sink_feed(sink, buf, (size_t)n))
+			break;
+		dmalog_sink_get_stats(sink, &st);
+		if (d->script == RUNNING_BEFORE_COMPLETE && st.rounds == 1 && !said_running) {
+			answer(d, DMALOG_FRAME_RUNNING, NULL);
+			said_running = true;
+			__atomic_store_n(&d->said_running, true, __ATOMIC_RELEASE);
+		}
+	}
+	dmalog_sink_destroy(sink);
+	return NULL;
+}
+
+static void handoff(enum script script, enum dmalog_mig_outcome want)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 1, 20000);
+	struct scripted d = {.script = script};
+	struct dmalog_mig_config cs;
+	struct dmalog_mig *m;
+	struct end src = {.vcpus_running = true};
+	const struct dmalog_mig_result *r;
+	int fds[2];
+
+	d.mem = test_malloc(TEST_MEM);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	d.fd = fds[1];
+	assert_int_equal(guest_create(&o, true, &src.g), 0);
+	if (script == RUNNING_BEFORE_COMPLETE)
+		src.wait_for = &d.said_running;
+	cs = config(&src, fds[0]);
+	assert_int_equal(dmalog_mig_source_create(&cs, &m), 0);
+	assert_int_equal(pthread_create(&d.thread, NULL, scripted_thread, &d), 0);
+	dmalog_mig_run(m);
+	r = dmalog_mig_get_result(m);
+	if (r->outcome != want)
+		fail_msg("want %s, got %s: %s", dmalog_mig_outcome_name(want),
+			 dmalog_mig_outcome_name(r->outcome), r->message);
+	/* Which side runs the guest: exactly one, or none when nobody can know. */
+	switch (want) {
+	case DMALOG_MIG_MIGRATED:
+		assert_true(d.resumed);
+		assert_true(source_stopped(&src));
+		break;
+	case DMALOG_MIG_ROLLED_BACK:
+		assert_false(d.resumed);
+		assert_true(source_runs(&src));
+		break;
+	default:
+		assert_false(d.resumed);
+		assert_true(source_stopped(&src));
+		assert_non_null(strstr(r->message, "outcome unknown"));
+		break;
+	}
+	shutdown(fds[0], SHUT_RDWR);
+	pthread_join(d.thread, NULL);
+	dmalog_mig_destroy(m);
+	guest_destroy(src.g);
+	close(fds[0]);
+	close(fds[1]);
+	test_free(d.mem);
+}
+
+static void answer_late(void **state)
+{
+	handoff(ANSWER_LATE, DMALOG_MIG_MIGRATED);
+}
+
+static void answer_never_leaves_guest_paused(void **state)
+{
+	handoff(ANSWER_NEVER, DMALOG_MIG_OUTCOME_UNKNOWN);
+}
+
+static void abort_after_complete_rolls_back(void **state)
+{
+	handoff(ABORT_AFTER_COMPLETE, DMALOG_MIG_ROLLED_BACK);
+}
+
+static void closed_after_complete_leaves_guest_paused(void **state)
+{
+	handoff(CLOSE_AFTER_COMPLETE, DMALOG_MIG_OUTCOME_UNKNOWN);
+}
+
+/* RUNNING before COMPLETE is a lie the source must not believe: it keeps the guest. */
+static void running_before_complete_rolls_back(void **state)
+{
+	handoff(RUNNING_BEFORE_COMPLETE, DMALOG_MIG_ROLLED_BACK);
+}
+
+/* Configuration is checked at the boundary, before any guest is touched. */
+static void bad_config_refused(void **state)
+{
+	uint8_t ram[DMALOG_RAM_REGION_ALIGN * 2];
+	struct dmalog_ram_region regions[2] = {{ram, 0, DMALOG_RAM_REGION_ALIGN, 0},
+					       {ram + DMALOG_RAM_REGION_ALIGN, 1ULL << 30,
+						DMALOG_RAM_REGION_ALIGN, 0}};
+	struct dmalog_mig_config c = {.size = sizeof(c), .fd = 0, .regions = regions, .nregions = 2};
+	struct dmalog_mig *m = NULL;
+
+	assert_int_equal(dmalog_mig_source_create(&c, &m), 0);
+	dmalog_mig_destroy(m);
+	c.size = 8;
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.size = sizeof(c);
+	c.fd = -1;
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.fd = 0;
+	regions[1].gpa = 4096; /* overlaps region 0 */
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	regions[1].gpa = 1ULL << 30;
+	regions[1].length = 4096; /* not a whole bitmap word */
+	assert_int_equal(dmalog_mig_dest_create(&c, &m), -EINVAL);
+	regions[1].length = DMALOG_RAM_REGION_ALIGN;
+	c.ndevices = 1; /* with no device array */
+	assert_int_equal(dmalog_mig_dest_create(&c, &m), -EINVAL);
+	c.ndevices = 0;
+	c.downtime_limit_ms = -1;
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(bad_config_refused),
+		cmocka_unit_test(tracker_all),
+		cmocka_unit_test(tracker_device),
+		cmocka_unit_test(tracker_iommu),
+		cmocka_unit_test(tracker_type1),
+		cmocka_unit_test(no_devices),
+		cmocka_unit_test(tracker_fault_recovered),
+		cmocka_unit_test(corrupt_stream_rolls_back),
+		cmocka_unit_test(rejected_device_state_rolls_back),
+		cmocka_unit_test(lost_connection_rolls_back),
+		cmocka_unit_test(closed_before_complete_rolls_back),
+		cmocka_unit_test(answer_late),
+		cmocka_unit_test(answer_never_leaves_guest_paused),
+		cmocka_unit_test(abort_after_complete_rolls_back),
+		cmocka_unit_test(closed_after_complete_leaves_guest_paused),
+		cmocka_unit_test(running_before_complete_rolls_back),
+		cmocka_unit_test(immediate_answer_200_times),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
