@@ -114,6 +114,24 @@ if start_dest "$WORK/sock3" --mem "$MEM"; then
 	wait 2>/dev/null
 fi
 
+# The hand-off: once the final state is sent, only the destination's explicit refusal lets the
+# source resume. A destination that goes silent or hangs up after COMPLETE leaves the guest
+# paused on the source (exit 4), never running on both sides.
+FAKE_DEST="$(dirname "$0")/fake_dest.py"
+UNKNOWN="not r['completed'] and r['outcome'] == 'unknown' and not r['source_running'] \
+and 'outcome unknown' in r['error']"
+for mode in silent close; do
+	python3 "$FAKE_DEST" "$WORK/fake-$mode" "$mode" >"$WORK/fake.out" 2>&1 &
+	fake=$!
+	for _ in $(seq 100); do
+		grep -q waiting "$WORK/fake.out" 2>/dev/null && break
+		sleep 0.05
+	done
+	migrate "handoff-$mode-destination" 4 "$UNKNOWN" --connect "$WORK/fake-$mode" \
+		--devices nic --timeout 1
+	wait "$fake"
+done
+
 echo "== output files and usage"
 migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
 	--max-rounds 3 --downtime-limit 0
@@ -122,7 +140,7 @@ if [ "$(wc -l <"$WORK/rounds.csv")" -ne 5 ] || ! head -1 "$WORK/rounds.csv" | gr
 	echo "FAIL csv-and-plot files"
 	failures=$((failures + 1))
 fi
-for bad in "--mem 3M" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
+for bad in "--mem 3M" "--timeout 0" "--timeout nan" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
 	"--tracker type1 --inject tracker-fault" "--connect x --inject kill-destination"; do
 	# shellcheck disable=SC2086
 	"$DMALOG" migrate $bad >/dev/null 2>&1

@@ -50,6 +50,7 @@ struct mig_options {
 	bool iommu_huge; /* map guest RAM with huge IOPTEs (dirty bits per 2M/1G leaf) */
 	double downtime_limit_ms;
 	uint32_t max_rounds;
+	uint32_t timeout_ms; /* the longest silence tolerated from the other end */
 	const char *listen;  /* be a destination on this address */
 	const char *connect; /* be a source and connect here */
 	bool json;

@@ -24,6 +24,7 @@ static const struct mig_options defaults = {
 	.tracker = MIG_TRACK_ALL,
 	.downtime_limit_ms = 300,
 	.max_rounds = 30,
+	.timeout_ms = 30000,
 	.inject_round = 2,
 	.seed = 1,
 };
@@ -65,6 +66,9 @@ static const char *const usage_lines[] = {
 	"  --downtime-limit MS    switch over once the remaining pages and device state",
 	"                         would take this long at the measured bandwidth (default 300)",
 	"  --max-rounds N         switch over after N precopy rounds anyway (default 30)",
+	"  --timeout S            give up on the other end after S seconds of silence on",
+	"                         any read or write (default 30); after the final state is",
+	"                         sent, giving up leaves the guest paused (exit 4)",
 	"  --listen ADDR          be the destination: host:port (TCP) or a socket path",
 	"  --connect ADDR         be the source and migrate to a destination at ADDR",
 	"",
@@ -282,6 +286,13 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if (parse_u64(val, &v) || !v || v > 100000)
 				return bad(opt, val);
 			o->max_rounds = (uint32_t)v;
+		} else if (!strcmp(opt, "--timeout")) {
+			char *end;
+			double sec = strtod(val, &end);
+
+			if (end == val || *end || !(sec >= 0.01 && sec <= 86400))
+				return bad(opt, val);
+			o->timeout_ms = (uint32_t)(sec * 1000);
 		} else if (!strcmp(opt, "--listen")) {
 			o->listen = val;
 		} else if (!strcmp(opt, "--connect")) {

@@ -14,9 +14,6 @@
 
 #include "cli.h"
 
-/* Answers of an end that never hear back within this are given up on. */
-#define PEER_TIMEOUT_MS 60000
-
 struct end {
 	const struct mig_options *o;
 	struct guest *g;
@@ -141,7 +138,7 @@ static struct dmalog_mig_config engine_config(struct end *e, int fd)
 		.ntrackers = e->g->ntrackers,
 		.downtime_limit_ms = e->o->downtime_limit_ms,
 		.max_rounds = e->o->max_rounds,
-		.timeout_ms = PEER_TIMEOUT_MS,
+		.timeout_ms = e->o->timeout_ms,
 		.hooks = &hooks,
 		.opaque = e,
 	};

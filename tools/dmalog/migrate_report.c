@@ -137,7 +137,7 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		return;
 	}
 	if (r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN) {
-		fprintf(f, "migration outcome unknown: ");
+		fprintf(f, "migration not confirmed: ");
 		print_escaped(f, r->error);
 		fputc('\n', f);
 		fprintf(f, "source: guest left paused, devices stopped: it may be running at the "
