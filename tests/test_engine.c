@@ -248,8 +248,7 @@ static void run_end(struct run *r)
 static void assert_migrated(struct run *r)
 {
 	if (r->rs->outcome != DMALOG_MIG_MIGRATED || !r->rs->verified)
-		fail_msg("source: %s, %s", dmalog_mig_outcome_name(r->rs->outcome),
-			 r->rs->message);
+		fail_msg("source: %s, %s", dmalog_mig_outcome_name(r->rs->outcome), r->rs->message);
 	assert_int_equal(r->rd->outcome, DMALOG_MIG_MIGRATED);
 	assert_true(r->rd->verified);
 	assert_int_equal(r->rs->pages_compared, TEST_MEM / 4096);
@@ -419,10 +418,10 @@ static void immediate_answer_200_times(void **state)
 /* ---- scripted destinations for the hand-off ---- */
 
 enum script {
-	ANSWER_LATE,	       /* RUNNING after a while, within the source's timeout */
-	ANSWER_NEVER,	       /* takes COMPLETE and says nothing, connection open */
-	ABORT_AFTER_COMPLETE,  /* takes COMPLETE and refuses */
-	CLOSE_AFTER_COMPLETE,  /* takes COMPLETE and hangs up without a word */
+	ANSWER_LATE,		 /* RUNNING after a while, within the source's timeout */
+	ANSWER_NEVER,		 /* takes COMPLETE and says nothing, connection open */
+	ABORT_AFTER_COMPLETE,	 /* takes COMPLETE and refuses */
+	CLOSE_AFTER_COMPLETE,	 /* takes COMPLETE and hangs up without a word */
 	RUNNING_BEFORE_COMPLETE, /* says RUNNING in the middle of precopy */
 };
 
@@ -595,10 +594,11 @@ static void running_before_complete_rolls_back(void **state)
 static void bad_config_refused(void **state)
 {
 	uint8_t ram[DMALOG_RAM_REGION_ALIGN * 2];
-	struct dmalog_ram_region regions[2] = {{ram, 0, DMALOG_RAM_REGION_ALIGN, 0},
-					       {ram + DMALOG_RAM_REGION_ALIGN, 1ULL << 30,
-						DMALOG_RAM_REGION_ALIGN, 0}};
-	struct dmalog_mig_config c = {.size = sizeof(c), .fd = 0, .regions = regions, .nregions = 2};
+	struct dmalog_ram_region regions[2] = {
+		{ram, 0, DMALOG_RAM_REGION_ALIGN, 0},
+		{ram + DMALOG_RAM_REGION_ALIGN, 1ULL << 30, DMALOG_RAM_REGION_ALIGN, 0}};
+	struct dmalog_mig_config c = {
+		.size = sizeof(c), .fd = 0, .regions = regions, .nregions = 2};
 	struct dmalog_mig *m = NULL;
 
 	assert_int_equal(dmalog_mig_source_create(&c, &m), 0);

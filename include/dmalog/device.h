@@ -72,30 +72,33 @@ struct dmalog_device_desc {
 	void *priv;			      /* passed to every op */
 };
 
-/* Register a device. -EINVAL for incomplete ops tables or bad flags, -ENOMEM. */
+/** dmalog_device_create() - Register a device. -EINVAL for incomplete ops tables or bad flags,
+ * -ENOMEM. */
 DMALOG_API int dmalog_device_create(const struct dmalog_device_desc *desc,
 				    struct dmalog_device **out);
 
-/* Close: stops DMA logging if active, then frees. NULL is fine. */
+/** dmalog_device_destroy() - Close: stops DMA logging if active, then frees. NULL is fine. */
 DMALOG_API void dmalog_device_destroy(struct dmalog_device *dev);
 
-/* ioctl(device_fd, request, arg): VFIO_DEVICE_FEATURE and VFIO_DEVICE_RESET; else -ENOTTY. */
+/** dmalog_device_ioctl() - ioctl(device_fd, request, arg): VFIO_DEVICE_FEATURE and
+ * VFIO_DEVICE_RESET; else -ENOTTY. */
 DMALOG_API int dmalog_device_ioctl(struct dmalog_device *dev, unsigned long request, void *arg);
 
-/*
- * ioctl(data_fd, request, arg) on a migration data fd this device handed out:
- * VFIO_MIG_GET_PRECOPY_INFO. -ENOTTY for other requests, -EBADF for an fd that is not the
- * device's open saving session.
+/**
+ * dmalog_device_data_ioctl() - ioctl(data_fd, request, arg) on a migration data fd this device
+ * handed out: VFIO_MIG_GET_PRECOPY_INFO. -ENOTTY for other requests, -EBADF for an fd that is not
+ * the device's open saving session.
  */
 DMALOG_API int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd,
 					unsigned long request, void *arg);
 
-/*
- * Window size, in bitmap bits, that REPORT hands the tracker at a time (default
- * DMALOG_IOVA_BITMAP_WINDOW_BITS). Smaller windows exercise the windowing in tests.
+/**
+ * dmalog_device_set_report_window() - Window size, in bitmap bits, that REPORT hands the tracker at
+ * a time (default DMALOG_IOVA_BITMAP_WINDOW_BITS). Smaller windows exercise the windowing in tests.
  */
 DMALOG_API void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits);
 
+/** dmalog_device_name() - the name the device was created with ("" for none) */
 DMALOG_API const char *dmalog_device_name(const struct dmalog_device *dev);
 
 #ifdef __cplusplus

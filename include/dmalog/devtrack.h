@@ -75,24 +75,32 @@ struct dmalog_devtrack_stats {
 
 struct dmalog_devtrack;
 
-/* -EINVAL for inconsistent caps (message size not a multiple of 8, zero queue depth, ...). */
+/** dmalog_devtrack_create() - -EINVAL for inconsistent caps (message size not a multiple of 8, zero
+ * queue depth, ...). */
 DMALOG_API int dmalog_devtrack_create(const struct dmalog_devtrack_caps *caps,
 				      struct dmalog_devtrack **out);
+/** dmalog_devtrack_destroy() - stop the firmware thread and free the tracker; NULL is fine */
 DMALOG_API void dmalog_devtrack_destroy(struct dmalog_devtrack *t);
 
-/* The ops table to put in a dmalog_device_desc, with the tracker as priv. */
+/** dmalog_devtrack_log_ops() - The ops table to put in a dmalog_device_desc, with the tracker as
+ * priv. */
 DMALOG_API const struct dmalog_log_ops *dmalog_devtrack_log_ops(void);
 
-/* The device wrote [iova, iova + length); called after the data has landed. */
+/** dmalog_devtrack_log_write() - The device wrote [iova, iova + length); called after the data has
+ * landed. */
 DMALOG_API void dmalog_devtrack_log_write(struct dmalog_devtrack *t, uint64_t iova,
 					  uint64_t length);
 
+/** dmalog_devtrack_inject() - make the tracker fail on purpose (see enum dmalog_devtrack_fault): 0
+ * or -EINVAL */
 DMALOG_API int dmalog_devtrack_inject(struct dmalog_devtrack *t, enum dmalog_devtrack_fault f);
 
+/** dmalog_devtrack_get_stats() - counters of what the tracker and its firmware did */
 DMALOG_API void dmalog_devtrack_get_stats(struct dmalog_devtrack *t,
 					  struct dmalog_devtrack_stats *st);
 
-/* Up to @max of the ranges the device was programmed with; returns how many there are. */
+/** dmalog_devtrack_ranges() - Up to @max of the ranges the device was programmed with; returns how
+ * many there are. */
 DMALOG_API uint32_t dmalog_devtrack_ranges(struct dmalog_devtrack *t, struct dmalog_range *out,
 					   uint32_t max);
 

@@ -61,22 +61,29 @@ struct dmalog_dma_stats {
 
 struct dmalog_dma_engine;
 
-/* -EINVAL for an inconsistent config (region outside memory, write size, shares). */
+/** dmalog_dma_engine_create() - -EINVAL for an inconsistent config (region outside memory, write
+ * size, shares). */
 DMALOG_API int dmalog_dma_engine_create(const struct dmalog_dma_config *cfg,
 					struct dmalog_dma_engine **out);
-/* Stops the thread if running, then frees. */
+/** dmalog_dma_engine_destroy() - Stops the thread if running, then frees. */
 DMALOG_API void dmalog_dma_engine_destroy(struct dmalog_dma_engine *e);
 
+/** dmalog_dma_engine_start() - start the engine's thread: 0 or -errno */
 DMALOG_API int dmalog_dma_engine_start(struct dmalog_dma_engine *e);
+/** dmalog_dma_engine_stop() - stop the thread; writes in flight complete first */
 DMALOG_API void dmalog_dma_engine_stop(struct dmalog_dma_engine *e);
 
-/* Stop issuing writes and return once none is in flight; resume lets it go on. */
+/** dmalog_dma_engine_pause() - Stop issuing writes and return once none is in flight; resume lets
+ * it go on. */
 DMALOG_API void dmalog_dma_engine_pause(struct dmalog_dma_engine *e);
+/** dmalog_dma_engine_resume() - let a paused engine write again */
 DMALOG_API void dmalog_dma_engine_resume(struct dmalog_dma_engine *e);
-/* The same for peer-to-peer writes only. */
+/** dmalog_dma_engine_pause_p2p() - The same for peer-to-peer writes only. */
 DMALOG_API void dmalog_dma_engine_pause_p2p(struct dmalog_dma_engine *e);
+/** dmalog_dma_engine_resume_p2p() - let a P2P-paused engine write to its peer again */
 DMALOG_API void dmalog_dma_engine_resume_p2p(struct dmalog_dma_engine *e);
 
+/** dmalog_dma_engine_get_stats() - what the engine has done so far */
 DMALOG_API void dmalog_dma_engine_get_stats(struct dmalog_dma_engine *e,
 					    struct dmalog_dma_stats *st);
 

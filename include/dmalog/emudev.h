@@ -50,22 +50,27 @@ struct dmalog_emudev_config {
 
 struct dmalog_emudev;
 
+/** dmalog_emudev_create() - a migratable emulated device as @cfg says: 0, -EINVAL or -ENOMEM */
 DMALOG_API int dmalog_emudev_create(const struct dmalog_emudev_config *cfg,
 				    struct dmalog_emudev **out);
+/** dmalog_emudev_destroy() - stop its threads and free it; NULL is fine */
 DMALOG_API void dmalog_emudev_destroy(struct dmalog_emudev *d);
 
-/* The VFIO device to drive with dmalog_device_ioctl(). */
+/** dmalog_emudev_device() - The VFIO device to drive with dmalog_device_ioctl(). */
 DMALOG_API struct dmalog_device *dmalog_emudev_device(struct dmalog_emudev *d);
-/* Its DMA engine (NULL without one), for statistics. */
+/** dmalog_emudev_dma() - Its DMA engine (NULL without one), for statistics. */
 DMALOG_API struct dmalog_dma_engine *dmalog_emudev_dma(struct dmalog_emudev *d);
 
-/* Its device tracker (NULL unless tracker is DMALOG_EMUDEV_TRACK_DEVICE), to inject faults. */
+/** dmalog_emudev_devtrack() - Its device tracker (NULL unless tracker is
+ * DMALOG_EMUDEV_TRACK_DEVICE), to inject faults. */
 DMALOG_API struct dmalog_devtrack *dmalog_emudev_devtrack(struct dmalog_emudev *d);
 
-/* A digest of registers, queue positions and device memory: equal after a good migration. */
+/** dmalog_emudev_state_hash() - A digest of registers, queue positions and device memory: equal
+ * after a good migration. */
 DMALOG_API uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d);
 
-/* Why the last RESUMING -> STOP refused its stream; "" when it did not. */
+/** dmalog_emudev_resume_error() - Why the last RESUMING -> STOP refused its stream; "" when it did
+ * not. */
 DMALOG_API const char *dmalog_emudev_resume_error(struct dmalog_emudev *d);
 
 #ifdef __cplusplus

@@ -33,24 +33,29 @@ struct dmalog_iommufd_device_caps {
 	bool dirty_tracking; /* IOMMU_HW_CAP_DIRTY_TRACKING */
 };
 
+/** dmalog_iommufd_create() - an empty emulated iommufd context: 0 or -ENOMEM */
 DMALOG_API int dmalog_iommufd_create(struct dmalog_iommufd **out);
+/** dmalog_iommufd_destroy() - free the context and every object in it; NULL is fine */
 DMALOG_API void dmalog_iommufd_destroy(struct dmalog_iommufd *ictx);
 
-/* ioctl(iommufd, request, arg). -ENOTTY for requests it does not serve. */
+/** dmalog_iommufd_ioctl() - ioctl(iommufd, request, arg). -ENOTTY for requests it does not serve.
+ */
 DMALOG_API int dmalog_iommufd_ioctl(struct dmalog_iommufd *ictx, unsigned long request, void *arg);
 
-/* Binding a VFIO device to the iommufd (VFIO_DEVICE_BIND_IOMMUFD): returns its dev_id. */
+/** dmalog_iommufd_bind() - Binding a VFIO device to the iommufd (VFIO_DEVICE_BIND_IOMMUFD): returns
+ * its dev_id. */
 DMALOG_API int dmalog_iommufd_bind(struct dmalog_iommufd *ictx,
 				   const struct dmalog_iommufd_device_caps *caps, uint32_t *dev_id);
 
-/*
- * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attach to a HWPT, or to an IOAS (which gets the device its
- * own page table, without dirty tracking); *pt_id returns the HWPT. -ENOENT for unknown ids,
- * -EINVAL when the HWPT enforces dirty tracking and the device's IOMMU has none.
+/**
+ * dmalog_iommufd_attach() - VFIO_DEVICE_ATTACH_IOMMUFD_PT: attach to a HWPT, or to an IOAS (which
+ * gets the device its own page table, without dirty tracking); *pt_id returns the HWPT. -ENOENT for
+ * unknown ids, -EINVAL when the HWPT enforces dirty tracking and the device's IOMMU has none.
  */
 DMALOG_API int dmalog_iommufd_attach(struct dmalog_iommufd *ictx, uint32_t dev_id, uint32_t *pt_id);
 
-/* The page table the device's DMA translates through; NULL while detached. */
+/** dmalog_iommufd_device_iopt() - The page table the device's DMA translates through; NULL while
+ * detached. */
 DMALOG_API struct dmalog_iopt *dmalog_iommufd_device_iopt(struct dmalog_iommufd *ictx,
 							  uint32_t dev_id);
 

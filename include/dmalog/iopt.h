@@ -68,56 +68,68 @@ struct dmalog_iopt;
 /* One per DMA engine (thread): marks its translations in flight. */
 struct dmalog_iopt_dma;
 
+/** dmalog_iopt_create() - an empty I/O page table with its IOTLB: 0, -EINVAL or -ENOMEM */
 DMALOG_API int dmalog_iopt_create(const struct dmalog_iopt_config *cfg, struct dmalog_iopt **out);
+/** dmalog_iopt_destroy() - free the table; no DMA may be in flight; NULL is fine */
 DMALOG_API void dmalog_iopt_destroy(struct dmalog_iopt *iopt);
 
-/*
- * Map [iova, iova + length) to [pa, pa + length) with @prot, using the largest leaves the
- * alignment allows. -EINVAL for unaligned or out-of-range arguments, -EEXIST if any page is
- * already mapped (nothing is mapped then), -ENOMEM.
+/**
+ * dmalog_iopt_map() - Map [iova, iova + length) to [pa, pa + length) with @prot, using the largest
+ * leaves the alignment allows. -EINVAL for unaligned or out-of-range arguments, -EEXIST if any page
+ * is already mapped (nothing is mapped then), -ENOMEM.
  */
 DMALOG_API int dmalog_iopt_map(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length,
 			       uint64_t pa, unsigned int prot);
 
-/*
- * Unmap [iova, iova + length): flushes the IOTLB and waits for DMA in flight. -ENOENT if any
- * page is not mapped, -EINVAL if the range is unaligned or cuts a huge leaf (nothing changes).
+/**
+ * dmalog_iopt_unmap() - Unmap [iova, iova + length): flushes the IOTLB and waits for DMA in flight.
+ * -ENOENT if any page is not mapped, -EINVAL if the range is unaligned or cuts a huge leaf (nothing
+ * changes).
  */
 DMALOG_API int dmalog_iopt_unmap(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length);
 
-/* Turn dirty tracking on or off. Enabling clears stale D bits and flushes the IOTLB. */
+/** dmalog_iopt_set_dirty_tracking() - Turn dirty tracking on or off. Enabling clears stale D bits
+ * and flushes the IOTLB. */
 DMALOG_API int dmalog_iopt_set_dirty_tracking(struct dmalog_iopt *iopt, bool enable);
-/* Whether dirty tracking is on: what the hardware does, whatever the software believes. */
+/** dmalog_iopt_dirty_tracking() - Whether dirty tracking is on: what the hardware does, whatever
+ * the software believes. */
 DMALOG_API bool dmalog_iopt_dirty_tracking(struct dmalog_iopt *iopt);
 
-/*
- * Record dirty leaves overlapping [iova, iova + length) into @dirty (a huge leaf records its
- * whole size). Without DMALOG_IOPT_NO_CLEAR, leaves lying wholly inside the range are cleaned,
- * the IOTLB is invalidated for the range and DMA in flight through old entries is waited for.
- * A leaf cut by the range edge is reported and stays dirty. Absent tables are skipped a table
- * at a time. -EINVAL for bad flags or a range past 2^48.
+/**
+ * dmalog_iopt_read_and_clear_dirty() - Record dirty leaves overlapping [iova, iova + length) into
+ * @dirty (a huge leaf records its whole size). Without DMALOG_IOPT_NO_CLEAR, leaves lying wholly
+ * inside the range are cleaned, the IOTLB is invalidated for the range and DMA in flight through
+ * old entries is waited for. A leaf cut by the range edge is reported and stays dirty. Absent
+ * tables are skipped a table at a time. -EINVAL for bad flags or a range past 2^48.
  */
 DMALOG_API int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova,
 						uint64_t length, unsigned int flags,
 						struct dmalog_iova_bitmap *dirty);
 
+/** dmalog_iopt_dma_create() - a DMA context for one thread that translates through @iopt */
 DMALOG_API int dmalog_iopt_dma_create(struct dmalog_iopt *iopt, struct dmalog_iopt_dma **out);
+/** dmalog_iopt_dma_destroy() - free a DMA context; NULL is fine */
 DMALOG_API void dmalog_iopt_dma_destroy(struct dmalog_iopt_dma *dma);
 
-/*
- * Translate a DMA access at @iova. On success *pa is the address and *room the bytes that
- * may be accessed from it before the next leaf (the caller splits longer accesses), and the
- * access is in flight until dmalog_iopt_dma_end(). -EFAULT for an unmapped IOVA or a write to
- * a read-only one: the access must not be performed (it is counted as a fault).
+/**
+ * dmalog_iopt_dma_begin() - Translate a DMA access at @iova. On success *pa is the address and
+ * *room the bytes that may be accessed from it before the next leaf (the caller splits longer
+ * accesses), and the access is in flight until dmalog_iopt_dma_end(). -EFAULT for an unmapped IOVA
+ * or a write to a read-only one: the access must not be performed (it is counted as a fault).
  */
 DMALOG_API int dmalog_iopt_dma_begin(struct dmalog_iopt_dma *dma, uint64_t iova, bool write,
 				     uint64_t *pa, uint64_t *room);
+/** dmalog_iopt_dma_end() - the access begun by dmalog_iopt_dma_begin() has landed */
 DMALOG_API void dmalog_iopt_dma_end(struct dmalog_iopt_dma *dma);
 
+/** dmalog_iopt_get_stats() - faults, IOTLB hits and misses, invalidations and tables so far */
 DMALOG_API void dmalog_iopt_get_stats(struct dmalog_iopt *iopt, struct dmalog_iopt_stats *st);
+/** dmalog_iopt_set_debug() - turn on test hooks that break the rules on purpose (enum
+ * dmalog_iopt_debug) */
 DMALOG_API void dmalog_iopt_set_debug(struct dmalog_iopt *iopt, unsigned int debug_flags);
 
-/* The raw leaf PTE mapping @iova (0 if none) and its size, for tests and debugging. */
+/** dmalog_iopt_read_pte() - The raw leaf PTE mapping @iova (0 if none) and its size, for tests and
+ * debugging. */
 DMALOG_API uint64_t dmalog_iopt_read_pte(struct dmalog_iopt *iopt, uint64_t iova,
 					 uint64_t *leaf_size);
 

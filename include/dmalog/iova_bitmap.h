@@ -48,35 +48,39 @@ struct dmalog_iova_bitmap {
 	uint64_t clipped; /* sets that fell (partly) outside the bitmap */
 };
 
-/* Bytes a report of @length at @page_size writes: ceil(nbits / 8). 0 for length 0. */
+/** dmalog_iova_bitmap_bytes() - Bytes a report of @length at @page_size writes: ceil(nbits / 8). 0
+ * for length 0. */
 DMALOG_API uint64_t dmalog_iova_bitmap_bytes(uint64_t length, uint64_t page_size);
 
-/* u64 words a caller should allocate: ceil(nbits / 64), the kernel's documented size. */
+/** dmalog_iova_bitmap_words() - u64 words a caller should allocate: ceil(nbits / 64), the kernel's
+ * documented size. */
 DMALOG_API uint64_t dmalog_iova_bitmap_words(uint64_t length, uint64_t page_size);
 
-/*
- * Prepare a writer. @page_size must be a power of two; iova + length must not wrap.
- * -EINVAL otherwise, -EFAULT for a NULL buffer with a non-zero length.
+/**
+ * dmalog_iova_bitmap_init() - Prepare a writer. @page_size must be a power of two; iova + length
+ * must not wrap. -EINVAL otherwise, -EFAULT for a NULL buffer with a non-zero length.
  */
 DMALOG_API int dmalog_iova_bitmap_init(struct dmalog_iova_bitmap *bm, uint64_t iova,
 				       uint64_t length, uint64_t page_size, void *data,
 				       unsigned int flags);
 
-/* Mark every report page that [iova, iova + length) touches. length 0 marks nothing. */
+/** dmalog_iova_bitmap_set() - Mark every report page that [iova, iova + length) touches. length 0
+ * marks nothing. */
 DMALOG_API void dmalog_iova_bitmap_set(struct dmalog_iova_bitmap *bm, uint64_t iova,
 				       uint64_t length);
 
-/*
- * Mark @n ranges [iovas[i], iovas[i] + length): the shape of a device tracker's report
- * message (a list of dirty addresses). Prefetches ahead, so scattered bits cost about one
- * memory access each rather than one at a time.
+/**
+ * dmalog_iova_bitmap_set_list() - Mark @n ranges [iovas[i], iovas[i] + length): the shape of a
+ * device tracker's report message (a list of dirty addresses). Prefetches ahead, so scattered bits
+ * cost about one memory access each rather than one at a time.
  */
 DMALOG_API void dmalog_iova_bitmap_set_list(struct dmalog_iova_bitmap *bm, const uint64_t *iovas,
 					    uint64_t n, uint64_t length);
 
-/*
- * OR in a tracker's own bitmap: @src bit k set means [src_iova + k * 2^src_pgshift, +2^src_pgshift)
- * is dirty; @src_nbits bits are read (bits past that in the last word are ignored).
+/**
+ * dmalog_iova_bitmap_set_from() - OR in a tracker's own bitmap: @src bit k set means [src_iova + k
+ * * 2^src_pgshift, +2^src_pgshift) is dirty; @src_nbits bits are read (bits past that in the last
+ * word are ignored).
  */
 DMALOG_API void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint64_t src_iova,
 					    unsigned int src_pgshift, const uint64_t *src,
@@ -85,10 +89,11 @@ DMALOG_API void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint6
 typedef int (*dmalog_iova_bitmap_fn)(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64_t length,
 				     void *opaque);
 
-/*
- * Call @fn once per window of at most @window_bits bits (rounded down to a multiple of 64,
- * at least 64), in IOVA order, covering [iova, iova + length) exactly. Stops at and returns
- * the first error. A tracker called per window only needs memory bounded by the window.
+/**
+ * dmalog_iova_bitmap_for_each() - Call @fn once per window of at most @window_bits bits (rounded
+ * down to a multiple of 64, at least 64), in IOVA order, covering [iova, iova + length) exactly.
+ * Stops at and returns the first error. A tracker called per window only needs memory bounded by
+ * the window.
  */
 DMALOG_API int dmalog_iova_bitmap_for_each(struct dmalog_iova_bitmap *bm, uint64_t window_bits,
 					   dmalog_iova_bitmap_fn fn, void *opaque);

@@ -20,17 +20,18 @@ extern "C" {
 #define DMALOG_MIGRATION_FLAGS_ALL                                                                 \
 	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
 
-/* Whether a device with @flags supports @state (ERROR never can be requested). */
+/** dmalog_mig_state_supported() - Whether a device with @flags supports @state (ERROR never can be
+ * requested). */
 DMALOG_API bool dmalog_mig_state_supported(uint64_t flags, uint32_t state);
 
-/*
- * Next hop from @cur toward @target for a device with @flags. -EINVAL when either state is
- * unsupported or unknown, or the arc is blocked (STOP_COPY -> PRE_COPY*). cur == target
- * gives next == cur.
+/**
+ * dmalog_mig_next_state() - Next hop from @cur toward @target for a device with @flags. -EINVAL
+ * when either state is unsupported or unknown, or the arc is blocked (STOP_COPY -> PRE_COPY*). cur
+ * == target gives next == cur.
  */
 DMALOG_API int dmalog_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target, uint32_t *next);
 
-/* "RUNNING", "PRE_COPY_P2P", ...; "INVALID" for unknown values. */
+/** dmalog_mig_state_name() - "RUNNING", "PRE_COPY_P2P", ...; "INVALID" for unknown values. */
 DMALOG_API const char *dmalog_mig_state_name(uint32_t state);
 
 #ifdef __cplusplus

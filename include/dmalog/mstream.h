@@ -171,15 +171,17 @@ DMALOG_API int dmalog_frame_decode(uint16_t type, const uint8_t *in, uint32_t le
 /** dmalog_frame_type_name() - "PAGES", "RUNNING", ...; "unknown" for anything else */
 DMALOG_API const char *dmalog_frame_type_name(uint16_t type);
 
-/* Fill the 20-byte header for @length bytes of @payload (NULL: a zero payload checksum). */
+/** dmalog_frame_header() - Fill the 20-byte header for @length bytes of @payload (NULL: a zero
+ * payload checksum). */
 DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload,
 				    uint32_t length);
 
-/* Check a header: -EBADMSG for a bad magic, checksum or flags; -E2BIG for a huge length. */
+/** dmalog_frame_parse_header() - Check a header: -EBADMSG for a bad magic, checksum or flags;
+ * -E2BIG for a huge length. */
 DMALOG_API int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *length,
 					 uint32_t *payload_crc);
 
-/* 64-bit digest of one page, for VERIFY_PAGES. */
+/** dmalog_page_hash() - 64-bit digest of one page, for VERIFY_PAGES. */
 DMALOG_API uint64_t dmalog_page_hash(const void *page, size_t size);
 
 struct dmalog_sink;
@@ -230,19 +232,23 @@ DMALOG_API int dmalog_sink_create_regions(const struct dmalog_sink_mem *mem, uin
 					  const struct dmalog_sink_ops *ops, void *opaque,
 					  struct dmalog_sink **out);
 
-/* dmalog_sink_create_regions() over one piece: @mem, @mem_bytes long. */
+/** dmalog_sink_create() - dmalog_sink_create_regions() over one piece: @mem, @mem_bytes long. */
 DMALOG_API int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift,
 				  uint32_t ndevices, const struct dmalog_sink_ops *ops,
 				  void *opaque, struct dmalog_sink **out);
+/** dmalog_sink_destroy() - free the sink; NULL is fine */
 DMALOG_API void dmalog_sink_destroy(struct dmalog_sink *s);
 
-/*
- * Feed bytes as they arrive. Returns 0 when it wants more, 1 once END has been taken (bytes
- * after it are refused), or -errno with dmalog_sink_error() saying why (the stream is over).
+/**
+ * dmalog_sink_feed() - Feed bytes as they arrive. Returns 0 when it wants more, 1 once END has been
+ * taken (bytes after it are refused), or -errno with dmalog_sink_error() saying why (the stream is
+ * over).
  */
 DMALOG_API int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length);
 
+/** dmalog_sink_error() - why the stream failed ("" while it has not) */
 DMALOG_API const char *dmalog_sink_error(const struct dmalog_sink *s);
+/** dmalog_sink_get_stats() - what the sink has taken and compared so far */
 DMALOG_API void dmalog_sink_get_stats(const struct dmalog_sink *s, struct dmalog_sink_stats *st);
 
 #ifdef __cplusplus

@@ -29,19 +29,24 @@ extern "C" {
 
 struct dmalog_swtrack;
 
+/** dmalog_swtrack_create() - a software tracker: 0 or -ENOMEM */
 DMALOG_API int dmalog_swtrack_create(struct dmalog_swtrack **out);
+/** dmalog_swtrack_destroy() - free the tracker; NULL is fine */
 DMALOG_API void dmalog_swtrack_destroy(struct dmalog_swtrack *t);
 
-/* Bound the memory a START may take for its log (bytes, > 0); applies to the next START. */
+/** dmalog_swtrack_set_log_limit() - Bound the memory a START may take for its log (bytes, > 0);
+ * applies to the next START. */
 DMALOG_API void dmalog_swtrack_set_log_limit(struct dmalog_swtrack *t, uint64_t bytes);
 
-/* The ops table to put in a dmalog_device_desc, with the tracker as priv. */
+/** dmalog_swtrack_log_ops() - The ops table to put in a dmalog_device_desc, with the tracker as
+ * priv. */
 DMALOG_API const struct dmalog_log_ops *dmalog_swtrack_log_ops(void);
 
-/* Record a completed DMA write of [iova, iova + length). No-op when not tracking. */
+/** dmalog_swtrack_log_write() - Record a completed DMA write of [iova, iova + length). No-op when
+ * not tracking. */
 DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova, uint64_t length);
 
-/* Tracking page size, 0 when not tracking. */
+/** dmalog_swtrack_page_size() - Tracking page size, 0 when not tracking. */
 DMALOG_API uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t);
 
 #ifdef __cplusplus

@@ -28,20 +28,26 @@ extern "C" {
 
 struct dmalog_type1;
 
+/** dmalog_type1_create() - an empty emulated type1 container: 0 or -ENOMEM */
 DMALOG_API int dmalog_type1_create(struct dmalog_type1 **out);
+/** dmalog_type1_destroy() - free the container and its mappings; NULL is fine */
 DMALOG_API void dmalog_type1_destroy(struct dmalog_type1 *c);
 
-/* ioctl(container_fd, request, arg). -ENOTTY for other requests. */
+/** dmalog_type1_ioctl() - ioctl(container_fd, request, arg). -ENOTTY for other requests. */
 DMALOG_API int dmalog_type1_ioctl(struct dmalog_type1 *c, unsigned long request, void *arg);
 
-/* A group joins the container; @pins: its device's driver pins what it uses (an mdev). */
+/** dmalog_type1_add_group() - A group joins the container; @pins: its device's driver pins what it
+ * uses (an mdev). */
 DMALOG_API void dmalog_type1_add_group(struct dmalog_type1 *c, bool pins);
 
-/* vfio_pin_pages()/vfio_unpin_pages() for @npages 4 KiB pages at @iova. -EINVAL if unmapped. */
+/** dmalog_type1_pin_pages() - vfio_pin_pages()/vfio_unpin_pages() for @npages 4 KiB pages at @iova.
+ * -EINVAL if unmapped. */
 DMALOG_API int dmalog_type1_pin_pages(struct dmalog_type1 *c, uint64_t iova, uint64_t npages);
+/** dmalog_type1_unpin_pages() - a vendor driver unpins what it pinned: 0 or -EINVAL */
 DMALOG_API int dmalog_type1_unpin_pages(struct dmalog_type1 *c, uint64_t iova, uint64_t npages);
 
-/* vfio_dma_rw(): copy to or from the mapped memory; a write dirties its pages. */
+/** dmalog_type1_dma_rw() - vfio_dma_rw(): copy to or from the mapped memory; a write dirties its
+ * pages. */
 DMALOG_API int dmalog_type1_dma_rw(struct dmalog_type1 *c, uint64_t iova, void *data,
 				   uint64_t length, bool write);
 

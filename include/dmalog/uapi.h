@@ -56,7 +56,8 @@ struct vfio_device_feature_mig_data_size {
 /* Core limit on START ranges: as many as fit in one 4 KiB kernel page. */
 #define DMALOG_LOG_MAX_RANGES (4096 / sizeof(struct vfio_device_feature_dma_logging_range))
 
-DMALOG_STATIC_ASSERT(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bitmaps are little-endian u64 words");
+DMALOG_STATIC_ASSERT(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+		     "bitmaps are little-endian u64 words");
 
 DMALOG_STATIC_ASSERT(sizeof(struct vfio_device_feature) == 8, "feature header");
 DMALOG_STATIC_ASSERT(offsetof(struct vfio_device_feature, argsz) == 0, "argsz");
@@ -87,7 +88,9 @@ DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_MASK == 0xffff, "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_GET == (1 << 16), "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_SET == (1 << 17), "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_PROBE == (1 << 18), "");
-DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_MIGRATION == 1 && VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2, "");
+DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_MIGRATION == 1 &&
+			     VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2,
+		     "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_START == 6, "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP == 7, "");
 DMALOG_STATIC_ASSERT(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT == 8, "");
