@@ -38,9 +38,9 @@ static int vm_create(struct vm *vm, bool source)
 	vm->ram = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (vm->ram == MAP_FAILED)
 		return -1;
-	vm->regions[0] = (struct dmalog_ram_region){vm->ram, 0, RAM_BYTES / 2, 0};
-	vm->regions[1] =
-		(struct dmalog_ram_region){vm->ram + RAM_BYTES / 2, 4ULL << 30, RAM_BYTES / 2, 0};
+	vm->regions[0] = (struct dmalog_ram_region){.host = vm->ram, .length = RAM_BYTES / 2};
+	vm->regions[1] = (struct dmalog_ram_region){
+		.host = vm->ram + RAM_BYTES / 2, .gpa = 4ULL << 30, .length = RAM_BYTES / 2};
 	if (source)
 		cfg.dma = (struct dmalog_dma_config){.mem = vm->ram,
 						     .mem_bytes = RAM_BYTES,
@@ -77,8 +77,10 @@ static void progress(void *opaque, const struct dmalog_mig_round *rd, bool final
 	       (unsigned long long)rd->pages, rd->ms);
 }
 
-static const struct dmalog_mig_hooks src_hooks = {.round_done = progress, .device_hash = nic_hash};
-static const struct dmalog_mig_hooks dst_hooks = {.device_hash = nic_hash};
+static const struct dmalog_mig_hooks src_hooks = {
+	.size = sizeof(src_hooks), .round_done = progress, .device_hash = nic_hash};
+static const struct dmalog_mig_hooks dst_hooks = {.size = sizeof(dst_hooks),
+						  .device_hash = nic_hash};
 
 static struct dmalog_mig_config config(struct vm *vm, int fd, const struct dmalog_mig_hooks *h)
 {

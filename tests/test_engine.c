@@ -122,6 +122,7 @@ static bool keep_precopy(void *opaque, uint32_t round)
 }
 
 static const struct dmalog_mig_hooks hooks = {
+	.size = sizeof(struct dmalog_mig_hooks),
 	.pause_vcpus = pause_vcpus,
 	.resume_vcpus = resume_vcpus,
 	.event = event,
@@ -595,8 +596,11 @@ static void bad_config_refused(void **state)
 {
 	uint8_t ram[DMALOG_RAM_REGION_ALIGN * 2];
 	struct dmalog_ram_region regions[2] = {
-		{ram, 0, DMALOG_RAM_REGION_ALIGN, 0},
-		{ram + DMALOG_RAM_REGION_ALIGN, 1ULL << 30, DMALOG_RAM_REGION_ALIGN, 0}};
+		{.host = ram, .length = DMALOG_RAM_REGION_ALIGN},
+		{.host = ram + DMALOG_RAM_REGION_ALIGN,
+		 .gpa = 1ULL << 30,
+		 .length = DMALOG_RAM_REGION_ALIGN},
+	};
 	struct dmalog_mig_config c = {
 		.size = sizeof(c), .fd = 0, .regions = regions, .nregions = 2};
 	struct dmalog_mig *m = NULL;
@@ -619,6 +623,12 @@ static void bad_config_refused(void **state)
 	assert_int_equal(dmalog_mig_dest_create(&c, &m), -EINVAL);
 	c.ndevices = 0;
 	c.downtime_limit_ms = -1;
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.downtime_limit_ms = 0;
+	regions[0].reserved[1] = 1; /* reserved fields are for later versions */
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	regions[0].reserved[1] = 0;
+	c.hooks = &(struct dmalog_mig_hooks){.size = 4}; /* hooks of no known version */
 	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
 }
 

@@ -70,6 +70,7 @@ struct dmalog_device_desc {
 	const struct dmalog_mig_ops *mig_ops; /* NULL: not migratable (-ENOTTY) */
 	uint64_t migration_flags;	      /* must include STOP_COPY with mig_ops */
 	void *priv;			      /* passed to every op */
+	uint64_t reserved[4];		      /* zero: room for fields to come */
 };
 
 /** dmalog_device_create() - Register a device. -EINVAL for incomplete ops tables or bad flags,

@@ -33,6 +33,7 @@ struct dmalog_devtrack_caps {
 	uint8_t log_max_page_size;
 	uint32_t max_msg_size; /* bytes per report message, a multiple of 8 */
 	uint32_t queue_depth;  /* receive buffers the host keeps posted */
+	uint64_t reserved[2];  /* zero: room for fields to come */
 };
 
 /* Like a ConnectX-7 VF on 4 KiB pages: 4 ranges, 4K..1G pages, up to 4 TiB tracked. */

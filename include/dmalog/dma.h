@@ -53,6 +53,7 @@ struct dmalog_dma_config {
 	uint64_t peer_bytes;
 	uint16_t tag; /* high bits of every word written */
 	uint64_t seed;
+	uint64_t reserved[4]; /* zero: room for fields to come */
 };
 
 struct dmalog_dma_stats {

@@ -46,6 +46,7 @@ struct dmalog_emudev_config {
 	/* With dma.mem set the device has a DMA engine; its writes are logged to the tracker. */
 	struct dmalog_dma_config dma;
 	uint64_t seed;
+	uint64_t reserved[4]; /* zero: room for fields to come */
 };
 
 struct dmalog_emudev;

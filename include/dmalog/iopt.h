@@ -54,6 +54,8 @@ enum dmalog_iopt_debug {
 
 struct dmalog_iopt_config {
 	uint32_t iotlb_entries; /* power of two; 0 means 1024 */
+	uint32_t reserved32;
+	uint64_t reserved[3]; /* zero: room for fields to come */
 };
 
 struct dmalog_iopt_stats {

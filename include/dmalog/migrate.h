@@ -73,6 +73,7 @@ struct dmalog_mig_round {
 
 /**
  * struct dmalog_mig_hooks - what the engine asks of its embedder; every hook is optional
+ * @size: sizeof(struct dmalog_mig_hooks), so hooks can be added without breaking callers
  * @pause_vcpus: stop the guest's CPUs (switchover); they must not write RAM after it returns
  * @resume_vcpus: run them again (rollback on the source, resume on the destination)
  * @round_done: a round ended (progress); @final for the stop-and-copy round
@@ -87,6 +88,7 @@ struct dmalog_mig_round {
  *	is left would fit the downtime limit (a test waiting for a later round)
  */
 struct dmalog_mig_hooks {
+	uint32_t size;
 	void (*pause_vcpus)(void *opaque);
 	void (*resume_vcpus)(void *opaque);
 	void (*round_done)(void *opaque, const struct dmalog_mig_round *rd, bool final);
@@ -174,7 +176,8 @@ struct dmalog_mig;
  * @cfg: its configuration (copied; the arrays it points to must outlive the engine)
  * @out: the engine
  *
- * Return: 0, -EINVAL for a bad configuration (size, regions, counts, fd), or -ENOMEM.
+ * Return: 0, -EINVAL for a bad configuration (a size too small here or in the hooks, regions,
+ * counts, fd), or -ENOMEM.
  */
 DMALOG_API int dmalog_mig_source_create(const struct dmalog_mig_config *cfg,
 					struct dmalog_mig **out);

@@ -36,12 +36,14 @@ extern "C" {
  * @gpa: its guest-physical address, which is the IOVA devices use (no vIOMMU)
  * @length: bytes, a multiple of DMALOG_RAM_REGION_ALIGN
  * @ram_offset: its place in RAM-offset order; dmalog_ram_map_init() fills it in
+ * @reserved: zero (room for fields to come without changing the array's stride)
  */
 struct dmalog_ram_region {
 	void *host;
 	uint64_t gpa;
 	uint64_t length;
 	uint64_t ram_offset;
+	uint64_t reserved[2];
 };
 
 /**
@@ -62,7 +64,8 @@ struct dmalog_ram_map {
  * @regions: the regions; their ram_offset fields are set
  * @nregions: 1 to DMALOG_RAM_MAX_REGIONS
  *
- * Return: 0, or -EINVAL for no regions, too many, a NULL host pointer, a length that is 0 or
+ * Return: 0, or -EINVAL for no regions, too many, a NULL host pointer, non-zero reserved
+ * fields, a length that is 0 or
  * not a multiple of DMALOG_RAM_REGION_ALIGN, a GPA not page-aligned, or GPA ranges that wrap
  * or overlap.
  */

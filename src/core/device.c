@@ -7,6 +7,7 @@
 #include <dmalog/migfsm.h>
 
 #include "device_priv.h"
+#include "reserved.h"
 
 /* As vfio_pci_core_register_device(): ops tables must be complete. */
 static int check_desc(const struct dmalog_device_desc *desc)
@@ -15,6 +16,8 @@ static int check_desc(const struct dmalog_device_desc *desc)
 	const struct dmalog_mig_ops *mig = desc->mig_ops;
 	uint64_t flags = desc->migration_flags;
 
+	if (!RESERVED_ZERO(desc))
+		return -EINVAL;
 	if (log && (!log->log_start || !log->log_stop || !log->log_read_and_clear))
 		return -EINVAL;
 	if (!mig)

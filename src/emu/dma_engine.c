@@ -13,6 +13,8 @@
 
 #include <dmalog/dma.h>
 
+#include "core/reserved.h"
+
 #define BURST_WRITES 1024
 #define BURST_GAP_NS (2 * 1000 * 1000)
 
@@ -42,7 +44,7 @@ static bool is_pow2(uint64_t x)
 
 static int check_config(struct dmalog_dma_config *c)
 {
-	if (!c->mem || !c->mem_bytes || c->region_off >= c->mem_bytes)
+	if (!c->mem || !c->mem_bytes || c->region_off >= c->mem_bytes || !RESERVED_ZERO(c))
 		return -EINVAL;
 	if (!c->region_len)
 		c->region_len = c->mem_bytes - c->region_off;

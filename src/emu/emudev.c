@@ -21,6 +21,7 @@
 
 #include "core/crc32c.h"
 #include "core/migstate_names.h"
+#include "core/reserved.h"
 #include "devstate.h"
 
 struct saving {
@@ -550,7 +551,8 @@ int dmalog_emudev_create(const struct dmalog_emudev_config *cfg, struct dmalog_e
 
 	if (!cfg || !(cfg->migration_flags & VFIO_MIGRATION_STOP_COPY) ||
 	    (cfg->migration_flags & ~DMALOG_MIGRATION_FLAGS_ALL) ||
-	    (cfg->dev_mem_bytes % DEVSTATE_CHUNK))
+	    (cfg->dev_mem_bytes % DEVSTATE_CHUNK) || !RESERVED_ZERO(cfg) ||
+	    !RESERVED_ZERO(&cfg->dma))
 		return -EINVAL;
 	d = calloc(1, sizeof(*d));
 	if (!d)

@@ -10,8 +10,9 @@
 
 #include "engine.h"
 
-/* The first version of struct dmalog_mig_config: callers built against it stay valid. */
+/* The first versions of the structs: callers built against them stay valid. */
 #define CONFIG_MIN_SIZE (offsetof(struct dmalog_mig_config, opaque) + sizeof(void *))
+#define HOOKS_MIN_SIZE	(offsetof(struct dmalog_mig_hooks, keep_precopy) + sizeof(void *))
 
 int engine_fail(struct dmalog_mig *m, int err, const char *fmt, ...)
 {
@@ -60,7 +61,8 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 	    !cfg->nregions || cfg->nregions > DMALOG_RAM_MAX_REGIONS ||
 	    cfg->ndevices > DMALOG_MIG_MAX_DEVICES || (cfg->ndevices && !cfg->devices) ||
 	    (cfg->ntrackers && !cfg->trackers) || cfg->downtime_limit_ms < 0 ||
-	    cfg->downtime_limit_ms != cfg->downtime_limit_ms)
+	    cfg->downtime_limit_ms != cfg->downtime_limit_ms ||
+	    (cfg->hooks && cfg->hooks->size < HOOKS_MIN_SIZE))
 		return -EINVAL;
 	for (uint32_t i = 0; i < cfg->ndevices; i++)
 		if (!cfg->devices[i])
@@ -73,6 +75,10 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 		return -ENOMEM;
 	memcpy(&m->cfg, cfg, cfg->size < sizeof(m->cfg) ? cfg->size : sizeof(m->cfg));
 	m->cfg.size = sizeof(m->cfg);
+	if (cfg->hooks)
+		memcpy(&m->hooks, cfg->hooks,
+		       cfg->hooks->size < sizeof(m->hooks) ? cfg->hooks->size : sizeof(m->hooks));
+	m->hooks.size = sizeof(m->hooks);
 	if (!m->cfg.timeout_ms)
 		m->cfg.timeout_ms = ENGINE_DEFAULT_TIMEOUT_MS;
 	if (!m->cfg.max_rounds)

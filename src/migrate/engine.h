@@ -13,6 +13,7 @@
 
 struct dmalog_mig {
 	struct dmalog_mig_config cfg;
+	struct dmalog_mig_hooks hooks; /* a copy: fields the caller did not know are NULL */
 	bool source;
 	struct dmalog_ram_region regions[DMALOG_RAM_MAX_REGIONS];
 	struct dmalog_ram_map ram;
@@ -37,6 +38,6 @@ struct dmalog_mig_round *engine_new_round(struct dmalog_mig *m);
 /* The embedder's hook at @ev, 0 without one. */
 int engine_event(struct dmalog_mig *m, enum dmalog_mig_event ev, uint32_t round);
 
-#define HOOK(m, name) ((m)->cfg.hooks ? (m)->cfg.hooks->name : NULL)
+#define HOOK(m, name) ((m)->hooks.name)
 
 #endif

@@ -27,7 +27,8 @@ int dmalog_ram_map_init(struct dmalog_ram_map *map, struct dmalog_ram_region *re
 		const struct dmalog_ram_region *r = &regions[i];
 
 		if (!r->host || !r->length || r->length % DMALOG_RAM_REGION_ALIGN ||
-		    r->gpa % DMALOG_RAM_PAGE_SIZE || r->gpa + r->length < r->gpa)
+		    r->reserved[0] || r->reserved[1] || r->gpa % DMALOG_RAM_PAGE_SIZE ||
+		    r->gpa + r->length < r->gpa)
 			return -EINVAL;
 		for (uint32_t j = 0; j < i; j++)
 			if (r->gpa < regions[j].gpa + regions[j].length &&

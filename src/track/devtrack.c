@@ -17,6 +17,7 @@
 #include <dmalog/devtrack.h>
 
 #include "pagelog.h"
+#include "core/reserved.h"
 
 #define OPCODE_SEND_IMM 0x1 /* what a report completion must carry */
 #define OPCODE_BAD	0xd
@@ -68,7 +69,7 @@ int dmalog_devtrack_create(const struct dmalog_devtrack_caps *caps, struct dmalo
 {
 	struct dmalog_devtrack *t;
 
-	if (!caps || check_caps(caps))
+	if (!caps || check_caps(caps) || !RESERVED_ZERO(caps))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)

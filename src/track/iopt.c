@@ -14,6 +14,7 @@
 #include <dmalog/iopt.h>
 
 #include "iotlb.h"
+#include "core/reserved.h"
 
 #define LEVELS	      4
 #define PTES_PER_PAGE 512
@@ -98,9 +99,12 @@ static uint64_t *alloc_table(struct dmalog_iopt *iopt)
 int dmalog_iopt_create(const struct dmalog_iopt_config *cfg, struct dmalog_iopt **out)
 {
 	uint32_t entries = cfg && cfg->iotlb_entries ? cfg->iotlb_entries : 1024;
-	struct dmalog_iopt *iopt = calloc(1, sizeof(*iopt));
+	struct dmalog_iopt *iopt;
 	int ret;
 
+	if (cfg && (cfg->reserved32 || !RESERVED_ZERO(cfg)))
+		return -EINVAL;
+	iopt = calloc(1, sizeof(*iopt));
 	if (!iopt)
 		return -ENOMEM;
 	ret = iotlb_create(entries, &iopt->tlb);

@@ -31,11 +31,14 @@ static void lay_out_ram(struct guest *g)
 	low &= ~(SZ_2M - 1);
 	rest = g->ram_bytes - low;
 	hi1 = (rest / 2) & ~(SZ_2M - 1);
-	g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram, 0, low, 0};
+	g->slots[g->nslots++] = (struct dmalog_ram_region){.host = g->ram, .gpa = 0, .length = low};
 	if (hi1)
-		g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram + low, SZ_4G, hi1, low};
-	g->slots[g->nslots++] = (struct dmalog_ram_region){g->ram + low + hi1, SZ_4G + hi1 + SZ_1G,
-							   rest - hi1, low + hi1};
+		g->slots[g->nslots++] = (struct dmalog_ram_region){
+			.host = g->ram + low, .gpa = SZ_4G, .length = hi1, .ram_offset = low};
+	g->slots[g->nslots++] = (struct dmalog_ram_region){.host = g->ram + low + hi1,
+							   .gpa = SZ_4G + hi1 + SZ_1G,
+							   .length = rest - hi1,
+							   .ram_offset = low + hi1};
 }
 
 static void cpu_log_write(void *tracker, uint64_t iova, uint64_t length)

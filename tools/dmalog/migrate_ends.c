@@ -115,6 +115,7 @@ static bool keep_precopy(void *opaque, uint32_t round)
 }
 
 static const struct dmalog_mig_hooks hooks = {
+	.size = sizeof(struct dmalog_mig_hooks),
 	.pause_vcpus = pause_vcpus,
 	.resume_vcpus = resume_vcpus,
 	.round_done = round_done,
