@@ -171,9 +171,18 @@ DMALOG_API int dmalog_handle_precopy_info(struct dmalog_handle *h, int data_fd,
 DMALOG_API ssize_t dmalog_handle_data_read(struct dmalog_handle *h, int data_fd, void *buf,
 					   size_t len);
 
-/** dmalog_handle_data_write() - write all @len bytes to a resuming data fd: 0 or -errno */
-DMALOG_API int dmalog_handle_data_write(struct dmalog_handle *h, int data_fd, const void *buf,
-					size_t len);
+/**
+ * dmalog_handle_data_write() - write to a resuming data fd through the backend
+ * @h: a device handle
+ * @data_fd: the data fd
+ * @buf: the bytes
+ * @len: at most this many
+ *
+ * Return: bytes written (possibly fewer than @len), -EAGAIN when the device takes nothing now
+ * (a non-blocking fd that is full), or -errno.
+ */
+DMALOG_API ssize_t dmalog_handle_data_write(struct dmalog_handle *h, int data_fd, const void *buf,
+					    size_t len);
 
 /**
  * dmalog_handle_log_start() - VFIO_DEVICE_FEATURE_DMA_LOGGING_START

@@ -114,6 +114,9 @@ struct dmalog_mig_hooks {
  *	take no longer at the bandwidth measured so far
  * @max_rounds: source: switch over after this many precopy rounds anyway (0: 30)
  * @timeout_ms: the longest silence tolerated from the peer on any read or write (0: 30000)
+ * @device_data_limit: destination: the most migration data one device may receive before
+ *	the migration is refused (0: 1 GiB), so a hostile source cannot make it buffer without
+ *	bound
  * @hooks: the embedder's hooks (NULL: none)
  * @opaque: passed to every hook
  */
@@ -131,6 +134,7 @@ struct dmalog_mig_config {
 	uint32_t timeout_ms;
 	const struct dmalog_mig_hooks *hooks;
 	void *opaque;
+	uint64_t device_data_limit;
 };
 
 /**

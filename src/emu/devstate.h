@@ -14,8 +14,9 @@
 #ifndef DMALOG_DEVSTATE_H
 #define DMALOG_DEVSTATE_H
 
-#include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define DEVSTATE_MAGIC	 0x5644474f4c414d44ULL /* "DMALOGDV" */
 #define DEVSTATE_VERSION 1
@@ -51,10 +52,25 @@ size_t devstate_put_regs(uint8_t *out, const struct devstate *s);
 size_t devstate_put_end(uint8_t *out, uint64_t records);
 
 /*
- * Parse a whole stream into @s (whose mem_bytes and mem are the device's). 0, or -EINVAL with
- * a reason in *why. @s is changed only on success: chunks are staged in @scratch (mem_bytes).
+ * An incremental reader: bytes are fed as they come, checked record by record and staged;
+ * memory is the staging area (the device's size) plus one record, whatever the stream's
+ * length. The first error sticks, with its reason in why.
  */
-int devstate_parse(const uint8_t *buf, size_t len, struct devstate *s, uint8_t *scratch,
-		   const char **why);
+struct devstate_reader {
+	uint64_t mem_bytes;
+	uint8_t *scratch; /* staged device memory */
+	uint64_t regs[DEVSTATE_NREGS], queue_head, queue_tail, records;
+	bool have_header, have_regs, ended;
+	uint8_t rec[DEVSTATE_CHUNK_BYTES]; /* the record being assembled */
+	size_t have;
+	const char *why;
+};
+
+/* Start reading a stream for the device @s (its geometry and memory); stage into @scratch. */
+void devstate_reader_init(struct devstate_reader *r, const struct devstate *s, uint8_t *scratch);
+/* Feed the next bytes: 0, or -EINVAL with r->why. */
+int devstate_reader_feed(struct devstate_reader *r, const uint8_t *buf, size_t len);
+/* The stream is over: 0 and @s takes the staged state, or -EINVAL with r->why. */
+int devstate_reader_finish(struct devstate_reader *r, struct devstate *s);
 
 #endif

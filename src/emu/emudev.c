@@ -40,8 +40,9 @@ struct resuming {
 	int fd; /* our read end */
 	pthread_t thread;
 	int stop; /* atomic */
-	uint8_t *buf;
-	size_t len, cap;
+	/* The stream is checked and staged as it arrives: memory bounded by the device's size. */
+	struct devstate_reader *reader;
+	uint8_t *scratch;
 	int error; /* a read error */
 };
 
@@ -279,69 +280,86 @@ static void finish_saving(struct dmalog_emudev *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+#define LOADER_BYTES (64u << 10)
+
+/*
+ * Take the stream as it comes. After a bad record the rest is read and dropped: the writer
+ * never blocks on a device that gave up, and RESUMING -> STOP reports why.
+ */
 static void *loader_thread(void *arg)
 {
 	struct dmalog_emudev *d = arg;
 	struct resuming *r = &d->resume;
+	uint8_t *buf = malloc(LOADER_BYTES), drain[256];
 
+	if (!buf)
+		r->error = -ENOMEM;
 	for (;;) {
-		ssize_t n;
+		ssize_t n = buf ? read(r->fd, buf, LOADER_BYTES) : read(r->fd, drain, sizeof(drain));
 
-		if (r->len == r->cap) {
-			size_t cap = r->cap ? 2 * r->cap : 1 << 20;
-			uint8_t *buf = realloc(r->buf, cap);
-
-			if (!buf) {
-				r->error = -ENOMEM;
-				return NULL;
-			}
-			r->buf = buf;
-			r->cap = cap;
-		}
-		n = read(r->fd, r->buf + r->len, r->cap - r->len);
 		if (n > 0) {
-			r->len += n;
+			if (buf && !r->error)
+				devstate_reader_feed(r->reader, buf, (size_t)n);
 			continue;
 		}
 		if (n == 0)
-			return NULL; /* the user closed its end */
+			break; /* the user closed its end */
 		if (errno != EAGAIN && errno != EINTR) {
 			r->error = -errno;
-			return NULL;
+			break;
 		}
 		/* Told to stop: what was written before RESUMING -> STOP is already here. */
 		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
-			return NULL;
+			break;
 		poll(&(struct pollfd){.fd = r->fd, .events = POLLIN}, 1, 20);
 	}
+	free(buf);
+	return NULL;
 }
 
 static int open_resuming(struct dmalog_emudev *d, int *data_fd)
 {
+	struct resuming *r = &d->resume;
 	int p[2], ret;
 
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
+	*r = (struct resuming){0};
+	r->reader = malloc(sizeof(*r->reader));
+	r->scratch = malloc(d->st.mem_bytes);
+	if (!r->reader || !r->scratch) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	pthread_mutex_lock(&d->lock);
+	devstate_reader_init(r->reader, &d->st, r->scratch);
+	pthread_mutex_unlock(&d->lock);
+	if (pipe2(p, O_CLOEXEC)) {
+		ret = -errno;
+		goto fail;
+	}
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	d->resume = (struct resuming){.open = true, .fd = p[0]};
-	ret = -pthread_create(&d->resume.thread, NULL, loader_thread, d);
+	r->open = true;
+	r->fd = p[0];
+	ret = -pthread_create(&r->thread, NULL, loader_thread, d);
 	if (ret) {
 		close(p[0]);
 		close(p[1]);
-		d->resume.open = false;
-		return ret;
+		r->open = false;
+		goto fail;
 	}
 	*data_fd = p[1];
 	d->resume_error[0] = 0;
 	return 0;
+fail:
+	free(r->reader);
+	free(r->scratch);
+	*r = (struct resuming){0};
+	return ret;
 }
 
-/* Stop the loader; with @load, validate and take the stream. */
+/* Stop the loader; with @load, take the stream if it was whole and sound. */
 static int close_resuming(struct dmalog_emudev *d, bool load)
 {
 	struct resuming *r = &d->resume;
-	const char *why = NULL;
-	uint8_t *scratch;
 	int ret = 0;
 
 	if (!r->open)
@@ -353,22 +371,17 @@ static int close_resuming(struct dmalog_emudev *d, bool load)
 	if (load) {
 		ret = r->error;
 		if (!ret) {
-			scratch = malloc(d->st.mem_bytes);
-			if (!scratch) {
-				ret = -ENOMEM;
-			} else {
-				pthread_mutex_lock(&d->lock);
-				ret = devstate_parse(r->buf, r->len, &d->st, scratch, &why);
-				pthread_mutex_unlock(&d->lock);
-				free(scratch);
-			}
+			pthread_mutex_lock(&d->lock);
+			ret = devstate_reader_finish(r->reader, &d->st);
+			pthread_mutex_unlock(&d->lock);
 		}
 		snprintf(d->resume_error, sizeof(d->resume_error), "%s",
-			 ret ? (why ? why : "read error") : "");
+			 ret ? (r->error ? "read error" : r->reader->why) : "");
 	}
-	free(r->buf);
-	r->buf = NULL;
-	r->len = r->cap = 0;
+	free(r->reader);
+	free(r->scratch);
+	r->reader = NULL;
+	r->scratch = NULL;
 	return ret;
 }
 

@@ -11,6 +11,7 @@
  * ABORT is ever sent after RUNNING.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,15 +30,44 @@ struct dest {
 	struct link l;
 	int data_fd[DMALOG_MIG_MAX_DEVICES];
 	uint64_t dev_hash[DMALOG_MIG_MAX_DEVICES];
+	uint64_t dev_bytes[DMALOG_MIG_MAX_DEVICES]; /* state received per device */
 	bool resumed;
 	char why[200]; /* a device's own reason for refusing its state */
 };
 
+/*
+ * Hand a device its bytes, within the device's bound and the link's timeout: a device that
+ * stops taking its stream must not hang the destination.
+ */
 static int dev_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
 {
 	struct dest *d = opaque;
+	const uint8_t *p = data;
+	double deadline = link_now_ms() + d->c->timeout_ms;
 
-	return dmalog_handle_data_write(d->c->devices[dev], d->data_fd[dev], data, len);
+	d->dev_bytes[dev] += len;
+	if (d->dev_bytes[dev] > d->c->device_data_limit) {
+		snprintf(d->why, sizeof(d->why), "device %u: more than %llu bytes of state", dev,
+			 (unsigned long long)d->c->device_data_limit);
+		return -EFBIG;
+	}
+	while (len) {
+		ssize_t n = dmalog_handle_data_write(d->c->devices[dev], d->data_fd[dev], p, len);
+		struct pollfd pfd = {.fd = d->data_fd[dev], .events = POLLOUT};
+
+		if (n > 0) {
+			p += n;
+			len -= (uint32_t)n;
+			continue;
+		}
+		if (n != -EAGAIN || link_now_ms() >= deadline) {
+			snprintf(d->why, sizeof(d->why), "device %u stopped taking its state (%s)", dev,
+				 n == -EAGAIN ? "timed out" : strerror((int)-n));
+			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+		}
+		poll(&pfd, 1, 100);
+	}
+	return 0;
 }
 
 static int dev_done(void *opaque, uint32_t dev)
@@ -218,6 +248,13 @@ int dest_run(struct dmalog_mig *m)
 	for (uint32_t i = 0; !ret && i < m->cfg.ndevices; i++)
 		ret = dmalog_handle_set_state(m->cfg.devices[i], VFIO_DEVICE_STATE_RESUMING,
 					      &d.data_fd[i]);
+	/* Writes to a device wait within the deadline, never in a blocking write(). */
+	for (uint32_t i = 0; !ret && i < m->cfg.ndevices; i++) {
+		int flags = fcntl(d.data_fd[i], F_GETFL);
+
+		if (flags >= 0)
+			fcntl(d.data_fd[i], F_SETFL, flags | O_NONBLOCK);
+	}
 	if (!ret)
 		ret = dmalog_sink_create_regions(mem, m->ram.nregions, DMALOG_RAM_PAGE_SHIFT,
 						 m->cfg.ndevices, &dest_ops, &d, &sink);

@@ -83,6 +83,8 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 		m->cfg.timeout_ms = ENGINE_DEFAULT_TIMEOUT_MS;
 	if (!m->cfg.max_rounds)
 		m->cfg.max_rounds = ENGINE_DEFAULT_MAX_ROUNDS;
+	if (!m->cfg.device_data_limit)
+		m->cfg.device_data_limit = ENGINE_DEFAULT_DEVICE_DATA;
 	if (!source)
 		m->cfg.ntrackers = 0;
 	m->source = source;

@@ -10,6 +10,7 @@
 
 #define ENGINE_DEFAULT_TIMEOUT_MS 30000
 #define ENGINE_DEFAULT_MAX_ROUNDS 30
+#define ENGINE_DEFAULT_DEVICE_DATA (1ULL << 30)
 
 struct dmalog_mig {
 	struct dmalog_mig_config cfg;

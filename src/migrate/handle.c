@@ -155,30 +155,20 @@ ssize_t dmalog_handle_data_read(struct dmalog_handle *h, int data_fd, void *buf,
 	return n;
 }
 
-int dmalog_handle_data_write(struct dmalog_handle *h, int data_fd, const void *buf, size_t len)
+ssize_t dmalog_handle_data_write(struct dmalog_handle *h, int data_fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
+	ssize_t n;
 
-	while (len) {
-		ssize_t n;
-
-		if (h->ops->data_write) {
-			n = h->ops->data_write(h->priv, data_fd, p, len);
-		} else {
-			n = write(data_fd, p, len);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				n = -errno;
-		}
+	if (h->ops->data_write) {
+		n = h->ops->data_write(h->priv, data_fd, buf, len);
+	} else {
+		do
+			n = write(data_fd, buf, len);
+		while (n < 0 && errno == EINTR);
 		if (n < 0)
-			return (int)n;
-		if (!n)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
+			n = -errno;
 	}
-	return 0;
+	return n == -EWOULDBLOCK ? -EAGAIN : n;
 }
 
 int dmalog_handle_log_start(struct dmalog_handle *h,
