@@ -5,8 +5,9 @@
  * under ASan). The first input byte picks how the rest is used:
  *  - even: raw bytes, fed in chunks whose sizes come from the input;
  *  - odd: a list of frames (u8 type, u16 length, payload) that the harness wraps in valid
- *    headers and checksums, after a valid hello, so that the fuzzer reaches the checks that
- *    come after the checksums.
+ *    headers, numbers and checksums, after a valid hello, so that the fuzzer reaches the
+ *    checks that come after the checksums (a type byte with its top bit set gets a wrong
+ *    number).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,23 +28,24 @@ static int dev_done(void *o, uint32_t dev)
 	return 0;
 }
 
-static bool dev_verify(void *o, uint32_t dev, uint64_t hash)
+static int dev_verify(void *o, uint64_t nonce)
 {
-	return hash & 1;
+	return nonce & 1 ? -5 : 0;
 }
 
 static const struct dmalog_sink_ops ops = {
 	.device_data = dev_data,
 	.device_done = dev_done,
-	.device_verify = dev_verify,
+	.verify = dev_verify,
 };
 
-static int feed_frame(struct dmalog_sink *s, uint16_t type, const uint8_t *payload, uint32_t len)
+static int feed_frame(struct dmalog_sink *s, uint16_t type, uint32_t seq, const uint8_t *payload,
+		      uint32_t len)
 {
 	uint8_t hdr[DMALOG_FRAME_HDR_BYTES];
 	int ret;
 
-	dmalog_frame_header(hdr, type, payload, len);
+	dmalog_frame_header(hdr, type, seq, payload, len);
 	ret = dmalog_sink_feed(s, hdr, sizeof(hdr));
 	if (ret || !len)
 		return ret;
@@ -99,10 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       .guest_bytes = GUEST,
 					       .ndevices = DEVICES};
 		uint8_t hello[sizeof(h)];
+		uint32_t seq = 0;
 		size_t off = 1;
 
 		dmalog_frame_encode(DMALOG_FRAME_HELLO, &h, hello);
-		if (!(data[0] & 2) && feed_frame(s, DMALOG_FRAME_HELLO, hello, sizeof(hello)))
+		if (!(data[0] & 2) &&
+		    feed_frame(s, DMALOG_FRAME_HELLO, seq++, hello, sizeof(hello)))
 			goto out;
 		while (off + 3 <= size) {
 			uint16_t len;
@@ -110,9 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(&len, data + off + 1, 2);
 			if (len > size - off - 3)
 				len = size - off - 3;
-			round_trip(data[off] % 14, data + off + 3, len);
-			if (feed_frame(s, data[off] % 14, data + off + 3, len))
+			round_trip(data[off] % 15, data + off + 3, len);
+			/* Numbered in order, unless the input's top type bit asks for a wrong one.
+			 */
+			if (feed_frame(s, data[off] % 15, data[off] & 0x80 ? seq + 1 : seq,
+				       data + off + 3, len))
 				break;
+			seq++;
 			off += 3 + len;
 		}
 	}

@@ -16,24 +16,27 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def frame(ftype, payload=b""):
-    head = struct.pack("<IHHII", MAGIC, ftype, 0, len(payload), crc32c(payload) if payload else 0)
+VERSION = 3
+
+
+def frame(ftype, seq, payload=b""):
+    """Header: magic, type, flags, seq, length, payload CRC, then the header's own CRC."""
+    head = struct.pack("<IHHIII", MAGIC, ftype, 0, seq, len(payload),
+                       crc32c(payload) if payload else 0)
     return head + struct.pack("<I", crc32c(head)) + payload
 
 
 def stream():
-    s = [frame(1, struct.pack("<IIQII", 2, 12, PAGES * PAGE, DEVICES, 0))]
-    s.append(frame(2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32))
-    s.append(frame(3, struct.pack("<II", 0, 0) + b"state"))
-    s.append(frame(5, struct.pack("<IIQ", 1, 0, 2)))
-    s.append(frame(6))
-    for d in range(DEVICES):
-        s.append(frame(4, struct.pack("<II", d, 0)))
-    s.append(frame(12))
-    s.append(frame(7, struct.pack("<QII", 0, 1, 0) + struct.pack("<Q", 12345)))
-    s.append(frame(8, struct.pack("<IIQ", 1, 0, 7)))
-    s.append(frame(9, struct.pack("<Q", len(s))))
-    return b"".join(s)
+    items = [(1, struct.pack("<IIQII", VERSION, 12, PAGES * PAGE, DEVICES, 0)),
+             (2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32),
+             (3, struct.pack("<II", 0, 0) + b"state"),
+             (5, struct.pack("<IIQ", 1, 0, 2)),
+             (6, b"")]
+    items += [(4, struct.pack("<II", d, 0)) for d in range(DEVICES)]
+    items += [(12, b""), (14, struct.pack("<Q", 0x1234)),
+              (10, struct.pack("<QQII", PAGES, 0, DEVICES, 0))]
+    items.append((9, struct.pack("<Q", len(items))))
+    return b"".join(frame(t, i, p) for i, (t, p) in enumerate(items))
 
 
 def frame_list(items):
@@ -46,7 +49,8 @@ seeds = {
     "frames_pages": frame_list([(2, struct.pack("<QII", 3, 1, 0) + b"\xab" * PAGE)]),
     "frames_devices": frame_list([(3, struct.pack("<II", 1, 0) + b"x" * 8), (6, b""),
                                   (4, struct.pack("<II", 0, 0)), (4, struct.pack("<II", 1, 0)),
-                                  (12, b""), (8, struct.pack("<IIQ", 0, 0, 3)), (9, struct.pack("<Q", 7))]),
+                                  (12, b""), (14, struct.pack("<Q", 3)),
+                                  (10, struct.pack("<QQII", 16, 0, 2, 0)), (9, struct.pack("<Q", 8))]),
 }
 for name, data in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:

@@ -100,7 +100,7 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 	}
 	if (e->fault == FAULT_DEVICE_STATE && type == DMALOG_FRAME_DEVICE_DATA && plen > 40) {
 		payload[sizeof(struct dmalog_frame_device) + 30] ^= 1;
-		dmalog_frame_header(frame, type, payload, plen);
+		dmalog_frame_reseal(frame);
 		e->damaged = true;
 	}
 }
@@ -424,6 +424,8 @@ enum script {
 	ABORT_AFTER_COMPLETE,	 /* takes COMPLETE and refuses */
 	CLOSE_AFTER_COMPLETE,	 /* takes COMPLETE and hangs up without a word */
 	RUNNING_BEFORE_COMPLETE, /* says RUNNING in the middle of precopy */
+	FAKE_PROOF,		 /* resumes, throws the pages away, then claims all is well */
+	OLD_RESULT,		 /* resumes, then answers the proof with a RESULT of its own */
 };
 
 struct scripted {
@@ -433,18 +435,59 @@ struct scripted {
 	bool resumed; /* it answered RUNNING: its guest runs */
 	bool hung_up;
 	bool said_running; /* RUNNING_BEFORE_COMPLETE has lied */
+	uint32_t answers;  /* frames sent back: the next one's number */
 	pthread_t thread;
 };
 
-static void answer(struct scripted *d, uint16_t type, const char *text)
+static void answer_bytes(struct scripted *d, uint16_t type, const void *payload, uint32_t len)
 {
-	uint32_t len = text ? (uint32_t)strlen(text) : 0;
-	uint8_t frame[DMALOG_FRAME_HDR_BYTES + 64];
+	uint8_t *frame = test_malloc(DMALOG_FRAME_HDR_BYTES + len);
 
-	dmalog_frame_header(frame, type, text, len);
-	memcpy(frame + DMALOG_FRAME_HDR_BYTES, text ? text : "", len);
+	dmalog_frame_header(frame, type, d->answers++, payload, len);
+	memcpy(frame + DMALOG_FRAME_HDR_BYTES, payload, len);
 	assert_int_equal(send(d->fd, frame, DMALOG_FRAME_HDR_BYTES + len, MSG_NOSIGNAL),
 			 DMALOG_FRAME_HDR_BYTES + len);
+	test_free(frame);
+}
+
+static void answer(struct scripted *d, uint16_t type, const char *text)
+{
+	answer_bytes(d, type, text ? text : "", text ? (uint32_t)strlen(text) : 0);
+}
+
+/*
+ * The proof, answered from what the scripted destination holds: digests of its memory, keyed
+ * as asked; FAKE_PROOF has thrown its pages away by then. OLD_RESULT answers the way a
+ * destination of the previous protocol claimed success: with a RESULT of its own.
+ */
+static int s_verify(void *opaque, uint64_t nonce)
+{
+	struct scripted *d = opaque;
+	const uint32_t pages = TEST_MEM / 4096;
+	struct dmalog_frame_run run = {.first_page = 0, .count = pages};
+	uint32_t len = sizeof(run) + 8 * pages;
+	uint8_t *p = test_malloc(len);
+
+	if (d->script == OLD_RESULT) {
+		struct dmalog_frame_result res = {pages, 0, 1, 0};
+
+		dmalog_frame_encode(DMALOG_FRAME_RESULT, &res, p);
+		answer_bytes(d, DMALOG_FRAME_RESULT, p, sizeof(res));
+		test_free(p);
+		return 0;
+	}
+	dmalog_frame_encode(DMALOG_FRAME_VERIFY_PAGES, &run, p);
+	for (uint32_t i = 0; i < pages; i++) {
+		uint64_t h = dmalog_page_digest(nonce, d->mem + 4096ULL * i, 4096);
+
+		memcpy(p + sizeof(run) + 8 * i, &h, 8);
+	}
+	answer_bytes(d, DMALOG_FRAME_VERIFY_PAGES, p, len);
+	/* Its one device's state it never had: any digest will do, none will match. */
+	dmalog_frame_encode(DMALOG_FRAME_VERIFY_DEVICE, &(struct dmalog_frame_verify_device){0}, p);
+	answer_bytes(d, DMALOG_FRAME_VERIFY_DEVICE, p, sizeof(struct dmalog_frame_verify_device));
+	test_free(p);
+	return 0;
 }
 
 static int s_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
@@ -455,11 +498,6 @@ static int s_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
 static int s_done(void *opaque, uint32_t dev)
 {
 	return 0;
-}
-
-static bool s_verify(void *opaque, uint32_t dev, uint64_t hash)
-{
-	return true;
 }
 
 static int s_complete(void *opaque)
@@ -479,6 +517,13 @@ static int s_complete(void *opaque)
 		shutdown(d->fd, SHUT_RDWR);
 		d->hung_up = true;
 		return -ECONNRESET;
+	case FAKE_PROOF:
+		memset(d->mem, 0, TEST_MEM);
+		/* fall through */
+	case OLD_RESULT:
+		d->resumed = true;
+		answer(d, DMALOG_FRAME_RUNNING, NULL);
+		return 0;
 	default:
 		return 0;
 	}
@@ -487,8 +532,8 @@ static int s_complete(void *opaque)
 static const struct dmalog_sink_ops scripted_ops = {
 	.device_data = s_data,
 	.device_done = s_done,
-	.device_verify = s_verify,
 	.complete = s_complete,
+	.verify = s_verify,
 };
 
 static void *scripted_thread(void *arg)
@@ -545,6 +590,16 @@ static void handoff(enum script script, enum dmalog_mig_outcome want)
 	case DMALOG_MIG_MIGRATED:
 		assert_true(d.resumed);
 		assert_true(source_stopped(&src));
+		/* Only a destination that proves what it holds is believed. */
+		if (script == FAKE_PROOF) {
+			assert_false(r->verified);
+			assert_int_equal(r->pages_mismatched, TEST_MEM / 4096);
+			assert_int_equal(r->devices_mismatched, 1);
+			assert_non_null(strstr(r->message, "(first: 0, 1, 2, 3)"));
+		} else if (script == OLD_RESULT) {
+			assert_false(r->verified);
+			assert_non_null(strstr(r->message, "unexpected RESULT answer"));
+		}
 		break;
 	case DMALOG_MIG_ROLLED_BACK:
 		assert_false(d.resumed);
@@ -583,6 +638,20 @@ static void abort_after_complete_rolls_back(void **state)
 static void closed_after_complete_leaves_guest_paused(void **state)
 {
 	handoff(CLOSE_AFTER_COMPLETE, DMALOG_MIG_OUTCOME_UNKNOWN);
+}
+
+/*
+ * A destination that took the guest but not its memory cannot fake the proof: its digests
+ * are keyed by a nonce it only learns now, and the source names the pages that differ.
+ */
+static void faked_proof_caught(void **state)
+{
+	handoff(FAKE_PROOF, DMALOG_MIG_MIGRATED);
+}
+
+static void old_style_result_not_believed(void **state)
+{
+	handoff(OLD_RESULT, DMALOG_MIG_MIGRATED);
 }
 
 /* RUNNING before COMPLETE is a lie the source must not believe: it keeps the guest. */
@@ -651,6 +720,8 @@ int main(void)
 		cmocka_unit_test(abort_after_complete_rolls_back),
 		cmocka_unit_test(closed_after_complete_leaves_guest_paused),
 		cmocka_unit_test(running_before_complete_rolls_back),
+		cmocka_unit_test(faked_proof_caught),
+		cmocka_unit_test(old_style_result_not_believed),
 		cmocka_unit_test(immediate_answer_200_times),
 	};
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The migration stream: a whole stream applied at once and a byte at a time, verification
- * counting mismatches, and every malformed, corrupt, mismatched or out-of-order input refused
+ * The migration stream: a whole stream applied at once and a byte at a time, the source's
+ * verification result taken, the keyed page digest, every frame checked, and every malformed,
+ * corrupt, mismatched, out-of-sequence or out-of-order input refused
  * with a reason (never a write outside guest memory: ASan watches the exact-size buffer).
  */
 #include <errno.h>
@@ -16,55 +17,74 @@ struct stream {
 	uint8_t *buf;
 	size_t len;
 	uint64_t frames;
+	size_t frame_at[32]; /* where each frame starts, to damage them one by one */
 };
+
+/* A frame numbered as the next one of the stream. */
+static void put_seq(struct stream *st, uint16_t type, uint32_t seq, const void *payload,
+		    uint32_t len)
+{
+	st->buf = realloc(st->buf, st->len + DMALOG_FRAME_HDR_BYTES + len);
+	dmalog_frame_header(st->buf + st->len, type, seq, payload, len);
+	if (len)
+		memcpy(st->buf + st->len + DMALOG_FRAME_HDR_BYTES, payload, len);
+	if (st->frames < 32)
+		st->frame_at[st->frames] = st->len;
+	st->len += DMALOG_FRAME_HDR_BYTES + len;
+	st->frames++;
+}
 
 static void put(struct stream *st, uint16_t type, const void *payload, uint32_t len)
 {
-	st->buf = realloc(st->buf, st->len + DMALOG_FRAME_HDR_BYTES + len);
-	dmalog_frame_header(st->buf + st->len, type, payload, len);
-	if (len)
-		memcpy(st->buf + st->len + DMALOG_FRAME_HDR_BYTES, payload, len);
-	st->len += DMALOG_FRAME_HDR_BYTES + len;
-	st->frames++;
+	put_seq(st, type, (uint32_t)st->frames, payload, len);
+}
+
+/* A frame of only its typed fixed part. */
+static void put_msg(struct stream *st, uint16_t type, const void *msg)
+{
+	uint8_t p[64];
+	int fixed = dmalog_frame_fixed_bytes(type);
+
+	assert_true(fixed >= 0 && fixed <= (int)sizeof(p));
+	dmalog_frame_encode(type, msg, p);
+	put(st, type, p, (uint32_t)fixed);
 }
 
 static void put_hello(struct stream *st, uint32_t version, uint32_t shift, uint64_t bytes,
 		      uint32_t ndev)
 {
-	uint8_t p[24] = {0};
+	struct dmalog_frame_hello h = {version, shift, bytes, ndev, 0};
 
-	memcpy(p, &version, 4);
-	memcpy(p + 4, &shift, 4);
-	memcpy(p + 8, &bytes, 8);
-	memcpy(p + 16, &ndev, 4);
-	put(st, DMALOG_FRAME_HELLO, p, sizeof(p));
+	put_msg(st, DMALOG_FRAME_HELLO, &h);
 }
 
-static void put_pages(struct stream *st, uint16_t type, uint64_t first, uint32_t count,
-		      const void *items, size_t item_bytes)
+static void put_pages(struct stream *st, uint64_t first, uint32_t count, const void *pages)
 {
-	uint8_t *p = calloc(1, 16 + count * item_bytes);
+	struct dmalog_frame_run run = {.first_page = first, .count = count};
+	uint8_t *p = calloc(1, sizeof(run) + count * PAGE);
 
-	memcpy(p, &first, 8);
-	memcpy(p + 8, &count, 4);
-	memcpy(p + 16, items, count * item_bytes);
-	put(st, type, p, 16 + count * item_bytes);
+	dmalog_frame_encode(DMALOG_FRAME_PAGES, &run, p);
+	memcpy(p + sizeof(run), pages, count * PAGE);
+	put(st, DMALOG_FRAME_PAGES, p, sizeof(run) + count * PAGE);
 	free(p);
 }
 
 static void put_dev(struct stream *st, uint16_t type, uint32_t dev, const void *data, uint32_t len)
 {
-	uint8_t p[64] = {0};
+	struct dmalog_frame_device d = {.device = dev};
+	uint8_t p[64];
 
-	memcpy(p, &dev, 4);
+	dmalog_frame_encode(type, &d, p);
 	if (len)
-		memcpy(p + 8, data, len);
-	put(st, type, p, 8 + len);
+		memcpy(p + sizeof(d), data, len);
+	put(st, type, p, sizeof(d) + len);
 }
 
-static void put_u64(struct stream *st, uint16_t type, uint64_t v)
+static void put_end(struct stream *st)
 {
-	put(st, type, &v, 8);
+	struct dmalog_frame_end end = {.frames = st->frames};
+
+	put_msg(st, DMALOG_FRAME_END, &end);
 }
 
 struct fake_dev {
@@ -72,7 +92,7 @@ struct fake_dev {
 	size_t len;
 	int done_ret;
 	bool done, resumed;
-	uint64_t hash;
+	uint64_t nonce; /* what VERIFY asked */
 };
 
 static int dev_data(void *o, uint32_t dev, const void *data, uint32_t len)
@@ -92,11 +112,6 @@ static int dev_done(void *o, uint32_t dev)
 	return d->done_ret;
 }
 
-static bool dev_verify(void *o, uint32_t dev, uint64_t hash)
-{
-	return ((struct fake_dev *)o)->hash == hash;
-}
-
 static int dev_complete(void *o)
 {
 	struct fake_dev *d = o;
@@ -106,29 +121,36 @@ static int dev_complete(void *o)
 	return 0;
 }
 
-static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_verify, dev_complete};
+static int dev_verify(void *o, uint64_t nonce)
+{
+	((struct fake_dev *)o)->nonce = nonce;
+	return 0;
+}
+
+static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_complete, dev_verify};
+
+#define NONCE 0x1234abcd5678ef01ULL
 
 /* A good stream of @src (PAGES pages) with one device whose state is "state". */
-static struct stream good_stream(const uint8_t *src, bool corrupt_verify)
+static struct stream good_stream(const uint8_t *src, uint64_t mismatched)
 {
 	struct stream st = {0};
-	uint64_t hashes[PAGES], round[2] = {1, PAGES};
-	uint64_t dev_hash = 42;
+	struct dmalog_frame_round round = {.round = 1, .pages = PAGES};
+	struct dmalog_frame_verify verify = {.nonce = NONCE};
+	struct dmalog_frame_result result = {PAGES, mismatched, 1, (uint32_t)mismatched};
 
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
-	put_pages(&st, DMALOG_FRAME_PAGES, 0, PAGES / 2, src, PAGE);
+	put_pages(&st, 0, PAGES / 2, src);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DATA, 0, "sta", 3);
-	put(&st, DMALOG_FRAME_ROUND, round, sizeof(round));
+	put_msg(&st, DMALOG_FRAME_ROUND, &round);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
-	put_pages(&st, DMALOG_FRAME_PAGES, PAGES / 2, PAGES / 2, src + PAGES / 2 * PAGE, PAGE);
+	put_pages(&st, PAGES / 2, PAGES / 2, src + PAGES / 2 * PAGE);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DATA, 0, "te", 2);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
-	for (int i = 0; i < PAGES; i++)
-		hashes[i] = dmalog_page_hash(src + i * PAGE, PAGE) ^ (corrupt_verify && i == 5);
-	put_pages(&st, DMALOG_FRAME_VERIFY_PAGES, 0, PAGES, hashes, 8);
-	put_dev(&st, DMALOG_FRAME_VERIFY_DEVICE, 0, &dev_hash, 8);
-	put_u64(&st, DMALOG_FRAME_END, st.frames);
+	put_msg(&st, DMALOG_FRAME_VERIFY, &verify);
+	put_msg(&st, DMALOG_FRAME_RESULT, &result);
+	put_end(&st);
 	return st;
 }
 
@@ -146,9 +168,9 @@ static void whole_and_bytewise(void **state)
 	uint8_t *src = source_memory();
 
 	for (int bytewise = 0; bytewise < 2; bytewise++) {
-		struct stream st = good_stream(src, false);
+		struct stream st = good_stream(src, 0);
 		uint8_t *dst = calloc(1, PAGES * PAGE);
-		struct fake_dev dev = {.hash = 42};
+		struct fake_dev dev = {0};
 		struct dmalog_sink *sink;
 		struct dmalog_sink_stats stats;
 		int ret = 0;
@@ -169,6 +191,7 @@ static void whole_and_bytewise(void **state)
 		assert_memory_equal(dev.got, "state", 5);
 		assert_true(dev.done);
 		assert_true(dev.resumed);
+		assert_int_equal(dev.nonce, NONCE);
 		dmalog_sink_get_stats(sink, &stats);
 		assert_int_equal(stats.pages, PAGES);
 		assert_int_equal(stats.pages_compared, PAGES);
@@ -176,6 +199,7 @@ static void whole_and_bytewise(void **state)
 		assert_int_equal(stats.devices_compared, 1);
 		assert_int_equal(stats.devices_mismatched, 0);
 		assert_int_equal(stats.rounds, 1);
+		assert_true(stats.verify_asked && stats.result);
 		/* Nothing may follow the end. */
 		assert_int_equal(dmalog_sink_feed(sink, "x", 1), -EPROTO);
 		dmalog_sink_destroy(sink);
@@ -185,11 +209,12 @@ static void whole_and_bytewise(void **state)
 	free(src);
 }
 
-static void verification_counts_mismatches(void **state)
+/* The counts are the source's: the destination learns what was found, and keeps running. */
+static void result_counts_taken(void **state)
 {
 	uint8_t *src = source_memory(), *dst = calloc(1, PAGES * PAGE);
-	struct stream st = good_stream(src, true);
-	struct fake_dev dev = {.hash = 41};
+	struct stream st = good_stream(src, 1);
+	struct fake_dev dev = {0};
 	struct dmalog_sink *sink;
 	struct dmalog_sink_stats stats;
 
@@ -202,6 +227,23 @@ static void verification_counts_mismatches(void **state)
 	free(st.buf);
 	free(src);
 	free(dst);
+}
+
+/* The keyed digest: every byte and the key count. */
+static void page_digest_keyed(void **state)
+{
+	uint8_t *page = source_memory();
+	uint64_t base = dmalog_page_digest(NONCE, page, PAGE);
+
+	assert_int_not_equal(base, dmalog_page_digest(NONCE + 1, page, PAGE));
+	for (size_t i = 0; i < PAGE; i += 511) {
+		page[i] ^= 1;
+		assert_int_not_equal(base, dmalog_page_digest(NONCE, page, PAGE));
+		page[i] ^= 1;
+	}
+	page[PAGE - 1] ^= 0x80; /* the last byte, in the last lane */
+	assert_int_not_equal(base, dmalog_page_digest(NONCE, page, PAGE));
+	free(page);
 }
 
 /* Feed @st to a fresh sink; expect failure with @errno and @reason in the message. */
@@ -226,11 +268,12 @@ static void expect_refused(struct stream *st, int err, const char *reason, int d
 static void refusals(void **state)
 {
 	uint8_t *src = source_memory();
+	struct dmalog_frame_verify verify = {.nonce = 1};
 	uint64_t one = 1;
 	struct stream st;
 
 	st = (struct stream){0};
-	put_pages(&st, DMALOG_FRAME_PAGES, 0, 1, src, PAGE);
+	put_pages(&st, 0, 1, src);
 	expect_refused(&st, -EPROTO, "does not start with a hello", 0);
 
 	st = (struct stream){0};
@@ -241,22 +284,22 @@ static void refusals(void **state)
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, 2 * PAGES * PAGE, 1);
 	expect_refused(&st, -EPROTO, "mismatched stream", 0);
 
-	st = good_stream(src, false);
+	st = good_stream(src, 0);
 	st.buf[DMALOG_FRAME_HDR_BYTES * 2 + 24 + 100] ^= 1; /* inside the first PAGES payload */
-	expect_refused(&st, -EBADMSG, "checksum mismatch", 0);
+	expect_refused(&st, -EBADMSG, "checksum mismatch in a PAGES frame", 0);
 
-	st = good_stream(src, false);
+	st = good_stream(src, 0);
 	st.buf[3] ^= 0x40;
 	expect_refused(&st, -EBADMSG, "corrupt frame header", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
-	put_pages(&st, DMALOG_FRAME_PAGES, PAGES - 1, 2, src, PAGE);
+	put_pages(&st, PAGES - 1, 2, src);
 	expect_refused(&st, -EPROTO, "outside guest memory", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
-	put_pages(&st, DMALOG_FRAME_PAGES, UINT64_MAX, 1, src, PAGE);
+	put_pages(&st, UINT64_MAX, 1, src);
 	expect_refused(&st, -EPROTO, "outside guest memory", 0);
 
 	st = (struct stream){0};
@@ -287,19 +330,51 @@ static void refusals(void **state)
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
 	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
 	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
-	put_pages(&st, DMALOG_FRAME_PAGES, 0, 1, src, PAGE);
+	put_pages(&st, 0, 1, src);
 	expect_refused(&st, -EPROTO, "pages after the final state", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
-	put_pages(&st, DMALOG_FRAME_VERIFY_PAGES, 0, 1, &one, 8);
+	put_msg(&st, DMALOG_FRAME_VERIFY, &verify);
 	expect_refused(&st, -EPROTO, "verification before the final state", 0);
+
+	/* The proof's frames go the other way: a source may not send them. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_VERIFY_DEVICE, &one, 8);
+	expect_refused(&st, -EPROTO, "unexpected frame type 8 (VERIFY_DEVICE)", 0);
+
+	/* A result without its verification, and an end without its result. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
+	put_msg(&st, DMALOG_FRAME_RESULT, &(struct dmalog_frame_result){0});
+	expect_refused(&st, -EPROTO, "bad result frame", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
-	put_u64(&st, DMALOG_FRAME_END, 1);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	put_dev(&st, DMALOG_FRAME_DEVICE_DONE, 0, NULL, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
+	put_msg(&st, DMALOG_FRAME_VERIFY, &verify);
+	put_end(&st);
+	expect_refused(&st, -EPROTO, "before the result of its verification", 0);
+
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_end(&st);
 	expect_refused(&st, -EPROTO, "ended before the final state", 0);
+
+	/* Reserved fields are zero. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_dev(&st, DMALOG_FRAME_DEVICE_DATA, 0, "x", 1);
+	st.buf[st.frame_at[1] + DMALOG_FRAME_HDR_BYTES + 5] = 1;
+	dmalog_frame_reseal(st.buf + st.frame_at[1]);
+	expect_refused(&st, -EPROTO, "malformed DEVICE_DATA frame", 0);
 
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
@@ -316,10 +391,66 @@ static void refusals(void **state)
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	st.buf = realloc(st.buf, st.len + DMALOG_FRAME_HDR_BYTES);
-	dmalog_frame_header(st.buf + st.len, DMALOG_FRAME_PAGES, NULL,
+	dmalog_frame_header(st.buf + st.len, DMALOG_FRAME_PAGES, 1, NULL,
 			    DMALOG_FRAME_MAX_PAYLOAD + 1);
 	st.len += DMALOG_FRAME_HDR_BYTES;
 	expect_refused(&st, -E2BIG, "too large", 0);
+	free(src);
+}
+
+/*
+ * Frames carry their number: a frame lost, repeated or swapped with the next is refused at
+ * once, before the guest could resume on stale pages (issue: sequence numbers on frames).
+ */
+static void out_of_sequence_refused(void **state)
+{
+	uint8_t *src = source_memory();
+	struct stream st;
+
+	/* Lost: frame 1 never came. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_seq(&st, DMALOG_FRAME_SWITCHOVER, 2, NULL, 0);
+	expect_refused(&st, -EPROTO, "frame 2 (SWITCHOVER) arrived where frame 1 was expected", 0);
+
+	/* Repeated: a whole PAGES frame sent twice. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_pages(&st, 0, 1, src);
+	put_seq(&st, DMALOG_FRAME_PAGES, 1, st.buf + st.frame_at[1] + DMALOG_FRAME_HDR_BYTES,
+		(uint32_t)(16 + PAGE));
+	expect_refused(&st, -EPROTO, "frame 1 (PAGES) arrived where frame 2 was expected", 0);
+
+	/* Reordered: 2 before 1. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_seq(&st, DMALOG_FRAME_SWITCHOVER, 2, NULL, 0);
+	put_seq(&st, DMALOG_FRAME_ROUND, 1, NULL, 0);
+	expect_refused(&st, -EPROTO, "lost, repeated or reordered", 0);
+	free(src);
+}
+
+/* Every frame of a good stream, damaged in turn after its checksum, is refused. */
+static void every_frame_checked(void **state)
+{
+	uint8_t *src = source_memory();
+	struct stream good = good_stream(src, 0);
+
+	for (uint64_t f = 0; f < good.frames; f++) {
+		struct stream st = good;
+		size_t at = good.frame_at[f];
+		size_t end = f + 1 < good.frames ? good.frame_at[f + 1] : good.len;
+
+		st.buf = malloc(good.len);
+		memcpy(st.buf, good.buf, good.len);
+		/* The last byte of the frame: its payload, or its header when it has none. */
+		st.buf[end - 1] ^= 0x10;
+		expect_refused(&st, -EBADMSG,
+			       end - at > DMALOG_FRAME_HDR_BYTES ? "checksum mismatch"
+								 : "corrupt frame header",
+			       0);
+	}
+	free(good.buf);
 	free(src);
 }
 
@@ -327,8 +458,8 @@ static void refusals(void **state)
 static void truncated_wants_more(void **state)
 {
 	uint8_t *src = source_memory(), *dst = calloc(1, PAGES * PAGE);
-	struct stream st = good_stream(src, false);
-	struct fake_dev dev = {.hash = 42};
+	struct stream st = good_stream(src, 0);
+	struct fake_dev dev = {0};
 	struct dmalog_sink *sink;
 
 	assert_int_equal(dmalog_sink_create(dst, PAGES * PAGE, 12, 1, &ops, &dev, &sink), 0);
@@ -346,10 +477,11 @@ static void payload_crc_is_crc32c(void **state)
 	static const char check[] = "123456789";
 	uint8_t hdr[DMALOG_FRAME_HDR_BYTES], buf[80];
 	uint16_t type;
-	uint32_t len, crc;
+	uint32_t len, crc, seq;
 
-	dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, check, 9);
-	assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
+	dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, 7, check, 9);
+	assert_int_equal(dmalog_frame_parse_header(hdr, &type, &seq, &len, &crc), 0);
+	assert_int_equal(seq, 7);
 	assert_int_equal(crc, 0xe3069283u);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 131 + 17);
@@ -362,8 +494,9 @@ static void payload_crc_is_crc32c(void **state)
 				for (int k = 0; k < 8; k++)
 					want = want & 1 ? 0x82f63b78u ^ (want >> 1) : want >> 1;
 			}
-			dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, buf + off, n);
-			assert_int_equal(dmalog_frame_parse_header(hdr, &type, &len, &crc), 0);
+			dmalog_frame_header(hdr, DMALOG_FRAME_PAGES, 0, buf + off, n);
+			assert_int_equal(dmalog_frame_parse_header(hdr, &type, &seq, &len, &crc),
+					 0);
 			assert_int_equal(crc, ~want);
 		}
 	}
@@ -372,11 +505,10 @@ static void payload_crc_is_crc32c(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(whole_and_bytewise),
-		cmocka_unit_test(verification_counts_mismatches),
-		cmocka_unit_test(refusals),
-		cmocka_unit_test(truncated_wants_more),
-		cmocka_unit_test(payload_crc_is_crc32c),
+		cmocka_unit_test(whole_and_bytewise),	   cmocka_unit_test(result_counts_taken),
+		cmocka_unit_test(page_digest_keyed),	   cmocka_unit_test(refusals),
+		cmocka_unit_test(out_of_sequence_refused), cmocka_unit_test(every_frame_checked),
+		cmocka_unit_test(truncated_wants_more),	   cmocka_unit_test(payload_crc_is_crc32c),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The migration stream between `dmalog migrate`'s source and destination: versioned frames,
- * each with a checksummed header and a checksummed payload, all little-endian.
+ * The migration stream between a source and a destination: versioned frames, each with a
+ * sequence number, a checksummed header and a checksummed payload, all little-endian.
  *
  *   frame   := header payload
- *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 length
- *              | u32 crc32c(payload) | u32 crc32c(the 16 bytes before it)
+ *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 seq | u32 length
+ *              | u32 crc32c(payload) | u32 crc32c(the 20 bytes before it)
  *   stream  := HELLO (PAGES | DEVICE_DATA | ROUND)* SWITCHOVER (PAGES | DEVICE_DATA)*
- *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE
- *              VERIFY_PAGES* VERIFY_DEVICE* END
+ *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE VERIFY RESULT END
+ *
+ * Each direction numbers its frames from 0; a frame whose number is not the next one (lost,
+ * repeated or reordered) is refused at once, before anything of it is applied.
  *
  * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 0
  * PAGES      u64 first_page, u32 count, u32 0, then count pages of data
@@ -17,19 +19,27 @@
  * ROUND      u32 round, u32 0, u64 pages sent in the round
  * SWITCHOVER (empty): the source has stopped; what follows is the final state
  * COMPLETE   (empty): the final state has been sent; the destination resumes the guest
- * VERIFY_PAGES u64 first_page, u32 count, u32 0, then count u64 page hashes of the source
- * VERIFY_DEVICE u32 device, u32 0, u64 the source device's state hash
+ * VERIFY     u64 nonce: prove what you hold, keyed by this
+ * RESULT     u64 pages compared, u64 mismatched pages, u32 devices compared, u32 mismatched
+ *            devices: what the source found
  * END        u64 number of frames before it
  *
  * The destination answers on the same connection: RUNNING (empty) once it has resumed the
- * guest after COMPLETE, then RESULT (u64 pages compared, u64 mismatched pages, u32 devices
- * compared, u32 mismatched devices) after END; or ABORT (a reason) at any point.
- * Verification compares the state the destination resumed from: the sink's device_done hook
- * is where a destination records its device's hash.
+ * guest after COMPLETE; after VERIFY, VERIFY_PAGES frames (u64 first_page, u32 count, u32 0,
+ * then count u64 digests of its pages, keyed by the nonce) covering every page in order and
+ * one VERIFY_DEVICE (u32 device, u32 0, u64 keyed digest of the device's state) per device;
+ * or ABORT (a reason) at any point before RUNNING.
+ *
+ * What the proof shows: the nonce is fresh, so the destination can only produce the digests
+ * from the pages and device state it holds after the migration; the source compares them
+ * with its own and names the pages that differ. What it does not show: the digest is not a
+ * MAC and the connection is not authenticated, so it guards against a destination that lost
+ * or skipped data (or a broken one that claims success), not against an attacker who can
+ * compute the digests over data of their choice.
  *
  * dmalog_sink validates a stream as it arrives and applies it: nothing is written outside
- * the guest memory it was given, and any malformed, truncated, corrupt or mismatched input
- * ends the stream with a clear reason.
+ * the guest memory it was given, and any malformed, truncated, corrupt, out-of-order or
+ * mismatched input ends the stream with a clear reason.
  */
 #ifndef DMALOG_MSTREAM_H
 #define DMALOG_MSTREAM_H
@@ -44,8 +54,8 @@ extern "C" {
 #endif
 
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
-#define DMALOG_STREAM_VERSION	  2
-#define DMALOG_FRAME_HDR_BYTES	  20
+#define DMALOG_STREAM_VERSION	  3
+#define DMALOG_FRAME_HDR_BYTES	  24
 #define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
 #define DMALOG_STREAM_MAX_DEVICES 64
 
@@ -63,6 +73,7 @@ enum dmalog_frame_type {
 	DMALOG_FRAME_ABORT = 11,
 	DMALOG_FRAME_COMPLETE = 12,
 	DMALOG_FRAME_RUNNING = 13,
+	DMALOG_FRAME_VERIFY = 14,
 };
 
 /*
@@ -107,6 +118,10 @@ struct dmalog_frame_end {
 	uint64_t frames;
 };
 
+struct dmalog_frame_verify {
+	uint64_t nonce;
+};
+
 struct dmalog_frame_result {
 	uint64_t pages_compared;
 	uint64_t pages_mismatched;
@@ -126,6 +141,7 @@ _Static_assert(offsetof(struct dmalog_frame_round, pages) == 8, "");
 _Static_assert(sizeof(struct dmalog_frame_verify_device) == 16, "verify_device");
 _Static_assert(offsetof(struct dmalog_frame_verify_device, hash) == 8, "");
 _Static_assert(sizeof(struct dmalog_frame_end) == 8, "end");
+_Static_assert(sizeof(struct dmalog_frame_verify) == 8, "verify");
 _Static_assert(sizeof(struct dmalog_frame_result) == 24, "result");
 _Static_assert(offsetof(struct dmalog_frame_result, devices_compared) == 16, "");
 #endif
@@ -171,18 +187,50 @@ DMALOG_API int dmalog_frame_decode(uint16_t type, const uint8_t *in, uint32_t le
 /** dmalog_frame_type_name() - "PAGES", "RUNNING", ...; "unknown" for anything else */
 DMALOG_API const char *dmalog_frame_type_name(uint16_t type);
 
-/** dmalog_frame_header() - Fill the 20-byte header for @length bytes of @payload (NULL: a zero
- * payload checksum). */
-DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload,
+/**
+ * dmalog_frame_header() - fill a frame's header
+ * @hdr: DMALOG_FRAME_HDR_BYTES bytes
+ * @type: the frame type
+ * @seq: the frame's number in its direction (0 for the first)
+ * @payload: its payload (NULL: a zero payload checksum)
+ * @length: payload bytes
+ */
+DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, uint32_t seq, const void *payload,
 				    uint32_t length);
 
-/** dmalog_frame_parse_header() - Check a header: -EBADMSG for a bad magic, checksum or flags;
- * -E2BIG for a huge length. */
-DMALOG_API int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *length,
-					 uint32_t *payload_crc);
+/**
+ * dmalog_frame_parse_header() - check a header and read its fields
+ * @hdr: DMALOG_FRAME_HDR_BYTES bytes
+ * @type: its type
+ * @seq: its sequence number
+ * @length: its payload length
+ * @payload_crc: the payload's CRC-32C, to check once the payload is in
+ *
+ * Return: 0, -EBADMSG for a bad magic, checksum or flags, -E2BIG for a length over
+ * DMALOG_FRAME_MAX_PAYLOAD.
+ */
+DMALOG_API int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *seq,
+					 uint32_t *length, uint32_t *payload_crc);
 
-/** dmalog_page_hash() - 64-bit digest of one page, for VERIFY_PAGES. */
-DMALOG_API uint64_t dmalog_page_hash(const void *page, size_t size);
+/**
+ * dmalog_frame_reseal() - recompute a whole frame's checksums in place, type and number kept
+ * @frame: header and payload, as they will be sent
+ *
+ * For tests that change a payload on purpose and want it to arrive intact as far as the
+ * stream can tell (so that what checks it further in is what must refuse it).
+ */
+DMALOG_API void dmalog_frame_reseal(uint8_t *frame);
+
+/**
+ * dmalog_page_digest() - a 64-bit digest of one page (or any bytes), keyed
+ * @key: the verification nonce (any value; the same on both ends)
+ * @page: the bytes
+ * @size: how many
+ *
+ * Every byte counts, and so does the key: the same page under another key gives an unrelated
+ * digest. Not a MAC.
+ */
+DMALOG_API uint64_t dmalog_page_digest(uint64_t key, const void *page, size_t size);
 
 struct dmalog_sink;
 
@@ -192,18 +240,21 @@ struct dmalog_sink_ops {
 	int (*device_data)(void *opaque, uint32_t dev, const void *data, uint32_t length);
 	/* Device @dev's stream is complete. */
 	int (*device_done)(void *opaque, uint32_t dev);
-	/* The source's hash of device @dev; return whether the destination's matches. */
-	bool (*device_verify)(void *opaque, uint32_t dev, uint64_t hash);
 	/* Optional: the final state is complete (COMPLETE); resume the guest. */
 	int (*complete)(void *opaque);
+	/* Optional: VERIFY with @nonce; answer with the digests of what is held here. */
+	int (*verify)(void *opaque, uint64_t nonce);
 };
 
+/* What the stream brought; the compared and mismatched counts are the source's RESULT. */
 struct dmalog_sink_stats {
 	uint64_t frames, pages, device_bytes, rounds;
 	uint64_t pages_compared, pages_mismatched;
 	uint32_t devices_compared, devices_mismatched;
 	bool switched_over;
 	bool complete;
+	bool verify_asked;
+	bool result;
 };
 
 /* A piece of the destination's guest memory; the pieces follow each other in page order. */

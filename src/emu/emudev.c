@@ -295,7 +295,8 @@ static void *loader_thread(void *arg)
 	if (!buf)
 		r->error = -ENOMEM;
 	for (;;) {
-		ssize_t n = buf ? read(r->fd, buf, LOADER_BYTES) : read(r->fd, drain, sizeof(drain));
+		ssize_t n =
+			buf ? read(r->fd, buf, LOADER_BYTES) : read(r->fd, drain, sizeof(drain));
 
 		if (n > 0) {
 			if (buf && !r->error)

@@ -61,8 +61,8 @@ static int dev_data(void *opaque, uint32_t dev, const void *data, uint32_t len)
 			continue;
 		}
 		if (n != -EAGAIN || link_now_ms() >= deadline) {
-			snprintf(d->why, sizeof(d->why), "device %u stopped taking its state (%s)", dev,
-				 n == -EAGAIN ? "timed out" : strerror((int)-n));
+			snprintf(d->why, sizeof(d->why), "device %u stopped taking its state (%s)",
+				 dev, n == -EAGAIN ? "timed out" : strerror((int)-n));
 			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
 		}
 		poll(&pfd, 1, 100);
@@ -96,13 +96,6 @@ static int dev_done(void *opaque, uint32_t dev)
 	return 0;
 }
 
-static bool dev_verify(void *opaque, uint32_t dev, uint64_t hash)
-{
-	struct dest *d = opaque;
-
-	return HOOK(d->m, device_hash) && d->dev_hash[dev] == hash;
-}
-
 /* The final state is in: the guest runs here now, and the source learns it at once. */
 static int resume_guest(void *opaque)
 {
@@ -133,11 +126,63 @@ static int resume_guest(void *opaque)
 	return 0;
 }
 
+#define VERIFY_PAGES 4096 /* digests per VERIFY_PAGES answer */
+
+/*
+ * VERIFY: the digest of every page and device state held here, keyed by the source's nonce,
+ * so that the proof can only come from what this end really has.
+ */
+static int answer_verify(void *opaque, uint64_t nonce)
+{
+	struct dest *d = opaque;
+	const struct dmalog_ram_map *ram = &d->m->ram;
+
+	for (uint32_t i = 0; i < ram->nregions; i++) {
+		const struct dmalog_ram_region *r = &ram->regions[i];
+		uint64_t pages = r->length >> DMALOG_RAM_PAGE_SHIFT;
+
+		for (uint64_t p = 0; p < pages; p += VERIFY_PAGES) {
+			struct dmalog_frame_run run = {
+				.first_page = (r->ram_offset >> DMALOG_RAM_PAGE_SHIFT) + p,
+				.count = pages - p < VERIFY_PAGES ? (uint32_t)(pages - p)
+								  : VERIFY_PAGES,
+			};
+			uint8_t *f = link_frame_begin(&d->l, sizeof(run) + 8 * run.count);
+
+			if (!f)
+				return -ENOMEM;
+			dmalog_frame_encode(DMALOG_FRAME_VERIFY_PAGES, &run, f);
+			for (uint32_t k = 0; k < run.count; k++) {
+				uint64_t h = dmalog_page_digest(
+					nonce,
+					(const uint8_t *)r->host +
+						((p + k) << DMALOG_RAM_PAGE_SHIFT),
+					DMALOG_RAM_PAGE_SIZE);
+
+				memcpy(f + sizeof(run) + 8 * k, &h, 8);
+			}
+			link_frame_seal(&d->l, DMALOG_FRAME_VERIFY_PAGES);
+			if (d->l.len >= LINK_FLUSH_BYTES && link_flush(&d->l))
+				return -EPIPE;
+		}
+	}
+	for (uint32_t i = 0; i < d->c->ndevices; i++) {
+		struct dmalog_frame_verify_device vd = {
+			.device = i,
+			.hash = dmalog_page_digest(nonce, &d->dev_hash[i], 8),
+		};
+
+		if (link_msg(&d->l, DMALOG_FRAME_VERIFY_DEVICE, &vd))
+			return -ENOMEM;
+	}
+	return link_flush(&d->l) ? -EPIPE : 0;
+}
+
 static const struct dmalog_sink_ops dest_ops = {
 	.device_data = dev_data,
 	.device_done = dev_done,
-	.device_verify = dev_verify,
 	.complete = resume_guest,
+	.verify = answer_verify,
 };
 
 /*
@@ -208,25 +253,23 @@ static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 	}
 }
 
-static int answer_result(struct dest *d, struct dmalog_sink *sink)
+/* What the source found, as its RESULT said. */
+static int take_result(struct dest *d, struct dmalog_sink *sink)
 {
 	struct dmalog_sink_stats st;
-	struct dmalog_frame_result res;
 	struct dmalog_mig_result *r = &d->m->r;
 
 	dmalog_sink_get_stats(sink, &st);
-	r->pages_compared = res.pages_compared = st.pages_compared;
-	r->pages_mismatched = res.pages_mismatched = st.pages_mismatched;
-	r->devices_compared = res.devices_compared = st.devices_compared;
-	r->devices_mismatched = res.devices_mismatched = st.devices_mismatched;
-	r->verified = st.pages_compared == dmalog_ram_map_pages(&d->m->ram) &&
+	r->pages_compared = st.pages_compared;
+	r->pages_mismatched = st.pages_mismatched;
+	r->devices_compared = st.devices_compared;
+	r->devices_mismatched = st.devices_mismatched;
+	r->verified = st.result && st.pages_compared == dmalog_ram_map_pages(&d->m->ram) &&
 		      !st.pages_mismatched && !st.devices_mismatched &&
 		      st.devices_compared == (HOOK(d->m, device_hash) ? d->c->ndevices : 0);
-	if (link_msg(&d->l, DMALOG_FRAME_RESULT, &res) || link_flush(&d->l))
-		engine_fail(d->m, -EPIPE, "could not send the result to the source: %s",
-			    d->l.error);
 	if (!r->verified)
-		return engine_fail(d->m, -EIO, "%llu pages and %u devices mismatched",
+		return engine_fail(d->m, -EIO,
+				   "the source found %llu pages and %u devices that differ",
 				   (unsigned long long)st.pages_mismatched, st.devices_mismatched);
 	return r->error;
 }
@@ -268,7 +311,7 @@ int dest_run(struct dmalog_mig *m)
 		ret = receive(&d, sink, buf);
 	}
 	if (!ret)
-		ret = answer_result(&d, sink);
+		ret = take_result(&d, sink);
 	m->r.total_ms = link_now_ms() - t0;
 	m->r.bytes_sent = d.l.bytes;
 	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)

@@ -8,8 +8,8 @@
 
 #include <dmalog/migrate.h>
 
-#define ENGINE_DEFAULT_TIMEOUT_MS 30000
-#define ENGINE_DEFAULT_MAX_ROUNDS 30
+#define ENGINE_DEFAULT_TIMEOUT_MS  30000
+#define ENGINE_DEFAULT_MAX_ROUNDS  30
 #define ENGINE_DEFAULT_DEVICE_DATA (1ULL << 30)
 
 struct dmalog_mig {

@@ -92,6 +92,10 @@ static const struct frame_desc frames[] = {
 	[DMALOG_FRAME_ABORT] = {"ABORT", 0, true, {{0}}},
 	[DMALOG_FRAME_COMPLETE] = {"COMPLETE", 0, false, {{0}}},
 	[DMALOG_FRAME_RUNNING] = {"RUNNING", 0, false, {{0}}},
+	[DMALOG_FRAME_VERIFY] = {"VERIFY",
+				 sizeof(struct dmalog_frame_verify),
+				 false,
+				 {F(struct dmalog_frame_verify, nonce)}},
 };
 
 static const struct frame_desc *desc(uint16_t type)
@@ -166,41 +170,64 @@ int dmalog_frame_decode(uint16_t type, const uint8_t *in, uint32_t length, void 
 	return 0;
 }
 
-void dmalog_frame_header(uint8_t *hdr, uint16_t type, const void *payload, uint32_t length)
+void dmalog_frame_header(uint8_t *hdr, uint16_t type, uint32_t seq, const void *payload,
+			 uint32_t length)
 {
 	put32(hdr, DMALOG_STREAM_MAGIC);
 	put16(hdr + 4, type);
 	put16(hdr + 6, 0);
-	put32(hdr + 8, length);
-	put32(hdr + 12, length && payload ? dmalog_crc32c(0, payload, length) : 0);
-	put32(hdr + 16, dmalog_crc32c(0, hdr, 16));
+	put32(hdr + 8, seq);
+	put32(hdr + 12, length);
+	put32(hdr + 16, length && payload ? dmalog_crc32c(0, payload, length) : 0);
+	put32(hdr + 20, dmalog_crc32c(0, hdr, 20));
 }
 
-int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *length,
+int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *seq, uint32_t *length,
 			      uint32_t *payload_crc)
 {
 	if (get32(hdr) != DMALOG_STREAM_MAGIC || get16(hdr + 6) ||
-	    get32(hdr + 16) != dmalog_crc32c(0, hdr, 16))
+	    get32(hdr + 20) != dmalog_crc32c(0, hdr, 20))
 		return -EBADMSG;
 	*type = get16(hdr + 4);
-	*length = get32(hdr + 8);
-	*payload_crc = get32(hdr + 12);
+	*seq = get32(hdr + 8);
+	*length = get32(hdr + 12);
+	*payload_crc = get32(hdr + 16);
 	return *length > DMALOG_FRAME_MAX_PAYLOAD ? -E2BIG : 0;
 }
 
-uint64_t dmalog_page_hash(const void *page, size_t size)
+void dmalog_frame_reseal(uint8_t *frame)
+{
+	dmalog_frame_header(frame, get16(frame + 4), get32(frame + 8),
+			    frame + DMALOG_FRAME_HDR_BYTES, get32(frame + 12));
+}
+
+/* A 64-bit finaliser (splitmix64's): every input bit reaches every output bit. */
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+uint64_t dmalog_page_digest(uint64_t key, const void *page, size_t size)
 {
 	const uint8_t *p = page;
-	uint64_t h = 0xcbf29ce484222325ULL ^ size;
+	/* Four independent lanes keep the multiplies in flight; the key seeds each. */
+	uint64_t h[4] = {mix64(key ^ size), mix64(key + 1), mix64(key + 2), mix64(key + 3)};
+	size_t i = 0;
 
-	for (size_t i = 0; i + 8 <= size; i += 8) {
-		uint64_t w;
+	for (; i + 32 <= size; i += 32) {
+		for (int l = 0; l < 4; l++) {
+			uint64_t w;
 
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
+			memcpy(&w, p + i + 8 * l, 8);
+			h[l] = (h[l] ^ w) * 0x9e3779b97f4a7c15ULL;
+			h[l] ^= h[l] >> 29;
+		}
 	}
-	for (size_t i = size & ~7ULL; i < size; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	return h;
+	for (; i < size; i++)
+		h[0] = (h[0] ^ p[i]) * 0x100000001b3ULL;
+	return mix64(h[0] ^ mix64(h[1] ^ mix64(h[2] ^ mix64(h[3]))));
 }

@@ -66,7 +66,7 @@ void link_frame_seal(struct link *l, uint16_t type)
 	uint32_t length;
 
 	memcpy(&length, hdr + 8, 4);
-	dmalog_frame_header(hdr, type, hdr + DMALOG_FRAME_HDR_BYTES, length);
+	dmalog_frame_header(hdr, type, (uint32_t)l->frames, hdr + DMALOG_FRAME_HDR_BYTES, length);
 	if (l->tap)
 		l->tap(l->tap_opaque, type, hdr, DMALOG_FRAME_HDR_BYTES + length);
 	l->len += DMALOG_FRAME_HDR_BYTES + length;
@@ -177,7 +177,7 @@ int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *pay
 		    uint32_t *length)
 {
 	uint8_t hdr[DMALOG_FRAME_HDR_BYTES];
-	uint32_t crc;
+	uint32_t crc, seq;
 	double deadline;
 	int ret = wait_fd(l->fd, POLLIN, timeout_ms);
 
@@ -189,12 +189,28 @@ int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *pay
 	deadline = link_now_ms() + l->timeout_ms;
 	ret = read_full(l->fd, hdr, sizeof(hdr), deadline);
 	if (!ret)
-		ret = dmalog_frame_parse_header(hdr, type, length, &crc);
-	if (ret == -E2BIG || (!ret && *length > max))
+		ret = dmalog_frame_parse_header(hdr, type, &seq, length, &crc);
+	if (ret == -EBADMSG)
+		snprintf(l->error, sizeof(l->error), "a corrupt frame header");
+	if (ret == -E2BIG || (!ret && *length > max)) {
+		snprintf(l->error, sizeof(l->error), "a %s frame of %u bytes (at most %u here)",
+			 dmalog_frame_type_name(*type), *length, max);
 		ret = -EBADMSG;
+	}
+	if (!ret && seq != l->rx_frames) {
+		snprintf(l->error, sizeof(l->error),
+			 "%s frame %u where frame %llu was expected (lost, repeated or reordered)",
+			 dmalog_frame_type_name(*type), seq, (unsigned long long)l->rx_frames);
+		ret = -EBADMSG;
+	}
 	if (!ret)
 		ret = read_full(l->fd, payload, *length, deadline);
-	if (!ret && (*length ? dmalog_crc32c(0, payload, *length) : 0) != crc)
+	if (!ret && (*length ? dmalog_crc32c(0, payload, *length) : 0) != crc) {
+		snprintf(l->error, sizeof(l->error), "a checksum mismatch in a %s frame",
+			 dmalog_frame_type_name(*type));
 		ret = -EBADMSG;
+	}
+	if (!ret)
+		l->rx_frames++;
 	return ret;
 }

@@ -21,8 +21,9 @@ struct link {
 	int timeout_ms; /* the longest silence tolerated on a read or a write */
 	uint8_t *buf;
 	size_t len, cap;
-	uint64_t bytes;	 /* bytes written to the connection */
-	uint64_t frames; /* frames queued */
+	uint64_t bytes;	    /* bytes written to the connection */
+	uint64_t frames;    /* frames queued: the next one's sequence number */
+	uint64_t rx_frames; /* frames read: the next one must carry this number */
 	/* Called on each sealed frame before it can be sent. */
 	void (*tap)(void *opaque, uint16_t type, uint8_t *frame, uint32_t length);
 	void *tap_opaque;
@@ -50,7 +51,7 @@ int link_flush(struct link *l);
  * Read one whole frame within @timeout_ms (0: only if one has begun to arrive; then the
  * rest is waited for within the link's timeout): 0 and the frame, -EAGAIN for nothing,
  * -ETIMEDOUT for a frame that did not finish in time, -ECONNRESET at EOF, -EBADMSG for
- * garbage or a payload over @max.
+ * garbage, a payload over @max or a frame out of sequence (l->error says which).
  */
 int link_read_frame(struct link *l, int timeout_ms, uint16_t *type, uint8_t *payload, uint32_t max,
 		    uint32_t *length);

@@ -30,7 +30,7 @@ struct dmalog_sink {
 	uint32_t hdr_have;
 	bool in_payload;
 	uint16_t type;
-	uint32_t length, payload_crc, have;
+	uint32_t seq, length, payload_crc, have;
 	uint8_t *payload;
 	uint32_t cap;
 
@@ -133,7 +133,7 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-/* PAGES and VERIFY_PAGES share a shape: a run header, then count items of 2^shift bytes. */
+/* A PAGES frame's run header, checked against guest memory and the frame's length. */
 static int page_run(struct dmalog_sink *s, const uint8_t *p, uint32_t len, unsigned int shift,
 		    struct dmalog_frame_run *run)
 {
@@ -169,24 +169,7 @@ static int take_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-static int take_verify_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
-{
-	struct dmalog_frame_run run;
-	uint64_t size = 1ULL << s->page_shift, left;
-	int ret = page_run(s, p, len, 3, &run);
-
-	if (ret)
-		return ret;
-	for (uint64_t i = 0; i < run.count; i++) {
-		uint64_t h = dmalog_page_hash(page_at(s, run.first_page + i, &left), size);
-
-		s->st.pages_compared++;
-		s->st.pages_mismatched += h != get64(p + sizeof(run) + 8 * i);
-	}
-	return 0;
-}
-
-/* DEVICE_DATA, DEVICE_DONE and VERIFY_DEVICE start with the device's index. */
+/* DEVICE_DATA and DEVICE_DONE start with the device's index. */
 static int device_of(struct dmalog_sink *s, const uint8_t *p, uint32_t len, void *msg,
 		     uint32_t *dev)
 {
@@ -206,8 +189,9 @@ static uint64_t all_devices(const struct dmalog_sink *s)
 static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
 	struct dmalog_frame_device d;
-	struct dmalog_frame_verify_device vd;
 	struct dmalog_frame_round round;
+	struct dmalog_frame_verify verify;
+	struct dmalog_frame_result res;
 	struct dmalog_frame_end end;
 	uint32_t dev = 0;
 	int ret;
@@ -260,25 +244,33 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		s->st.complete = true;
 		ret = s->ops && s->ops->complete ? s->ops->complete(s->opaque) : 0;
 		return ret ? fail(s, ret, "could not resume the guest (%d)", ret) : 0;
-	case DMALOG_FRAME_VERIFY_PAGES:
+	case DMALOG_FRAME_VERIFY:
+		if (dmalog_frame_decode(s->type, p, len, &verify) || s->st.verify_asked)
+			return fail(s, -EPROTO, "bad verify frame");
 		if (!s->st.complete)
 			return fail(s, -EPROTO, "verification before the final state");
 		s->phase = VERIFYING;
-		return take_verify_pages(s, p, len);
-	case DMALOG_FRAME_VERIFY_DEVICE:
-		if ((ret = device_of(s, p, len, &vd, &dev)))
-			return ret;
-		if (!s->st.complete)
-			return fail(s, -EPROTO, "device %u verified before the final state", dev);
-		s->phase = VERIFYING;
-		s->st.devices_compared++;
-		s->st.devices_mismatched += !s->ops->device_verify(s->opaque, dev, vd.hash);
+		s->st.verify_asked = true;
+		ret = s->ops && s->ops->verify ? s->ops->verify(s->opaque, verify.nonce) : 0;
+		return ret ? fail(s, ret, "could not answer the verification (%d)", ret) : 0;
+	case DMALOG_FRAME_RESULT:
+		if (dmalog_frame_decode(s->type, p, len, &res) || !s->st.verify_asked ||
+		    s->st.result)
+			return fail(s, -EPROTO, "bad result frame");
+		s->st.result = true;
+		s->st.pages_compared = res.pages_compared;
+		s->st.pages_mismatched = res.pages_mismatched;
+		s->st.devices_compared = res.devices_compared;
+		s->st.devices_mismatched = res.devices_mismatched;
 		return 0;
 	case DMALOG_FRAME_END:
 		if (dmalog_frame_decode(s->type, p, len, &end) || end.frames != s->st.frames - 1)
 			return fail(s, -EPROTO, "bad end frame");
 		if (!s->st.complete)
 			return fail(s, -EPROTO, "stream ended before the final state arrived");
+		if (s->st.verify_asked && !s->st.result)
+			return fail(s, -EPROTO,
+				    "stream ended before the result of its verification");
 		s->phase = ENDED;
 		return 1;
 	default:
@@ -310,12 +302,20 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 			if (s->hdr_have < DMALOG_FRAME_HDR_BYTES)
 				break;
 			s->hdr_have = 0;
-			ret = dmalog_frame_parse_header(s->hdr, &s->type, &s->length,
+			ret = dmalog_frame_parse_header(s->hdr, &s->type, &s->seq, &s->length,
 							&s->payload_crc);
+			if (ret == -E2BIG)
+				return fail(s, ret, "frame too large: %u bytes (at most %u)",
+					    s->length, DMALOG_FRAME_MAX_PAYLOAD);
 			if (ret)
-				return fail(s, ret,
-					    ret == -E2BIG ? "frame too large"
-							  : "corrupt frame header");
+				return fail(s, ret, "corrupt frame header");
+			/* Checked before its payload is even read: nothing of it is applied. */
+			if (s->seq != s->st.frames)
+				return fail(s, -EPROTO,
+					    "frame %u (%s) arrived where frame %llu was expected: "
+					    "lost, repeated or reordered",
+					    s->seq, dmalog_frame_type_name(s->type),
+					    (unsigned long long)s->st.frames);
 			s->have = 0;
 			s->in_payload = s->length > 0;
 			if (s->length > s->cap) {

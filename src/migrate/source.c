@@ -13,8 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -42,21 +44,17 @@ struct source {
 	uint32_t round;
 };
 
-/* The destination's answers, in the order the protocol allows them. */
-enum answer { ANSWER_NONE, ANSWER_RUNNING, ANSWER_RESULT };
-
 /*
- * Read the destination's next answer within @timeout_ms (0: only if one is waiting).
- * Returns 0 with nothing waiting, the payload length of a @want frame (into @payload), or
- * -errno with the reason: -ECANCELED for ABORT (carrying the destination's words), -EPROTO
- * for an answer the protocol does not allow now.
+ * Read the destination's next answer within @timeout_ms (0: only if one is waiting) into
+ * @buf (@max bytes of payload). Returns 0 with nothing waiting, 1 + the payload length of a
+ * @want frame, or -errno with the reason: -ECANCELED for ABORT (carrying the destination's
+ * words), -EPROTO for an answer the protocol does not allow now.
  */
-static int take_answer(struct source *s, int timeout_ms, uint16_t want, void *payload)
+static int read_answer(struct source *s, int timeout_ms, uint16_t want, uint8_t *buf, uint32_t max)
 {
-	char buf[ANSWER_MAX + 1];
 	uint16_t type;
 	uint32_t len;
-	int ret = link_read_frame(&s->l, timeout_ms, &type, (uint8_t *)buf, ANSWER_MAX, &len);
+	int ret = link_read_frame(&s->l, timeout_ms, &type, buf, max, &len);
 
 	if (ret == -EAGAIN && timeout_ms)
 		return engine_fail(s->m, -ETIMEDOUT, "the destination did not answer within %d ms",
@@ -67,19 +65,31 @@ static int take_answer(struct source *s, int timeout_ms, uint16_t want, void *pa
 		return engine_fail(s->m, ret, "the destination closed the connection");
 	if (ret == -ETIMEDOUT)
 		return engine_fail(s->m, ret, "the destination's answer stalled mid-frame");
+	if (ret == -EBADMSG)
+		return engine_fail(s->m, ret, "the destination sent %s", s->l.error);
 	if (ret)
-		return engine_fail(s->m, ret, "bad answer from the destination (%s)",
+		return engine_fail(s->m, ret, "reading the destination's answer: %s",
 				   strerror(-ret));
 	if (type == DMALOG_FRAME_ABORT) {
-		buf[len] = 0;
-		return engine_fail(s->m, -ECANCELED, "the destination aborted: %s", buf);
+		buf[len < max ? len : max - 1] = 0;
+		return engine_fail(s->m, -ECANCELED, "the destination aborted: %s", (char *)buf);
 	}
-	if (type != want || (int)len != dmalog_frame_fixed_bytes(type))
+	if (type != want)
 		return engine_fail(s->m, -EPROTO, "unexpected %s answer from the destination",
 				   dmalog_frame_type_name(type));
-	if (len)
-		return dmalog_frame_decode(type, (uint8_t *)buf, len, payload) ? -EPROTO : (int)len;
-	return 1;
+	return 1 + (int)len;
+}
+
+/* A short answer (RUNNING, or an ABORT's reason): 0 nothing, 1 the wanted one, or -errno. */
+static int take_answer(struct source *s, int timeout_ms, uint16_t want)
+{
+	uint8_t buf[ANSWER_MAX + 1];
+	int ret = read_answer(s, timeout_ms, want, buf, ANSWER_MAX);
+
+	if (ret > 1)
+		return engine_fail(s->m, -EPROTO, "a %s answer with a payload",
+				   dmalog_frame_type_name(want));
+	return ret;
 }
 
 /* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
@@ -89,10 +99,10 @@ static int flush(struct source *s)
 
 	if (ret) {
 		/* The destination may have said why it stopped reading. */
-		take_answer(s, ABORT_REASON_WAIT_MS, DMALOG_FRAME_ABORT, NULL);
+		take_answer(s, ABORT_REASON_WAIT_MS, DMALOG_FRAME_ABORT);
 		return engine_fail(s->m, ret, "%s", s->l.error);
 	}
-	ret = take_answer(s, 0, DMALOG_FRAME_ABORT, NULL);
+	ret = take_answer(s, 0, DMALOG_FRAME_ABORT);
 	return ret < 0 ? ret : 0;
 }
 
@@ -415,73 +425,137 @@ static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_
 	return ret ? engine_fail(s->m, ret, "%s", s->l.error) : 0;
 }
 
-/* The proof: every page's and device's hash, for the destination to compare. */
+/* A nonce nobody could have guessed before the verification starts. */
+static uint64_t fresh_nonce(void)
+{
+	uint64_t nonce = 0;
+
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		nonce = (uint64_t)(link_now_ms() * 1e6) ^ (uint64_t)getpid() << 32;
+	return nonce;
+}
+
+/* Guest page @page of the source, wherever its region is. */
+static const uint8_t *source_page(struct source *s, uint64_t page, uint32_t *region)
+{
+	uint64_t off = page << DMALOG_RAM_PAGE_SHIFT;
+	const struct dmalog_ram_region *r;
+
+	while (off >= s->m->ram.regions[*region].ram_offset + s->m->ram.regions[*region].length)
+		(*region)++;
+	r = &s->m->ram.regions[*region];
+	return (const uint8_t *)r->host + (off - r->ram_offset);
+}
+
+static void note_mismatch(struct source *s, uint64_t first, uint64_t *named, char *list,
+			  size_t size)
+{
+	size_t used = strlen(list);
+
+	if (*named < 4 && used + 24 < size)
+		snprintf(list + used, size - used, "%s%llu", used ? ", " : "",
+			 (unsigned long long)first);
+	(*named)++;
+}
+
+/*
+ * The proof. The destination digests every page and device state it holds, keyed by a fresh
+ * nonce; the source digests its own and compares, so a destination cannot claim what it does
+ * not have. The counts go back as RESULT, then END.
+ */
 static int verify(struct source *s)
 {
 	int (*device_hash)(void *, uint32_t, uint64_t *) = HOOK(s->m, device_hash);
-	struct dmalog_frame_result res;
+	struct dmalog_frame_verify req = {.nonce = fresh_nonce()};
+	struct dmalog_frame_result res = {0};
 	struct dmalog_frame_end end;
-	int ret = 0;
+	uint32_t max = sizeof(struct dmalog_frame_run) + 8 * VERIFY_PAGES, region = 0;
+	uint8_t *buf = malloc(max);
+	uint64_t next = 0, named = 0;
+	char pages[96] = "";
+	int ret;
 
-	for (uint64_t p = 0; p < s->npages && !ret; p += VERIFY_PAGES) {
-		struct dmalog_frame_run run = {
-			.first_page = p,
-			.count = s->npages - p < VERIFY_PAGES ? (uint32_t)(s->npages - p)
-							      : VERIFY_PAGES,
-		};
-		uint8_t *f = link_frame_begin(&s->l, sizeof(run) + 8 * run.count);
-		uint32_t reg = 0;
-
-		if (!f)
-			return engine_fail(s->m, -ENOMEM, "out of memory");
-		dmalog_frame_encode(DMALOG_FRAME_VERIFY_PAGES, &run, f);
-		for (uint32_t i = 0; i < run.count; i++) {
-			uint64_t page = p + i, off = page << DMALOG_RAM_PAGE_SHIFT, h;
-			const struct dmalog_ram_region *r;
-
-			while (off >=
-			       s->m->ram.regions[reg].ram_offset + s->m->ram.regions[reg].length)
-				reg++;
-			r = &s->m->ram.regions[reg];
-			h = dmalog_page_hash((const uint8_t *)r->host + (off - r->ram_offset),
-					     DMALOG_RAM_PAGE_SIZE);
-			memcpy(f + sizeof(run) + 8 * i, &h, 8);
-		}
-		link_frame_seal(&s->l, DMALOG_FRAME_VERIFY_PAGES);
-		if (s->l.len >= LINK_FLUSH_BYTES)
-			ret = link_flush(&s->l);
-	}
-	for (uint32_t i = 0; i < s->c->ndevices && device_hash && !ret; i++) {
-		struct dmalog_frame_verify_device vd = {.device = i};
-
-		ret = device_hash(s->c->opaque, i, &vd.hash);
-		if (ret)
-			return engine_fail(s->m, ret, "no state hash for device %u", i);
-		ret = link_msg(&s->l, DMALOG_FRAME_VERIFY_DEVICE, &vd);
-	}
-	end.frames = s->l.frames;
-	if (!ret)
-		ret = link_msg(&s->l, DMALOG_FRAME_END, &end);
-	if (!ret)
-		ret = link_flush(&s->l);
+	if (!buf)
+		return engine_fail(s->m, -ENOMEM, "out of memory");
+	ret = link_msg(&s->l, DMALOG_FRAME_VERIFY, &req) ?: link_flush(&s->l);
 	if (ret)
-		return engine_fail(s->m, ret, "sending the proof: %s", s->l.error);
-	ret = take_answer(s, (int)s->c->timeout_ms, DMALOG_FRAME_RESULT, &res);
-	if (ret < 0)
-		return ret;
+		engine_fail(s->m, ret, "asking for the proof: %s", s->l.error);
+	/* Every page in order, in runs the destination chooses (at most VERIFY_PAGES each). */
+	while (!ret && next < s->npages) {
+		struct dmalog_frame_run run;
+		int n = read_answer(s, (int)s->c->timeout_ms, DMALOG_FRAME_VERIFY_PAGES, buf, max);
+
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		if (dmalog_frame_decode(DMALOG_FRAME_VERIFY_PAGES, buf, (uint32_t)n - 1, &run) ||
+		    run.first_page != next || !run.count || run.count > s->npages - next ||
+		    (uint64_t)n - 1 != sizeof(run) + 8ULL * run.count) {
+			ret = engine_fail(s->m, -EPROTO, "a malformed VERIFY_PAGES answer");
+			break;
+		}
+		for (uint32_t i = 0; i < run.count; i++) {
+			uint64_t theirs, ours = dmalog_page_digest(
+						 req.nonce, source_page(s, next + i, &region),
+						 DMALOG_RAM_PAGE_SIZE);
+
+			memcpy(&theirs, buf + sizeof(run) + 8 * i, 8);
+			if (theirs != ours) {
+				res.pages_mismatched++;
+				note_mismatch(s, next + i, &named, pages, sizeof(pages));
+			}
+		}
+		res.pages_compared += run.count;
+		next += run.count;
+	}
+	/* What was compared counts, even if the rest of the proof does not come. */
 	s->r->pages_compared = res.pages_compared;
 	s->r->pages_mismatched = res.pages_mismatched;
+	for (uint32_t i = 0; i < s->c->ndevices && !ret; i++) {
+		struct dmalog_frame_verify_device vd;
+		uint64_t hash;
+		int n = read_answer(s, (int)s->c->timeout_ms, DMALOG_FRAME_VERIFY_DEVICE, buf, max);
+
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		if (dmalog_frame_decode(DMALOG_FRAME_VERIFY_DEVICE, buf, (uint32_t)n - 1, &vd) ||
+		    vd.device != i) {
+			ret = engine_fail(s->m, -EPROTO, "a malformed VERIFY_DEVICE answer");
+			break;
+		}
+		if (!device_hash)
+			continue;
+		ret = device_hash(s->c->opaque, i, &hash);
+		if (ret) {
+			engine_fail(s->m, ret, "no state digest for device %u", i);
+			break;
+		}
+		res.devices_compared++;
+		res.devices_mismatched += vd.hash != dmalog_page_digest(req.nonce, &hash, 8);
+	}
+	free(buf);
+	if (ret)
+		return ret;
 	s->r->devices_compared = res.devices_compared;
 	s->r->devices_mismatched = res.devices_mismatched;
 	s->r->verified = res.pages_compared == s->npages && !res.pages_mismatched &&
 			 res.devices_compared == (device_hash ? s->c->ndevices : 0) &&
 			 !res.devices_mismatched;
-	return s->r->verified ? 0
-			      : engine_fail(s->m, -EIO,
-					    "the destination found %llu pages and "
-					    "%u devices mismatched",
-					    (unsigned long long)res.pages_mismatched,
-					    res.devices_mismatched);
+	/* Tell the destination what was found; it runs the guest either way. */
+	end.frames = s->l.frames + 1;
+	ret = link_msg(&s->l, DMALOG_FRAME_RESULT, &res) ?: link_msg(&s->l, DMALOG_FRAME_END, &end);
+	if (!ret)
+		link_flush(&s->l);
+	if (s->r->verified)
+		return 0;
+	return engine_fail(
+		s->m, -EIO,
+		"the destination holds %llu pages (first: %s) and %u devices that differ",
+		(unsigned long long)res.pages_mismatched, pages[0] ? pages : "none",
+		res.devices_mismatched);
 }
 
 static void stop_tracking(struct source *s)
@@ -585,7 +659,7 @@ int source_run(struct dmalog_mig *m)
 		goto out;
 	}
 	/* COMPLETE is on the wire: from here on the guest may be running at the destination. */
-	ret = take_answer(&s, (int)m->cfg.timeout_ms, DMALOG_FRAME_RUNNING, NULL);
+	ret = take_answer(&s, (int)m->cfg.timeout_ms, DMALOG_FRAME_RUNNING);
 	if (ret == -ECANCELED) {
 		/* An explicit refusal: the destination did not resume, so the source does. */
 		roll_back(&s);

@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 
-HDR = 20
+HDR = 24  # magic, type, flags, seq, length, two CRCs (mstream.h)
 COMPLETE = 12
 
 
@@ -40,7 +40,7 @@ def main():
         hdr = read_exact(conn, HDR)
         if hdr is None:
             return 1
-        ftype, length = struct.unpack_from("<HxxI", hdr, 4)
+        ftype, _flags, _seq, length = struct.unpack_from("<HHII", hdr, 4)
         if length and read_exact(conn, length) is None:
             return 1
         if ftype == COMPLETE:

@@ -91,7 +91,7 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 	    !e->device_damaged && !dmalog_frame_decode(type, payload, plen, &dev) && !dev.device &&
 	    plen > sizeof(dev)) {
 		payload[sizeof(dev) + (plen - sizeof(dev)) / 2] ^= 0x01;
-		dmalog_frame_header(frame, type, payload, plen);
+		dmalog_frame_reseal(frame);
 		e->device_damaged = true;
 	}
 }
