@@ -117,6 +117,9 @@ struct dmalog_mig_hooks {
  * @device_data_limit: destination: the most migration data one device may receive before
  *	the migration is refused (0: 1 GiB), so a hostile source cannot make it buffer without
  *	bound
+ * @downtime_cap_ms: source: the longest the guest may stay stopped (0: 10000). If the final
+ *	round is not sent within it, the migration fails and rolls back; if the answer to COMPLETE
+ *	does not come within it, the hand-off rule applies (outcome unknown, guest paused)
  * @hooks: the embedder's hooks (NULL: none)
  * @opaque: passed to every hook
  */
@@ -135,6 +138,7 @@ struct dmalog_mig_config {
 	const struct dmalog_mig_hooks *hooks;
 	void *opaque;
 	uint64_t device_data_limit;
+	uint32_t downtime_cap_ms;
 };
 
 /**

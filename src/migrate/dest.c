@@ -216,19 +216,28 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 	return err;
 }
 
+/*
+ * Take the stream as it comes. The deadline moves only when a whole frame has been taken: a
+ * source that trickles bytes (slowloris) or stops mid-frame is given up on like a silent one.
+ */
 static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 {
+	double deadline = link_now_ms() + d->c->timeout_ms;
+	uint64_t frames = 0;
+
 	for (;;) {
 		struct pollfd pfd = {.fd = d->l.fd, .events = POLLIN};
+		struct dmalog_sink_stats st;
+		double left = deadline - link_now_ms();
 		ssize_t n;
-		int ret = poll(&pfd, 1, (int)d->c->timeout_ms);
+		int ret = left > 0 ? poll(&pfd, 1, (int)left + 1) : 0;
 
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (!ret) {
-			char reason[80];
+			char reason[96];
 
-			snprintf(reason, sizeof(reason), "nothing from the source for %u ms",
+			snprintf(reason, sizeof(reason), "no whole frame from the source for %u ms",
 				 d->c->timeout_ms);
 			return stream_failed(d, -ETIMEDOUT, reason);
 		}
@@ -243,6 +252,11 @@ static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 		ret = dmalog_sink_feed(sink, buf, (size_t)n);
 		if (ret == 1)
 			return 0;
+		dmalog_sink_get_stats(sink, &st);
+		if (st.frames != frames) {
+			frames = st.frames;
+			deadline = link_now_ms() + d->c->timeout_ms;
+		}
 		if (ret < 0) {
 			char reason[400];
 

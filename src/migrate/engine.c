@@ -85,6 +85,8 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 		m->cfg.max_rounds = ENGINE_DEFAULT_MAX_ROUNDS;
 	if (!m->cfg.device_data_limit)
 		m->cfg.device_data_limit = ENGINE_DEFAULT_DEVICE_DATA;
+	if (!m->cfg.downtime_cap_ms)
+		m->cfg.downtime_cap_ms = ENGINE_DEFAULT_DOWNTIME_CAP_MS;
 	if (!source)
 		m->cfg.ntrackers = 0;
 	m->source = source;

@@ -8,9 +8,10 @@
 
 #include <dmalog/migrate.h>
 
-#define ENGINE_DEFAULT_TIMEOUT_MS  30000
-#define ENGINE_DEFAULT_MAX_ROUNDS  30
-#define ENGINE_DEFAULT_DEVICE_DATA (1ULL << 30)
+#define ENGINE_DEFAULT_TIMEOUT_MS      30000
+#define ENGINE_DEFAULT_MAX_ROUNDS      30
+#define ENGINE_DEFAULT_DEVICE_DATA     (1ULL << 30)
+#define ENGINE_DEFAULT_DOWNTIME_CAP_MS 10000
 
 struct dmalog_mig {
 	struct dmalog_mig_config cfg;

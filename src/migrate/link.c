@@ -4,6 +4,8 @@
  * hostile until checked, and a peer that stops reading or writing must not hang us.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,27 @@ double link_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/*
+ * TCP: a peer host that vanishes without closing the connection is noticed by the kernel
+ * too, within about the same timeout: keepalive probes once the link idles for a third of
+ * it, and unacknowledged data fails the connection after all of it.
+ */
+static void tcp_keepalive(int fd, int timeout_ms)
+{
+	int domain = 0, one = 1, idle = timeout_ms / 3000 > 0 ? timeout_ms / 3000 : 1, cnt = 3;
+	unsigned int user_timeout = (unsigned int)timeout_ms;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) ||
+	    (domain != AF_INET && domain != AF_INET6))
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
 void link_init(struct link *l, int fd, int timeout_ms)
 {
 	/* Room for a few 1 MiB frames in flight: fewer wakeups on both ends. */
@@ -33,6 +56,7 @@ void link_init(struct link *l, int fd, int timeout_ms)
 	l->timeout_ms = timeout_ms;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	tcp_keepalive(fd, timeout_ms);
 }
 
 void link_fini(struct link *l)

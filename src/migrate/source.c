@@ -42,6 +42,7 @@ struct source {
 	uint64_t send_bytes;
 	bool vcpus_paused;
 	uint32_t round;
+	double stop_deadline; /* while stopped: when the downtime cap runs out (0: not stopped) */
 };
 
 /*
@@ -92,16 +93,46 @@ static int take_answer(struct source *s, int timeout_ms, uint16_t want)
 	return ret;
 }
 
+/*
+ * While the guest is stopped no wait may outlast the downtime cap: the link's deadline is the
+ * nearer of its own timeout and what is left of the cap.
+ */
+static int stopped_wait_ms(struct source *s)
+{
+	double left = s->stop_deadline - link_now_ms();
+
+	if (!s->stop_deadline || left >= s->c->timeout_ms)
+		return (int)s->c->timeout_ms;
+	return left > 1 ? (int)left : 1;
+}
+
+static int check_cap(struct source *s)
+{
+	if (s->stop_deadline && link_now_ms() >= s->stop_deadline)
+		return engine_fail(s->m, -ETIMEDOUT,
+				   "the final round did not fit the downtime cap of %u ms",
+				   s->c->downtime_cap_ms);
+	return 0;
+}
+
 /* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
 static int flush(struct source *s)
 {
-	int ret = link_flush(&s->l);
+	int ret = check_cap(s);
 
-	if (ret) {
+	if (ret)
+		return ret;
+	s->l.timeout_ms = stopped_wait_ms(s);
+	ret = link_flush(&s->l);
+	if (!ret || ret == -ETIMEDOUT)
+		ret = check_cap(s) ?: ret;
+	if (ret && !s->m->r.error) {
 		/* The destination may have said why it stopped reading. */
 		take_answer(s, ABORT_REASON_WAIT_MS, DMALOG_FRAME_ABORT);
 		return engine_fail(s->m, ret, "%s", s->l.error);
 	}
+	if (ret)
+		return ret;
 	ret = take_answer(s, 0, DMALOG_FRAME_ABORT);
 	return ret < 0 ? ret : 0;
 }
@@ -205,6 +236,8 @@ static int send_device_data(struct source *s, struct dmalog_mig_round *rd, bool 
 				return engine_fail(s->m, -ETIMEDOUT,
 						   "device %u's state did not end within %u ms", i,
 						   s->c->timeout_ms);
+			if (n == -EAGAIN && (ret = check_cap(s)))
+				return ret;
 			if (n == -EAGAIN) {
 				wait_device(s, i, deadline);
 				continue;
@@ -398,6 +431,7 @@ static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_
 	int ret;
 
 	*t_stop = link_now_ms();
+	s->stop_deadline = *t_stop + s->c->downtime_cap_ms;
 	ret = stop_guest(s);
 	if (!ret)
 		ret = engine_event(s->m, DMALOG_MIG_EVENT_STOPPED, s->round);
@@ -421,6 +455,10 @@ static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_
 	 */
 	if (link_msg(&s->l, DMALOG_FRAME_COMPLETE, NULL))
 		return engine_fail(s->m, -ENOMEM, "out of memory");
+	ret = check_cap(s);
+	if (ret)
+		return ret;
+	s->l.timeout_ms = stopped_wait_ms(s);
 	ret = link_flush(&s->l);
 	return ret ? engine_fail(s->m, ret, "%s", s->l.error) : 0;
 }
@@ -659,7 +697,11 @@ int source_run(struct dmalog_mig *m)
 		goto out;
 	}
 	/* COMPLETE is on the wire: from here on the guest may be running at the destination. */
-	ret = take_answer(&s, (int)m->cfg.timeout_ms, DMALOG_FRAME_RUNNING);
+	/* The answer, too, must come within the cap: the guest is stopped until it does. */
+	s.l.timeout_ms = stopped_wait_ms(&s);
+	ret = take_answer(&s, s.l.timeout_ms, DMALOG_FRAME_RUNNING);
+	s.l.timeout_ms = (int)m->cfg.timeout_ms;
+	s.stop_deadline = 0;
 	if (ret == -ECANCELED) {
 		/* An explicit refusal: the destination did not resume, so the source does. */
 		roll_back(&s);

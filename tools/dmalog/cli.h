@@ -50,9 +50,10 @@ struct mig_options {
 	bool iommu_huge; /* map guest RAM with huge IOPTEs (dirty bits per 2M/1G leaf) */
 	double downtime_limit_ms;
 	uint32_t max_rounds;
-	uint32_t timeout_ms; /* the longest silence tolerated from the other end */
-	const char *listen;  /* be a destination on this address */
-	const char *connect; /* be a source and connect here */
+	uint32_t timeout_ms;	  /* the longest silence tolerated from the other end */
+	uint32_t downtime_cap_ms; /* the longest the guest may stay stopped */
+	const char *listen;	  /* be a destination on this address */
+	const char *connect;	  /* be a source and connect here */
 	bool json;
 	bool quiet; /* no progress lines (bench) */
 	const char *csv;
@@ -130,6 +131,10 @@ bool guest_untracked(struct guest *g);
 int socket_listen(const char *addr, char *err, size_t errlen);
 int socket_accept(int lfd, char *err, size_t errlen);
 int socket_connect(const char *addr, char *err, size_t errlen);
+/* Whether @addr is well formed (a path of a usable length, or host:port with a real port). */
+bool socket_address_valid(const char *addr);
+/* The address a socket is bound to, as a user would type it (the real port for ":0"). */
+int socket_describe(int fd, char *out, size_t len);
 
 /* ---- the two ends and the report ---- */
 

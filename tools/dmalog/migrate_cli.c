@@ -4,6 +4,8 @@
  * forks its own destination, which listens on a socket in a private directory.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@ static const struct mig_options defaults = {
 	.downtime_limit_ms = 300,
 	.max_rounds = 30,
 	.timeout_ms = 30000,
+	.downtime_cap_ms = 10000,
 	.inject_round = 2,
 	.seed = 1,
 };
@@ -69,8 +72,14 @@ static const char *const usage_lines[] = {
 	"  --timeout S            give up on the other end after S seconds of silence on",
 	"                         any read or write (default 30); after the final state is",
 	"                         sent, giving up leaves the guest paused (exit 4)",
-	"  --listen ADDR          be the destination: host:port (TCP) or a socket path",
+	"  --downtime-cap S       the guest may stay stopped at most S seconds (default 10):",
+	"                         a final round that does not fit fails and rolls back; an",
+	"                         answer that does not come in time leaves it paused (exit 4)",
+	"  --listen ADDR          be the destination: host:port (TCP; port 0 picks one and",
+	"                         prints it) or a socket path (created mode 0600)",
 	"  --connect ADDR         be the source and migrate to a destination at ADDR",
+	"                         TCP is neither authenticated nor encrypted: use it on a",
+	"                         trusted network only, or a UNIX socket",
 	"",
 	"output:",
 	"  --json                 the summary as one JSON object (progress goes to stderr)",
@@ -89,7 +98,9 @@ static const char *const usage_lines[] = {
 	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
 	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish);",
 	"4 outcome unknown: the final state was sent but the destination never answered,",
-	"so the guest is left paused on the source (it may be running at the destination).",
+	"so the guest is left paused on the source (it may be running at the destination);",
+	"5 could not start (no guest touched: bad address, refused connection, too little",
+	"memory).",
 	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused.",
 };
 
@@ -99,12 +110,19 @@ static void migrate_usage(FILE *f)
 		fprintf(f, "%s\n", usage_lines[i]);
 }
 
-/* "1G", "512M", "64k", "4096": bytes. */
+/* "1G", "512M", "64k", "4096": bytes. No sign, no space: strtoull would wrap "-1" to 2^64-1. */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	unsigned long long v = strtoull(s, &end, 0);
+	unsigned long long v;
 	unsigned int shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno)
+		return -EINVAL;
 
 	switch (*end) {
 	case 'k':
@@ -142,8 +160,26 @@ static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
 	*out = strtoull(s, &end, 0);
-	return end == s || *end || *s == '-' ? -EINVAL : 0;
+	return end == s || *end || errno ? -EINVAL : 0;
+}
+
+/* A finite number of seconds or milliseconds in [lo, hi]: no nan, inf or overflow. */
+static int parse_real(const char *s, const char *unit, double lo, double hi, double *out)
+{
+	char *end;
+
+	if ((*s < '0' || *s > '9') && *s != '.')
+		return -EINVAL;
+	errno = 0;
+	*out = strtod(s, &end);
+	if (end == s || errno || (*end && strcmp(end, unit)) || !isfinite(*out) || *out < lo ||
+	    *out > hi)
+		return -EINVAL;
+	return 0;
 }
 
 static int pick_tracker(const char *s)
@@ -277,25 +313,31 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if (parse_u64(val, &o->seed))
 				return bad(opt, val);
 		} else if (!strcmp(opt, "--downtime-limit")) {
-			char *end;
-
-			o->downtime_limit_ms = strtod(val, &end);
-			if (end == val || (*end && strcmp(end, "ms")) || o->downtime_limit_ms < 0)
+			if (parse_real(val, "ms", 0, 1e7, &o->downtime_limit_ms))
 				return bad(opt, val);
+		} else if (!strcmp(opt, "--downtime-cap")) {
+			double sec;
+
+			if (parse_real(val, "s", 0.01, 86400, &sec))
+				return bad(opt, val);
+			o->downtime_cap_ms = (uint32_t)(sec * 1000);
 		} else if (!strcmp(opt, "--max-rounds")) {
 			if (parse_u64(val, &v) || !v || v > 100000)
 				return bad(opt, val);
 			o->max_rounds = (uint32_t)v;
 		} else if (!strcmp(opt, "--timeout")) {
-			char *end;
-			double sec = strtod(val, &end);
+			double sec;
 
-			if (end == val || *end || !(sec >= 0.01 && sec <= 86400))
+			if (parse_real(val, "s", 0.01, 86400, &sec))
 				return bad(opt, val);
 			o->timeout_ms = (uint32_t)(sec * 1000);
 		} else if (!strcmp(opt, "--listen")) {
+			if (!socket_address_valid(val))
+				return bad(opt, val);
 			o->listen = val;
 		} else if (!strcmp(opt, "--connect")) {
+			if (!socket_address_valid(val))
+				return bad(opt, val);
 			o->connect = val;
 		} else if (!strcmp(opt, "--csv")) {
 			o->csv = val;
@@ -334,14 +376,16 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 /* Be the destination on --listen. */
 static int run_destination(const struct mig_options *o)
 {
-	char err[200];
+	char err[200], where[128];
 	int lfd = socket_listen(o->listen, err, sizeof(err)), fd, ret;
 
 	if (lfd < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
-		return 1;
+		return 5;
 	}
-	printf("destination: waiting on %s\n", o->listen);
+	if (socket_describe(lfd, where, sizeof(where)))
+		snprintf(where, sizeof(where), "%s", o->listen);
+	printf("destination: waiting on %s\n", where);
 	fflush(stdout);
 	fd = socket_accept(lfd, err, sizeof(err));
 	close(lfd);
@@ -357,7 +401,8 @@ static int run_destination(const struct mig_options *o)
 
 int migrate_run(const struct mig_options *o, struct mig_result *r)
 {
-	char dir[] = "/tmp/dmalog-migrate-XXXXXX", path[64], err[200];
+	const char *tmp = getenv("TMPDIR");
+	char dir[256], path[300], err[200];
 	int lfd, fd, ret, status;
 	pid_t pid;
 
@@ -370,6 +415,8 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 		}
 		return migrate_source(o, fd, 0, r);
 	}
+	/* A private directory (mode 0700) for the socket, under $TMPDIR as usual. */
+	snprintf(dir, sizeof(dir), "%s/dmalog-migrate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		snprintf(r->error, sizeof(r->error), "cannot create a private directory: %s",
 			 strerror(errno));
@@ -399,6 +446,9 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 			 strerror(errno));
 	} else {
 		fd = socket_connect(path, err, sizeof(err));
+		/* Connected: the name has served, and a kill from now on leaves nothing behind. */
+		unlink(path);
+		rmdir(dir);
 		if (fd < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			kill(pid, SIGKILL);
@@ -413,6 +463,89 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	return ret;
 }
 
+/* An output file that cannot be written is refused before anything starts, not after. */
+static bool writable(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		fprintf(stderr, "dmalog migrate: cannot write %s: %s\n", path, strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+/* A "Name:  N kB" line of /proc/meminfo, in bytes; 0 when absent. */
+static uint64_t meminfo(const char *name)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, strlen(name)) && sscanf(line + strlen(name), " %llu", &kb))
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/* What this process's cgroup (v2) still allows, or UINT64_MAX without a limit. */
+static uint64_t cgroup_room(void)
+{
+	char rel[256] = "", path[512];
+	unsigned long long max = 0, cur = 0;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	bool got = false;
+
+	/* "0::/some/path" */
+	if (f) {
+		got = fscanf(f, "0::%255s", rel) == 1;
+		fclose(f);
+	}
+	if (!got)
+		return UINT64_MAX;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", rel);
+	f = fopen(path, "r");
+	got = f && fscanf(f, "%llu", &max) == 1;
+	if (f)
+		fclose(f);
+	if (!got)
+		return UINT64_MAX; /* "max", or no memory controller */
+	snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.current", rel);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%llu", &cur) != 1)
+		cur = 0;
+	if (f)
+		fclose(f);
+	return max > cur ? max - cur : 0;
+}
+
+/*
+ * Each end backs its whole guest before it starts; with no --listen or --connect both ends
+ * are on this machine. Refuse with the figure rather than meet the OOM killer halfway.
+ */
+static int check_memory(const struct mig_options *o)
+{
+	uint64_t ends = o->listen || o->connect ? 1 : 2;
+	uint64_t need = ends * (o->mem_bytes + (64ULL << 20));
+	uint64_t avail = meminfo("MemAvailable:"), room = cgroup_room();
+
+	if (room < avail)
+		avail = room;
+	if (!avail || need <= avail)
+		return 0;
+	fprintf(stderr,
+		"dmalog migrate: a %llu MiB guest needs about %llu MiB here (%s), but only %llu "
+		"MiB "
+		"is available\n",
+		(unsigned long long)(o->mem_bytes >> 20), (unsigned long long)(need >> 20),
+		ends == 2 ? "source and destination" : "one end",
+		(unsigned long long)(avail >> 20));
+	return 5;
+}
+
 int cmd_migrate(int argc, char **argv)
 {
 	struct mig_options o;
@@ -421,6 +554,11 @@ int cmd_migrate(int argc, char **argv)
 	int ret = parse(argc, argv, &o, &done);
 
 	if (ret || done)
+		return ret;
+	if ((o.csv && !writable(o.csv)) || (o.plot && !writable(o.plot)))
+		return 2;
+	ret = check_memory(&o);
+	if (ret)
 		return ret;
 	if (o.listen)
 		return run_destination(&o);

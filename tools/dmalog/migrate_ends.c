@@ -140,6 +140,7 @@ static struct dmalog_mig_config engine_config(struct end *e, int fd)
 		.downtime_limit_ms = e->o->downtime_limit_ms,
 		.max_rounds = e->o->max_rounds,
 		.timeout_ms = e->o->timeout_ms,
+		.downtime_cap_ms = e->o->downtime_cap_ms,
 		.hooks = &hooks,
 		.opaque = e,
 	};
@@ -266,6 +267,8 @@ int mig_exit_status(const struct mig_result *r)
 		return r->verified ? 0 : 3;
 	case DMALOG_MIG_OUTCOME_UNKNOWN:
 		return 4;
+	case DMALOG_MIG_NOT_STARTED:
+		return 5;
 	default:
 		return 1;
 	}

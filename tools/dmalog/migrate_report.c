@@ -73,8 +73,8 @@ static void json_string(FILE *f, const char *s)
 	for (; *s; s++) {
 		if (*s == '"' || *s == '\\')
 			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
+		else if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			fprintf(f, "\\u%04x", (unsigned char)*s); /* a byte, as a code point */
 		else
 			fputc(*s, f);
 	}
@@ -120,7 +120,7 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "]");
 	fprintf(f, ",\"outcome\":\"%s\"", dmalog_mig_outcome_name(r->outcome));
-	if (r->outcome != DMALOG_MIG_MIGRATED)
+	if (r->outcome == DMALOG_MIG_ROLLED_BACK || r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN)
 		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
 	fprintf(f, ",\"error\":");
 	if (r->error[0])
@@ -142,6 +142,12 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		fputc('\n', f);
 		fprintf(f, "source: guest left paused, devices stopped: it may be running at the "
 			   "destination; resume it here only if the destination does not run it\n");
+		return;
+	}
+	if (r->outcome == DMALOG_MIG_NOT_STARTED) {
+		fprintf(f, "migration did not start: ");
+		print_escaped(f, r->error);
+		fprintf(f, "\nsource: the guest was never touched\n");
 		return;
 	}
 	if (r->outcome != DMALOG_MIG_MIGRATED) {

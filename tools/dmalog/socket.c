@@ -3,13 +3,16 @@
  * Sockets for `dmalog migrate`: TCP ("host:port", "[v6]:port") or a UNIX socket (a path, or
  * "unix:path"). The engine takes the connected fd; this is only how the tool gets one.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +40,18 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, char *err, size_
 	return 0;
 }
 
+/* A port is 1 to 5 digits and at most 65535: no names, signs, spaces or wrap-around. */
+static bool valid_port(const char *s)
+{
+	unsigned long v = 0;
+	size_t n = strlen(s);
+
+	if (!n || n > 5 || strspn(s, "0123456789") != n)
+		return false;
+	v = strtoul(s, NULL, 10);
+	return v <= 65535;
+}
+
 /* Resolve "host:port" (an empty host listens on every address). */
 static int tcp_addr(const char *addr, bool passive, struct addrinfo **res, char *err, size_t errlen)
 {
@@ -46,8 +61,11 @@ static int tcp_addr(const char *addr, bool passive, struct addrinfo **res, char 
 	size_t n = colon ? (size_t)(colon - addr) : 0;
 	int ret;
 
-	if (!colon || n >= sizeof(host) || !colon[1]) {
-		snprintf(err, errlen, "bad address '%s' (want host:port or a socket path)", addr);
+	if (!colon || n >= sizeof(host) || !valid_port(colon + 1)) {
+		snprintf(err, errlen,
+			 "bad address '%s' (want host:port, a port from 0 to 65535, "
+			 "or a socket path)",
+			 addr);
 		return -EINVAL;
 	}
 	memcpy(host, addr, n);
@@ -63,6 +81,17 @@ static int tcp_addr(const char *addr, bool passive, struct addrinfo **res, char 
 		return -EINVAL;
 	}
 	return 0;
+}
+
+bool socket_address_valid(const char *addr)
+{
+	const char *path, *colon = strrchr(addr, ':');
+
+	if (!*addr)
+		return false;
+	if (is_unix(addr, &path))
+		return *path && strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path);
+	return colon && valid_port(colon + 1);
 }
 
 static int fail_errno(const char *what, const char *addr, char *err, size_t errlen)
@@ -85,7 +114,9 @@ int socket_listen(const char *addr, char *err, size_t errlen)
 		if (ret)
 			return ret;
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 1)) {
+		/* Only its owner may connect: the socket is private whatever the umask. */
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) ||
+		    listen(fd, 1)) {
 			ret = fail_errno("cannot listen on", path, err, errlen);
 			if (fd >= 0)
 				close(fd);
@@ -157,4 +188,28 @@ int socket_connect(const char *addr, char *err, size_t errlen)
 		return ret ? ret : -ECONNREFUSED;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+int socket_describe(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return -errno;
+	if (ss.ss_family == AF_UNIX) {
+		snprintf(out, len, "%s", ((struct sockaddr_un *)&ss)->sun_path);
+	} else if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(in->sin_port));
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+	}
+	return 0;
 }
