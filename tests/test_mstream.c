@@ -404,7 +404,7 @@ static void refusals(void **state)
  */
 static void out_of_sequence_refused(void **state)
 {
-	uint8_t *src = source_memory();
+	uint8_t *src = source_memory(), *again;
 	struct stream st;
 
 	/* Lost: frame 1 never came. */
@@ -417,8 +417,10 @@ static void out_of_sequence_refused(void **state)
 	st = (struct stream){0};
 	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
 	put_pages(&st, 0, 1, src);
-	put_seq(&st, DMALOG_FRAME_PAGES, 1, st.buf + st.frame_at[1] + DMALOG_FRAME_HDR_BYTES,
-		(uint32_t)(16 + PAGE));
+	again = malloc(16 + PAGE); /* a copy: put_seq() may move st.buf */
+	memcpy(again, st.buf + st.frame_at[1] + DMALOG_FRAME_HDR_BYTES, 16 + PAGE);
+	put_seq(&st, DMALOG_FRAME_PAGES, 1, again, (uint32_t)(16 + PAGE));
+	free(again);
 	expect_refused(&st, -EPROTO, "frame 1 (PAGES) arrived where frame 2 was expected", 0);
 
 	/* Reordered: 2 before 1. */
