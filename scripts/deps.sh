@@ -27,4 +27,4 @@ dmalog_build() {
 	ninja -C "$dir" >&2
 }
 
-DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3)
+DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3 libgnutls28-dev)

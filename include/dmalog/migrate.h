@@ -221,6 +221,18 @@ DMALOG_API const struct dmalog_mig_result *dmalog_mig_get_result(const struct dm
 /** dmalog_mig_destroy() - free the engine (waits for a started run); NULL is fine */
 DMALOG_API void dmalog_mig_destroy(struct dmalog_mig *m);
 
+/**
+ * dmalog_mig_socket_setup() - make a connected socket ready for a migration
+ * @fd: a stream socket (UNIX or TCP)
+ * @timeout_ms: the silence the engine will tolerate
+ *
+ * Large socket buffers; for TCP also keepalive probes and TCP_USER_TIMEOUT, so that a peer
+ * host that vanishes without closing the connection is noticed within about @timeout_ms.
+ * The engine does this to the fd it is given; call it yourself on a socket you wrap (in TLS,
+ * say) before the engine sees it.
+ */
+DMALOG_API void dmalog_mig_socket_setup(int fd, uint32_t timeout_ms);
+
 /** dmalog_mig_outcome_name() - "rolled-back", "migrated", "unknown" or "not-started" */
 DMALOG_API const char *dmalog_mig_outcome_name(enum dmalog_mig_outcome o);
 

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dmalog/migrate.h>
+
 #include "core/crc32c.h"
 #include "link.h"
 
@@ -46,17 +48,22 @@ static void tcp_keepalive(int fd, int timeout_ms)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-void link_init(struct link *l, int fd, int timeout_ms)
+void dmalog_mig_socket_setup(int fd, uint32_t timeout_ms)
 {
 	/* Room for a few 1 MiB frames in flight: fewer wakeups on both ends. */
 	int bytes = 8 << 20;
 
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	tcp_keepalive(fd, (int)timeout_ms);
+}
+
+void link_init(struct link *l, int fd, int timeout_ms)
+{
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
 	l->timeout_ms = timeout_ms;
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
-	tcp_keepalive(fd, timeout_ms);
+	dmalog_mig_socket_setup(fd, (uint32_t)timeout_ms);
 }
 
 void link_fini(struct link *l)

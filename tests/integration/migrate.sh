@@ -132,6 +132,33 @@ for mode in silent close; do
 	wait "$fake"
 done
 
+echo "== TLS with a pre-shared key"
+printf 'dmalog:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$WORK/a.psk"
+printf 'dmalog:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$WORK/b.psk"
+migrate "psk-self-spawned" 0 "$VERIFIED" --psk "$WORK/a.psk"
+port=$((20000 + RANDOM % 20000))
+if start_dest "127.0.0.1:$port" --mem "$MEM" --psk "$WORK/a.psk"; then
+	migrate "psk-tcp" 0 "$VERIFIED" --connect "127.0.0.1:$port" --psk "$WORK/a.psk"
+	wait "$DEST" || { echo "FAIL psk-tcp: destination exit $?"; failures=$((failures + 1)); }
+fi
+# Another key: no handshake, no guest touched on either side.
+port=$((20000 + RANDOM % 20000))
+if start_dest "127.0.0.1:$port" --mem "$MEM" --psk "$WORK/a.psk"; then
+	migrate "psk-wrong-key" 5 "r['outcome'] == 'not-started' and 'TLS handshake' in r['error']" \
+		--connect "127.0.0.1:$port" --psk "$WORK/b.psk"
+	wait "$DEST"
+	[ $? -eq 5 ] || { echo "FAIL psk-wrong-key: destination exit"; failures=$((failures + 1)); }
+fi
+# A plaintext source is refused by a destination that wants the key, and rolls back.
+port=$((20000 + RANDOM % 20000))
+if start_dest "127.0.0.1:$port" --mem "$MEM" --psk "$WORK/a.psk"; then
+	migrate "psk-plaintext-source" 1 "$ROLLED_BACK" --connect "127.0.0.1:$port" --timeout 5
+	wait "$DEST"
+	[ $? -eq 5 ] || { echo "FAIL psk-plaintext-source: destination exit"; failures=$((failures + 1)); }
+fi
+grep -q "neither authenticated nor encrypted" "$WORK/psk-plaintext-source.err" ||
+	{ echo "FAIL plaintext TCP without a warning"; failures=$((failures + 1)); }
+
 echo "== output files and usage"
 migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
 	--max-rounds 3 --downtime-limit 0

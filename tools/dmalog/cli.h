@@ -52,6 +52,7 @@ struct mig_options {
 	uint32_t max_rounds;
 	uint32_t timeout_ms;	  /* the longest silence tolerated from the other end */
 	uint32_t downtime_cap_ms; /* the longest the guest may stay stopped */
+	const char *psk;	  /* TLS-PSK key file: authenticate and encrypt the link */
 	const char *listen;	  /* be a destination on this address */
 	const char *connect;	  /* be a source and connect here */
 	bool json;
@@ -133,8 +134,24 @@ int socket_accept(int lfd, char *err, size_t errlen);
 int socket_connect(const char *addr, char *err, size_t errlen);
 /* Whether @addr is well formed (a path of a usable length, or host:port with a real port). */
 bool socket_address_valid(const char *addr);
+/* Whether @fd is a TCP socket (as opposed to a UNIX one). */
+bool socket_is_tcp(int fd);
 /* The address a socket is bound to, as a user would type it (the real port for ":0"). */
 int socket_describe(int fd, char *out, size_t len);
+
+/* ---- TLS with a pre-shared key ---- */
+
+struct tls_link;
+
+/*
+ * Authenticate and encrypt the connected @sock (taken over, closed by tls_finish() or on
+ * failure) with the key in @psk_file (both ends the same); *plain_fd gets the fd to give the
+ * engine. 0, or -errno with @err saying why (-EACCES: the peer does not have the key).
+ */
+int tls_wrap(int sock, bool server, const char *psk_file, uint32_t timeout_ms,
+	     struct tls_link **out, int *plain_fd, char *err, size_t errlen);
+/* Wait for the relay to finish (after the engine closed its fd) and free it; NULL is fine. */
+void tls_finish(struct tls_link *t);
 
 /* ---- the two ends and the report ---- */
 

@@ -78,8 +78,13 @@ static const char *const usage_lines[] = {
 	"  --listen ADDR          be the destination: host:port (TCP; port 0 picks one and",
 	"                         prints it) or a socket path (created mode 0600)",
 	"  --connect ADDR         be the source and migrate to a destination at ADDR",
-	"                         TCP is neither authenticated nor encrypted: use it on a",
-	"                         trusted network only, or a UNIX socket",
+	"                         (these two must match on both ends: --mem, --devices,",
+	"                         --psk; the destination refuses another shape at once)",
+	"  --psk FILE             TLS with a pre-shared key (one line 'identity:hexkey', as",
+	"                         QEMU's keys.psk): only a peer with the same key can take",
+	"                         part, and the stream is encrypted. Without it TCP is",
+	"                         neither authenticated nor encrypted: use it on a trusted",
+	"                         network only, or a UNIX socket",
 	"",
 	"output:",
 	"  --json                 the summary as one JSON object (progress goes to stderr)",
@@ -339,6 +344,13 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if (!socket_address_valid(val))
 				return bad(opt, val);
 			o->connect = val;
+		} else if (!strcmp(opt, "--psk")) {
+			if (access(val, R_OK)) {
+				fprintf(stderr, "dmalog migrate: cannot read the key file %s: %s\n",
+					val, strerror(errno));
+				return 2;
+			}
+			o->psk = val;
 		} else if (!strcmp(opt, "--csv")) {
 			o->csv = val;
 		} else if (!strcmp(opt, "--plot")) {
@@ -373,9 +385,34 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 	return 0;
 }
 
+/*
+ * The connected @fd as the engine gets it: with --psk, the plain end of a TLS session (*tls
+ * set, to finish after the run); without, as it is, and a warning for TCP.
+ */
+static int secure(const struct mig_options *o, int fd, bool server, struct tls_link **tls,
+		  char *err, size_t errlen)
+{
+	const char *addr = o->listen ? o->listen : o->connect;
+	int plain = -1, ret;
+
+	*tls = NULL;
+	if (!o->psk) {
+		if (addr && socket_is_tcp(fd))
+			fprintf(stderr,
+				"dmalog migrate: warning: the link to %s is neither "
+				"authenticated nor encrypted (see --psk)\n",
+				addr);
+		return fd;
+	}
+	dmalog_mig_socket_setup(fd, o->timeout_ms);
+	ret = tls_wrap(fd, server, o->psk, o->timeout_ms, tls, &plain, err, errlen);
+	return ret ? ret : plain;
+}
+
 /* Be the destination on --listen. */
 static int run_destination(const struct mig_options *o)
 {
+	struct tls_link *tls = NULL;
 	char err[200], where[128];
 	int lfd = socket_listen(o->listen, err, sizeof(err)), fd, ret;
 
@@ -389,11 +426,14 @@ static int run_destination(const struct mig_options *o)
 	fflush(stdout);
 	fd = socket_accept(lfd, err, sizeof(err));
 	close(lfd);
+	if (fd >= 0)
+		fd = secure(o, fd, true, &tls, err, sizeof(err));
 	if (fd < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
-		return 1;
+		return 5;
 	}
 	ret = migrate_dest(o, fd);
+	tls_finish(tls);
 	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
 		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
 	return ret;
@@ -401,6 +441,7 @@ static int run_destination(const struct mig_options *o)
 
 int migrate_run(const struct mig_options *o, struct mig_result *r)
 {
+	struct tls_link *tls = NULL;
 	const char *tmp = getenv("TMPDIR");
 	char dir[256], path[300], err[200];
 	int lfd, fd, ret, status;
@@ -409,11 +450,15 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	memset(r, 0, sizeof(*r));
 	if (o->connect) {
 		fd = socket_connect(o->connect, err, sizeof(err));
+		if (fd >= 0)
+			fd = secure(o, fd, false, &tls, err, sizeof(err));
 		if (fd < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			return fd;
 		}
-		return migrate_source(o, fd, 0, r);
+		ret = migrate_source(o, fd, 0, r);
+		tls_finish(tls);
+		return ret;
 	}
 	/* A private directory (mode 0700) for the socket, under $TMPDIR as usual. */
 	snprintf(dir, sizeof(dir), "%s/dmalog-migrate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -435,9 +480,13 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	if (pid == 0) {
 		fd = socket_accept(lfd, err, sizeof(err));
 		close(lfd);
+		if (fd >= 0)
+			fd = secure(o, fd, true, &tls, err, sizeof(err));
 		if (fd < 0)
-			_exit(1);
-		_exit(migrate_dest(o, fd));
+			_exit(5);
+		ret = migrate_dest(o, fd);
+		tls_finish(tls);
+		_exit(ret);
 	}
 	close(lfd);
 	if (pid < 0) {
@@ -449,12 +498,15 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 		/* Connected: the name has served, and a kill from now on leaves nothing behind. */
 		unlink(path);
 		rmdir(dir);
+		if (fd >= 0)
+			fd = secure(o, fd, false, &tls, err, sizeof(err));
 		if (fd < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			kill(pid, SIGKILL);
 			ret = fd;
 		} else {
 			ret = migrate_source(o, fd, pid, r);
+			tls_finish(tls);
 		}
 		waitpid(pid, &status, 0);
 	}

@@ -213,3 +213,12 @@ int socket_describe(int fd, char *out, size_t len)
 	}
 	return 0;
 }
+
+bool socket_is_tcp(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	return !getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) &&
+	       (domain == AF_INET || domain == AF_INET6);
+}
