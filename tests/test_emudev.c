@@ -167,6 +167,37 @@ static void resuming_rejects_bad_streams(void **state)
 	dmalog_emudev_destroy(other);
 }
 
+/*
+ * A hostile stream cannot make the device buffer without bound, nor block its writer: a
+ * record announcing 2 GiB is refused as soon as its length is read, and the 64 MiB of
+ * garbage written after it all goes through (the device drains what it will not take).
+ */
+static void resuming_bounded_and_never_blocks(void **state)
+{
+	struct dmalog_emudev *dst = make(VFIO_MIGRATION_STOP_COPY, 64 * 4096, NULL);
+	uint8_t *junk = calloc(1, 1 << 20);
+	uint32_t huge[2] = {2, 0x80000000u}; /* a chunk record of 2 GiB */
+	int fd, ignored;
+
+	assert_int_equal(set_state(dst, RS, &fd), 0);
+	assert_int_equal(write(fd, huge, sizeof(huge)), sizeof(huge));
+	for (int i = 0; i < 64; i++) {
+		size_t off = 0;
+
+		while (off < (1u << 20)) {
+			ssize_t n = write(fd, junk + off, (1u << 20) - off);
+
+			assert_true(n > 0);
+			off += (size_t)n;
+		}
+	}
+	close(fd);
+	assert_int_equal(set_state(dst, S, &ignored), -EINVAL);
+	assert_non_null(strstr(dmalog_emudev_resume_error(dst), "record too large"));
+	free(junk);
+	dmalog_emudev_destroy(dst);
+}
+
 /* PRE_COPY: initial data, then what changes; the same fd carries STOP_COPY's end. */
 static void precopy_round_trip(void **state)
 {
@@ -318,6 +349,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(stop_copy_round_trip),
 		cmocka_unit_test(resuming_rejects_bad_streams),
+		cmocka_unit_test(resuming_bounded_and_never_blocks),
 		cmocka_unit_test(precopy_round_trip),
 		cmocka_unit_test(b111_stop_stops_dma),
 		cmocka_unit_test(flag_subsets),

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -33,6 +34,7 @@ enum fault {
 	FAULT_TRACKER,	      /* the NIC's tracker fails a REPORT */
 	FAULT_DROP_LINK,      /* the destination's end of the connection is shut in round 2 */
 	FAULT_CLOSE_COMPLETE, /* ... just before COMPLETE is sent */
+	FAULT_SLOW_STOP,      /* the switchover takes longer than the downtime cap allows */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -83,6 +85,8 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 		shutdown(e->peer_fd, SHUT_RDWR);
 	if (ev == DMALOG_MIG_EVENT_COMPLETE && e->fault == FAULT_CLOSE_COMPLETE)
 		shutdown(e->peer_fd, SHUT_RDWR);
+	if (ev == DMALOG_MIG_EVENT_STOPPED && e->fault == FAULT_SLOW_STOP)
+		usleep(100 * 1000);
 	return 0;
 }
 
@@ -208,6 +212,10 @@ struct run {
 	const struct dmalog_mig_result *rs, *rd;
 };
 
+/* Overrides for the next run_start(): 0 keeps the engine's defaults. */
+static uint64_t next_device_data_limit;
+static uint32_t next_downtime_cap_ms;
+
 static void run_start(struct run *r, const struct mig_options *o, enum fault fault)
 {
 	struct dmalog_mig_config cs, cd;
@@ -221,6 +229,10 @@ static void run_start(struct run *r, const struct mig_options *o, enum fault fau
 	r->src.peer_fd = r->fds[1];
 	cs = config(&r->src, r->fds[0]);
 	cd = config(&r->dst, r->fds[1]);
+	cs.downtime_cap_ms = next_downtime_cap_ms;
+	cd.device_data_limit = next_device_data_limit;
+	next_downtime_cap_ms = 0;
+	next_device_data_limit = 0;
 	assert_int_equal(dmalog_mig_source_create(&cs, &r->ms), 0);
 	assert_int_equal(dmalog_mig_dest_create(&cd, &r->md), 0);
 }
@@ -376,6 +388,32 @@ static void lost_connection_rolls_back(void **state)
 	assert_int_equal(r.rs->outcome, DMALOG_MIG_ROLLED_BACK);
 	assert_true(source_runs(&r.src));
 	assert_int_not_equal(r.rd->outcome, DMALOG_MIG_MIGRATED);
+	run_end(&r);
+}
+
+/* A source cannot make the destination take more device state than it allows. */
+static void device_data_bounded(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_device_data_limit = 64 << 10; /* the NIC's state is 1 MiB and more */
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_rolled_back(&r, "more than 65536 bytes of state");
+	run_end(&r);
+}
+
+/* A final round that cannot fit the downtime cap fails before COMPLETE, and rolls back. */
+static void downtime_cap_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_downtime_cap_ms = 50;
+	run_start(&r, &o, FAULT_SLOW_STOP);
+	run_both(&r);
+	assert_rolled_back(&r, "downtime cap of 50 ms");
 	run_end(&r);
 }
 
@@ -561,6 +599,8 @@ static void *scripted_thread(void *arg)
 	return NULL;
 }
 
+static uint32_t handoff_cap_ms, handoff_timeout_ms;
+
 static void handoff(enum script script, enum dmalog_mig_outcome want)
 {
 	struct mig_options o = options(MIG_TRACK_ALL, 1, 20000);
@@ -578,6 +618,11 @@ static void handoff(enum script script, enum dmalog_mig_outcome want)
 	if (script == RUNNING_BEFORE_COMPLETE)
 		src.wait_for = &d.said_running;
 	cs = config(&src, fds[0]);
+	if (handoff_cap_ms)
+		cs.downtime_cap_ms = handoff_cap_ms;
+	if (handoff_timeout_ms)
+		cs.timeout_ms = handoff_timeout_ms;
+	handoff_cap_ms = handoff_timeout_ms = 0;
 	assert_int_equal(dmalog_mig_source_create(&cs, &m), 0);
 	assert_int_equal(pthread_create(&d.thread, NULL, scripted_thread, &d), 0);
 	dmalog_mig_run(m);
@@ -628,6 +673,24 @@ static void answer_late(void **state)
 static void answer_never_leaves_guest_paused(void **state)
 {
 	handoff(ANSWER_NEVER, DMALOG_MIG_OUTCOME_UNKNOWN);
+}
+
+/*
+ * The answer to COMPLETE must come within the downtime cap too, however long the link's
+ * timeout: the guest is stopped meanwhile. Past the cap the outcome is unknown (the cap
+ * cannot make the source resume a guest the destination may run).
+ */
+static void answer_past_the_cap_leaves_guest_paused(void **state)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	handoff_cap_ms = 300;
+	handoff_timeout_ms = 60000;
+	handoff(ANSWER_NEVER, DMALOG_MIG_OUTCOME_UNKNOWN);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	/* Well under the 60 s timeout: bounded by the cap (and the precopy before it). */
+	assert_true(b.tv_sec - a.tv_sec < 30);
 }
 
 static void abort_after_complete_rolls_back(void **state)
@@ -715,6 +778,9 @@ int main(void)
 		cmocka_unit_test(rejected_device_state_rolls_back),
 		cmocka_unit_test(lost_connection_rolls_back),
 		cmocka_unit_test(closed_before_complete_rolls_back),
+		cmocka_unit_test(device_data_bounded),
+		cmocka_unit_test(downtime_cap_rolls_back),
+		cmocka_unit_test(answer_past_the_cap_leaves_guest_paused),
 		cmocka_unit_test(answer_late),
 		cmocka_unit_test(answer_never_leaves_guest_paused),
 		cmocka_unit_test(abort_after_complete_rolls_back),

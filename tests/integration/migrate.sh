@@ -167,14 +167,53 @@ if [ "$(wc -l <"$WORK/rounds.csv")" -ne 5 ] || ! head -1 "$WORK/rounds.csv" | gr
 	echo "FAIL csv-and-plot files"
 	failures=$((failures + 1))
 fi
-for bad in "--mem 3M" "--timeout 0" "--timeout nan" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
+for bad in "--mem 3M" "--mem -0x200000" "--dma-rate -1" "--cpu-rate 1e3" "--downtime-limit nan" \
+	"--downtime-limit inf" "--downtime-limit 1e400" "--downtime-cap 0" "--listen 127.0.0.1:99999" \
+	"--connect host:" "--connect unix:" "--csv /nonexistent/dir/x.csv" "--psk /nonexistent" \
+	"--timeout 0" "--timeout nan" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
 	"--tracker type1 --inject tracker-fault" "--connect x --inject kill-destination"; do
 	# shellcheck disable=SC2086
 	"$DMALOG" migrate $bad >/dev/null 2>&1
 	rc=$?
 	[ "$rc" -eq 2 ] || { echo "FAIL usage '$bad': exit $rc"; failures=$((failures + 1)); }
 done
-"$DMALOG" migrate --help | grep -q "default 300" || { echo "FAIL --help"; failures=$((failures + 1)); }
+# Leading space and sign: strtoull would have wrapped these to 2^64 - 1.
+"$DMALOG" migrate --dma-rate " -1" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL usage ' -1'"; failures=$((failures + 1)); }
+"$DMALOG" migrate --listen "" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL usage empty --listen"; failures=$((failures + 1)); }
+help=$("$DMALOG" migrate --help)
+grep -q "default 300" <<<"$help" || { echo "FAIL --help"; failures=$((failures + 1)); }
+
+echo "== setup errors: nothing started, nothing touched, a status of their own"
+migrate "connection-refused" 5 "r['outcome'] == 'not-started' and 'source_running' not in r" \
+	--connect "$WORK/nobody-here"
+"$DMALOG" migrate --mem 4T >/dev/null 2>"$WORK/too-little-memory.err"
+rc=$?
+if [ "$rc" -ne 5 ] || ! grep -q "needs about" "$WORK/too-little-memory.err"; then
+	echo "FAIL too-little-memory: exit $rc: $(cat "$WORK/too-little-memory.err")"
+	failures=$((failures + 1))
+else
+	echo "ok   too-little-memory"
+fi
+# Port 0 picks a port, and the one picked is what is printed; a UNIX socket is the owner's.
+if start_dest "127.0.0.1:0" --mem "$MEM"; then
+	port=$(sed -n 's/^destination: waiting on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$WORK/dest.out")
+	if [ -n "$port" ] && [ "$port" != 0 ]; then
+		migrate "listen-port-0" 0 "$VERIFIED" --connect "127.0.0.1:$port"
+	else
+		echo "FAIL listen-port-0: printed $(cat "$WORK/dest.out")"
+		failures=$((failures + 1))
+		kill "$DEST"
+	fi
+	wait "$DEST"
+fi
+if start_dest "$WORK/private.sock" --mem "$MEM"; then
+	mode=$(stat -c %a "$WORK/private.sock")
+	[ "$mode" = 600 ] || { echo "FAIL socket mode $mode"; failures=$((failures + 1)); }
+	migrate "private-socket" 0 "$VERIFIED" --connect "$WORK/private.sock"
+	wait "$DEST"
+fi
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
