@@ -2,19 +2,15 @@
 """Write the seed corpus for fuzz_devstate: whole and cut device streams it can mutate."""
 import os
 import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))  # wire.py
+from wire import crc32c  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "corpus", "devstate")
 MAGIC, VERSION, NREGS, CHUNK, MEM = 0x5644474F4C414D44, 1, 16, 4096, 4 * 4096
 HEADER, CHUNK_REC, REGS, END = 1, 2, 3, 4
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def record(rtype, payload):

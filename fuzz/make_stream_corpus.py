@@ -2,28 +2,14 @@
 """Write the seed corpus for fuzz_stream: a valid small stream (raw mode) and frame lists."""
 import os
 import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))  # wire.py
+from wire import VERSION, frame  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "corpus", "stream")
-MAGIC, PAGE, PAGES, DEVICES = 0x474C4D44, 4096, 16, 2
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
-VERSION = 3
-
-
-def frame(ftype, seq, payload=b""):
-    """Header: magic, type, flags, seq, length, payload CRC, then the header's own CRC."""
-    head = struct.pack("<IHHIII", MAGIC, ftype, 0, seq, len(payload),
-                       crc32c(payload) if payload else 0)
-    return head + struct.pack("<I", crc32c(head)) + payload
+PAGE, PAGES, DEVICES = 4096, 16, 2
 
 
 def stream():

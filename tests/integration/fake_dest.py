@@ -9,11 +9,12 @@ Loopback only; every wait is bounded.
 """
 import os
 import socket
-import struct
 import sys
 import time
 
-HDR = 24  # magic, type, flags, seq, length, two CRCs (mstream.h)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire import HDR, parse_header  # noqa: E402
+
 COMPLETE = 12
 
 
@@ -40,7 +41,7 @@ def main():
         hdr = read_exact(conn, HDR)
         if hdr is None:
             return 1
-        ftype, _flags, _seq, length = struct.unpack_from("<HHII", hdr, 4)
+        ftype, _seq, length = parse_header(hdr)
         if length and read_exact(conn, length) is None:
             return 1
         if ftype == COMPLETE:

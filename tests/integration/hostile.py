@@ -25,8 +25,9 @@ DMALOG = sys.argv[1]
 MARGIN = float(os.environ.get("DMALOG_TEST_MARGIN", "15"))
 TIMEOUT = float(os.environ.get("DMALOG_TEST_TIMEOUT", "1"))  # --timeout given to the tool
 MEM = "16M"
-HDR = 24  # magic, type, flags, seq, length, payload CRC, header CRC (include/dmalog/mstream.h)
-MAGIC, VERSION = 0x474C4D44, 3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire import HDR, MAGIC, VERSION, crc32c, frame, parse_header  # noqa: E402
+
 T_HELLO, T_PAGES, T_ABORT, T_COMPLETE, T_RUNNING = 1, 2, 11, 12, 13
 
 WORK = tempfile.mkdtemp(prefix="dmalog-hostile-")
@@ -34,21 +35,6 @@ TMP = os.path.join(WORK, "tmp")  # the tool's TMPDIR: must be empty after every 
 os.makedirs(TMP)
 ENV = dict(os.environ, TMPDIR=TMP)
 results = {"passed": 0, "failed": 0}
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
-def frame(ftype, seq, payload=b""):
-    head = struct.pack("<IHHIII", MAGIC, ftype, 0, seq, len(payload),
-                       crc32c(payload) if payload else 0)
-    return head + struct.pack("<I", crc32c(head)) + payload
 
 
 def read_exact(conn, n, deadline):
@@ -70,7 +56,7 @@ def read_frame(conn, deadline):
     hdr = read_exact(conn, HDR, deadline)
     if hdr is None:
         return None
-    ftype, _flags, seq, length = struct.unpack_from("<HHII", hdr, 4)
+    ftype, seq, length = parse_header(hdr)
     payload = read_exact(conn, length, deadline) if length else b""
     if payload is None:
         return None
