@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * The source end: precopy rounds while the guest runs, a switchover when what is left fits
- * the downtime limit, the final state, the hand-off, and the proof (a hash of every page and
- * device, compared by the destination).
+ * the downtime limit, the final state, the hand-off, and the proof (the destination's digests
+ * of every page and device, keyed by a fresh nonce, compared here with our own).
  *
  * The hand-off (see <dmalog/migrate.h>): until COMPLETE is wholly written, every failure
  * rolls back. Afterwards only the destination's ABORT does; silence, a dropped connection or
  * a garbled answer leave the guest paused here, because the destination may be running it.
  * Before COMPLETE the only answer the destination may send is ABORT; RUNNING comes only
- * after COMPLETE, RESULT only after END.
+ * after COMPLETE, the digests only after VERIFY.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +115,24 @@ static int check_cap(struct source *s)
 	return 0;
 }
 
+/*
+ * Sending failed: the destination may have said why it stopped reading. Its ABORT, if one
+ * comes within a moment, is the failure reported; anything else leaves the send's own error.
+ */
+static void abort_reason(struct source *s)
+{
+	char buf[ANSWER_MAX + 1];
+	uint16_t type;
+	uint32_t len;
+
+	if (!link_read_frame(&s->l, ABORT_REASON_WAIT_MS, &type, (uint8_t *)buf, ANSWER_MAX,
+			     &len) &&
+	    type == DMALOG_FRAME_ABORT) {
+		buf[len] = 0;
+		engine_fail(s->m, -ECANCELED, "the destination aborted: %s", buf);
+	}
+}
+
 /* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
 static int flush(struct source *s)
 {
@@ -127,8 +145,7 @@ static int flush(struct source *s)
 	if (!ret || ret == -ETIMEDOUT)
 		ret = check_cap(s) ?: ret;
 	if (ret && !s->m->r.error) {
-		/* The destination may have said why it stopped reading. */
-		take_answer(s, ABORT_REASON_WAIT_MS, DMALOG_FRAME_ABORT);
+		abort_reason(s);
 		return engine_fail(s->m, ret, "%s", s->l.error);
 	}
 	if (ret)
@@ -153,7 +170,7 @@ static void copy_guest(uint8_t *dst, const uint8_t *src, uint64_t bytes)
 {
 	const uint64_t *from = (const uint64_t *)src;
 
-	/* @dst sits after a 20-byte frame header: 4 bytes off alignment, so memcpy each word. */
+	/* @dst lies wherever the frame landed in the send buffer, aligned or not: memcpy words. */
 	for (uint64_t i = 0; i < bytes / 8; i++) {
 		uint64_t w = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 
