@@ -56,7 +56,8 @@ static int read_psk(struct tls_link *t, const char *path, char *err, size_t errl
 	if (!colon || colon == line || (size_t)(colon - line) >= sizeof(t->identity) ||
 	    hexlen < 32 || hexlen % 2 || strspn(colon + 1, "0123456789abcdefABCDEF") != hexlen) {
 		snprintf(err, errlen,
-			 "%s: want one line 'identity:hexkey' with a key of at least 16 bytes", path);
+			 "%s: want one line 'identity:hexkey' with a key of at least 16 bytes",
+			 path);
 		return -EINVAL;
 	}
 	*colon = 0;
@@ -206,8 +207,8 @@ int tls_wrap(int sock, bool server, const char *psk_file, uint32_t timeout_ms,
 	} else if (!ret) {
 		ret = gnutls_psk_allocate_client_credentials(&t->client_cred);
 		if (!ret)
-			ret = gnutls_psk_set_client_credentials(t->client_cred, t->identity, &t->key,
-								GNUTLS_PSK_KEY_RAW);
+			ret = gnutls_psk_set_client_credentials(t->client_cred, t->identity,
+								&t->key, GNUTLS_PSK_KEY_RAW);
 		if (!ret)
 			ret = gnutls_credentials_set(t->session, GNUTLS_CRD_PSK, t->client_cred);
 	}
@@ -217,8 +218,10 @@ int tls_wrap(int sock, bool server, const char *psk_file, uint32_t timeout_ms,
 	 * for those without.
 	 */
 	if (!ret)
-		ret = gnutls_priority_set_direct(
-			t->session, "NORMAL:-KX-ALL:+ECDHE-PSK:+DHE-PSK:+PSK:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305", NULL);
+		ret = gnutls_priority_set_direct(t->session,
+						 "NORMAL:-KX-ALL:+ECDHE-PSK:+DHE-PSK:+PSK:-CIPHER-"
+						 "ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305",
+						 NULL);
 	if (ret) {
 		snprintf(err, errlen, "TLS setup: %s", gnutls_strerror(ret));
 		ret = -EINVAL;
@@ -231,8 +234,9 @@ int tls_wrap(int sock, bool server, const char *psk_file, uint32_t timeout_ms,
 		ret = gnutls_handshake(t->session);
 	while (ret < 0 && !gnutls_error_is_fatal(ret));
 	if (ret < 0) {
-		snprintf(err, errlen, "TLS handshake with the peer failed: %s (is it using the same "
-				      "--psk key?)",
+		snprintf(err, errlen,
+			 "TLS handshake with the peer failed: %s (is it using the same "
+			 "--psk key?)",
 			 gnutls_strerror(ret));
 		ret = -EACCES;
 		goto fail;
