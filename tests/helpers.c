@@ -101,6 +101,8 @@ static int spy_report(void *priv, uint64_t iova, uint64_t length, struct dmalog_
 		s->windows[s->reports][0] = iova;
 		s->windows[s->reports][1] = length;
 	}
+	/* Several devices may report into one bitmap at once: the core must ask for atomic ORs. */
+	s->plain_writers += !bm->atomic;
 	s->reports++;
 	dmalog_iova_bitmap_set(bm, iova, 1);
 	return s->reports == s->report_fail_at ? s->report_error : 0;

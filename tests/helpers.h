@@ -50,6 +50,7 @@ struct spy_tracker {
 	int report_fail_at;	   /* 1-based read_and_clear call that fails ... */
 	int report_error;	   /* ... with this errno */
 	uint64_t windows[64][2];   /* (iova, length) of each read_and_clear */
+	int plain_writers; /* read_and_clear calls handed a bitmap in plain (non-atomic) mode */
 };
 extern const struct dmalog_log_ops spy_log_ops;
 

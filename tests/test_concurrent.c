@@ -115,6 +115,64 @@ static void b46_two_devices_one_bitmap(void **state)
 	free(expect);
 }
 
+/*
+ * 46, contended: two reporters OR into the same word over and over, each owning half of its
+ * bits. Bits are only ever set and nobody clears them, so after each of its REPORTs a reporter
+ * must find its own half there. The REPORT path's atomic OR keeps it so; with a plain
+ * read-modify-write the other reporter's store of a stale word erases it now and then, and
+ * this test sees that without ThreadSanitizer's help.
+ */
+#define CONTENDED_ROUNDS 200000
+
+struct contender {
+	struct dmalog_device *dev;
+	struct dmalog_swtrack *sw;
+	uint64_t *word;
+	int half;
+	int *go;
+	uint64_t missing, errors;
+};
+
+static void *contend(void *arg)
+{
+	struct contender *c = arg;
+	uint64_t mine = 0xffffffffULL << (32 * c->half);
+
+	while (!__atomic_load_n(c->go, __ATOMIC_ACQUIRE))
+		;
+	for (int round = 0; round < CONTENDED_ROUNDS; round++) {
+		dmalog_swtrack_log_write(c->sw, 32 * (uint64_t)c->half * SZ_4K, 32 * SZ_4K);
+		c->errors += log_report(c->dev, 0, 64 * SZ_4K, SZ_4K, c->word) != 0;
+		c->missing += (__atomic_load_n(c->word, __ATOMIC_RELAXED) & mine) != mine;
+	}
+	return NULL;
+}
+
+static void b46_two_reporters_contend(void **state)
+{
+	struct vfio_device_feature_dma_logging_range r = {0, 64 * SZ_4K};
+	uint64_t word = 0;
+	struct contender c[2];
+	pthread_t t[2];
+	int go = 0;
+
+	for (int d = 0; d < 2; d++) {
+		c[d] = (struct contender){.word = &word, .half = d, .go = &go};
+		c[d].dev = swtrack_device(&c[d].sw);
+		assert_int_equal(log_start(c[d].dev, &r, 1, SZ_4K, NULL), 0);
+		pthread_create(&t[d], NULL, contend, &c[d]);
+	}
+	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+	for (int d = 0; d < 2; d++) {
+		pthread_join(t[d], NULL);
+		assert_int_equal(c[d].errors, 0);
+		assert_int_equal(c[d].missing, 0);
+		dmalog_device_destroy(c[d].dev);
+		dmalog_swtrack_destroy(c[d].sw);
+	}
+	assert_int_equal(word, ~0ULL);
+}
+
 /* Guest memory a DMA writer changes and a reporter copies, word by word, atomically. */
 struct guest {
 	uint64_t *mem;
@@ -138,7 +196,9 @@ static void *dma_writer(void *arg)
 	struct guest *g = w->g;
 	uint64_t seed = w->id + 1, words = g->bytes / 8;
 
-	for (uint64_t seq = 1; seq <= 200000; seq++) {
+	/* Enough writes, and on for at least three syncs however the threads are scheduled. */
+	for (uint64_t seq = 1; seq <= 200000 || __atomic_load_n(&g->rounds, __ATOMIC_RELAXED) < 3;
+	     seq++) {
 		uint64_t word;
 
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -191,13 +251,15 @@ static void race(struct guest *g)
 	/* Sync while the writers run. */
 	while (__atomic_load_n(&g->writers_done, __ATOMIC_ACQUIRE) < THREADS) {
 		sync_once(g, bitmap);
-		g->rounds++;
+		__atomic_store_n(&g->rounds, g->rounds + 1, __ATOMIC_RELAXED);
 	}
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 	/* Final sync with the writers stopped. */
 	sync_once(g, bitmap);
 	printf("# %llu syncs raced the writers\n", (unsigned long long)g->rounds);
+	/* A race needs racers: syncs while the writers ran, not one sync after they stopped. */
+	assert_true(g->rounds >= 3);
 	assert_memory_equal(g->shadow, g->mem, g->bytes);
 	free(g->mem);
 	free(g->shadow);
@@ -330,6 +392,7 @@ static void iommu_writers_race_reporter(void **state)
 
 	assert_true(iommu_race(0, &rounds));
 	printf("# %llu IOMMU syncs raced the writers\n", (unsigned long long)rounds);
+	assert_true(rounds >= 3);
 }
 
 /* The same race without the IOTLB invalidation loses writes (within a few tries). */
@@ -348,6 +411,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(b81_concurrent_sets),
 		cmocka_unit_test(b46_two_devices_one_bitmap),
+		cmocka_unit_test(b46_two_reporters_contend),
 		cmocka_unit_test(writers_race_reporter),
 		cmocka_unit_test(device_writers_race_reporter),
 		cmocka_unit_test(iommu_writers_race_reporter),

@@ -263,37 +263,93 @@ static void *blocked_report(void *arg)
 	return NULL;
 }
 
-/* 71, 72, 73, 74: an error event, or a reset, wakes a reporter blocked on the device. */
-static void b71_b74_wake_blocked_reporter(void **state)
+/*
+ * The reporter is blocked once its REPORTING command has reached the stalled device: the
+ * device's own count of commands says so (no sleep stands in for it).
+ */
+static void wait_for_command(struct fixture *f, uint64_t before)
+{
+	struct dmalog_devtrack_stats st;
+
+	for (int i = 0; i < 10000; i++) {
+		dmalog_devtrack_get_stats(f->t, &st);
+		if (st.reports > before)
+			return;
+		usleep(1000);
+	}
+	fail_msg("the REPORT never reached the device");
+}
+
+static pthread_t start_blocked_report(struct fixture *f, struct blocked *b)
+{
+	struct dmalog_devtrack_stats st;
+	range_t r = {0, SZ_1G};
+	pthread_t th;
+
+	*b = (struct blocked){f->dev, 1, 0};
+	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
+	dmalog_devtrack_log_write(f->t, 0, 1);
+	assert_int_equal(dmalog_devtrack_inject(f->t, DMALOG_DEVTRACK_FAULT_STALL), 0);
+	dmalog_devtrack_get_stats(f->t, &st);
+	assert_int_equal(pthread_create(&th, NULL, blocked_report, b), 0);
+	wait_for_command(f, st.reports);
+	assert_int_equal(__atomic_load_n(&b->done, __ATOMIC_ACQUIRE), 0); /* still blocked */
+	return th;
+}
+
+/* 71: an asynchronous error event wakes a REPORT blocked on the device with -EIO. */
+static void b71_error_event_wakes_reporter(void **state)
+{
+	struct fixture *f = *state;
+	struct blocked b;
+	pthread_t th = start_blocked_report(f, &b);
+
+	assert_int_equal(dmalog_devtrack_inject(f->t, DMALOG_DEVTRACK_FAULT_ERROR_EVENT), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.ret, -EIO);
+	assert_int_equal(log_stop(f->dev), 0);
+}
+
+/*
+ * 73, 74: closing the device while a REPORT is blocked wakes it (-EIO) and completes, tracking
+ * released; a device opened again over the tracker has logging off (REPORT -EINVAL) and can
+ * START.
+ */
+static void b73_b74_close_wakes_reporter(void **state)
+{
+	struct fixture *f = *state;
+	struct dmalog_device_desc d = {.log_ops = dmalog_devtrack_log_ops(), .priv = f->t};
+	struct dmalog_devtrack_stats st;
+	range_t r = {0, SZ_1G};
+	uint64_t bm[8];
+	struct blocked b;
+	pthread_t th = start_blocked_report(f, &b);
+
+	dmalog_device_destroy(f->dev); /* returns only once the reporter has left */
+	f->dev = NULL;
+	assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 1);
+	pthread_join(th, NULL);
+	assert_int_equal(b.ret, -EIO);
+	dmalog_devtrack_get_stats(f->t, &st);
+	assert_int_equal(st.page_size, 0); /* the tracker is not tracking */
+	assert_int_equal(dmalog_device_create(&d, &f->dev), 0);
+	assert_int_equal(log_report(f->dev, 0, SZ_4K, SZ_4K, bm), -EINVAL);
+	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
+}
+
+/* A reset wakes a blocked REPORT the same way, and leaves logging off. */
+static void reset_wakes_reporter(void **state)
 {
 	struct fixture *f = *state;
 	range_t r = {0, SZ_1G};
 	uint64_t bm[8];
+	struct blocked b;
+	pthread_t th = start_blocked_report(f, &b);
 
-	for (int how = 0; how < 2; how++) {
-		struct blocked b = {f->dev, 1, 0};
-		pthread_t th;
-
-		assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
-		dmalog_devtrack_log_write(f->t, 0, 1);
-		assert_int_equal(dmalog_devtrack_inject(f->t, DMALOG_DEVTRACK_FAULT_STALL), 0);
-		pthread_create(&th, NULL, blocked_report, &b);
-		usleep(50 * 1000);
-		assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 0); /* blocked */
-		if (how == 0)
-			assert_int_equal(
-				dmalog_devtrack_inject(f->t, DMALOG_DEVTRACK_FAULT_ERROR_EVENT), 0);
-		else
-			assert_int_equal(dmalog_device_ioctl(f->dev, VFIO_DEVICE_RESET, NULL), 0);
-		pthread_join(th, NULL);
-		assert_int_equal(b.ret, -EIO);
-		if (how == 0) {
-			assert_int_equal(log_stop(f->dev), 0);
-		} else {
-			/* 74: after the reset logging is off: REPORT -EINVAL, START works. */
-			assert_int_equal(log_report(f->dev, 0, SZ_4K, SZ_4K, bm), -EINVAL);
-		}
-	}
+	assert_int_equal(dmalog_device_ioctl(f->dev, VFIO_DEVICE_RESET, NULL), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.ret, -EIO);
+	assert_int_equal(log_report(f->dev, 0, SZ_4K, SZ_4K, bm), -EINVAL);
 	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
 }
 
@@ -312,12 +368,13 @@ static void b75_high_addresses(void **state)
 	assert_int_equal(bm[3], 1ULL << 63);
 }
 
-/* 76: one REPORTING command per window the core hands down. */
+/* 76: one REPORTING command per window the core hands down, with exactly that window. */
 static void b76_one_command_per_window(void **state)
 {
 	struct fixture *f = *state;
 	range_t r = {0, SZ_1G};
 	struct dmalog_devtrack_stats st;
+	struct dmalog_range cmds[8];
 	uint64_t bm[4] = {0};
 
 	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
@@ -326,8 +383,12 @@ static void b76_one_command_per_window(void **state)
 	assert_int_equal(log_report(f->dev, 0, 3 * 64 * SZ_4K, SZ_4K, bm), 0);
 	dmalog_devtrack_get_stats(f->t, &st);
 	assert_int_equal(st.reports, 3);
-	for (int i = 0; i < 3; i++)
+	assert_int_equal(dmalog_devtrack_commands(f->t, cmds, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cmds[i].iova, (uint64_t)i * 64 * SZ_4K);
+		assert_int_equal(cmds[i].length, 64 * SZ_4K);
 		assert_int_equal(bm[i], ~0ULL);
+	}
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -335,11 +396,18 @@ static void b76_one_command_per_window(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bad_caps),   T(b54_b55_page_size_clamp),
-		T(b29_second_start),	      T(b57_b62_combining),
-		T(b61_address_space_limits),  T(b65_b67_messages),
-		T(b68_b70_errors_are_sticky), T(b71_b74_wake_blocked_reporter),
-		T(b75_high_addresses),	      T(b76_one_command_per_window),
+		cmocka_unit_test(bad_caps),
+		T(b54_b55_page_size_clamp),
+		T(b29_second_start),
+		T(b57_b62_combining),
+		T(b61_address_space_limits),
+		T(b65_b67_messages),
+		T(b68_b70_errors_are_sticky),
+		T(b71_error_event_wakes_reporter),
+		T(b73_b74_close_wakes_reporter),
+		T(reset_wakes_reporter),
+		T(b75_high_addresses),
+		T(b76_one_command_per_window),
 	};
 
 	return cmocka_run_group_tests_name("devtrack", tests, NULL, NULL);

@@ -247,12 +247,30 @@ static void set_dirty_tracking(void **state)
 {
 	struct fixture *f = *state;
 	struct iommu_hwpt_set_dirty_tracking s = {.size = sizeof(s)};
-	uint32_t hwpt;
+	struct dmalog_iopt *iopt;
+	uint32_t hwpt, pt;
 
+	assert_int_equal(map_fixed(f, f->buffer, SZ_2M, APERTURE), 0);
 	assert_int_equal(hwpt_alloc(f, f->dev_id, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, &hwpt), 0);
+	pt = hwpt;
+	assert_int_equal(dmalog_iommufd_attach(f->ictx, f->dev_id, &pt), 0);
+	iopt = dmalog_iommufd_device_iopt(f->ictx, f->dev_id);
 	assert_int_equal(set_tracking(f, hwpt, true), 0);
 	assert_int_equal(set_tracking(f, hwpt, true), 0);
+	/* On: a device write is in the next bitmap. */
+	dma_write(iopt, APERTURE + 3 * SZ_4K, 1);
+	memset(f->bitmap, 0, 64);
+	assert_int_equal(get_bitmap(f, hwpt, APERTURE, SZ_2M, SZ_4K, f->bitmap, 0), 0);
+	assert_true(f->bitmap[0] & (1 << 3)); /* the whole leaf, with huge IOPTEs */
+	/* Off: writes are not recorded, whatever the IOTLB had cached. */
 	assert_int_equal(set_tracking(f, hwpt, false), 0);
+	assert_false(dmalog_iopt_dirty_tracking(iopt));
+	dma_write(iopt, APERTURE + 3 * SZ_4K, 2);
+	dma_write(iopt, APERTURE + 9 * SZ_4K, 2);
+	memset(f->bitmap, 0, 64);
+	assert_int_equal(get_bitmap(f, hwpt, APERTURE, SZ_2M, SZ_4K, f->bitmap, 0), 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(f->bitmap[i], 0);
 	s.hwpt_id = hwpt;
 	s.flags = 2;
 	assert_int_equal(ioctl_(f, IOMMU_HWPT_SET_DIRTY_TRACKING, &s), -EOPNOTSUPP);
@@ -331,8 +349,12 @@ static void get_dirty_bitmap_errors(void **state)
 	assert_int_equal(ioctl_(f, IOMMU_HWPT_GET_DIRTY_BITMAP, g), 0);
 	((uint8_t *)&g[1])[5] = 1;
 	assert_int_equal(ioctl_(f, IOMMU_HWPT_GET_DIRTY_BITMAP, g), -E2BIG);
+	/* A non-zero reserved field in the struct the call really reads is refused. */
+	((uint8_t *)&g[1])[5] = 0;
+	assert_int_equal(ioctl_(f, IOMMU_HWPT_GET_DIRTY_BITMAP, g), 0);
 	g[0].__reserved = 1;
-	assert_int_equal(get_bitmap(f, hwpt, APERTURE, SZ_4K, SZ_4K, f->bitmap, 0), 0);
+	assert_int_equal(ioctl_(f, IOMMU_HWPT_GET_DIRTY_BITMAP, g), -EOPNOTSUPP);
+	g[0].__reserved = 0;
 	assert_int_equal(dmalog_iommufd_ioctl(f->ictx, VFIO_DEVICE_FEATURE, g), -ENOTTY);
 }
 

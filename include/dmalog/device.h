@@ -78,7 +78,12 @@ struct dmalog_device_desc {
 DMALOG_API int dmalog_device_create(const struct dmalog_device_desc *desc,
 				    struct dmalog_device **out);
 
-/** dmalog_device_destroy() - Close: stops DMA logging if active, then frees. NULL is fine. */
+/**
+ * dmalog_device_destroy() - close: wakes a REPORT blocked on the device (-EIO), waits for every
+ * call in flight to return (calls that arrive meanwhile get -ENODEV), stops DMA logging if
+ * active, frees. NULL is
+ * fine.
+ */
 DMALOG_API void dmalog_device_destroy(struct dmalog_device *dev);
 
 /** dmalog_device_ioctl() - ioctl(device_fd, request, arg): VFIO_DEVICE_FEATURE and

@@ -105,6 +105,17 @@ DMALOG_API void dmalog_devtrack_get_stats(struct dmalog_devtrack *t,
 DMALOG_API uint32_t dmalog_devtrack_ranges(struct dmalog_devtrack *t, struct dmalog_range *out,
 					   uint32_t max);
 
+/**
+ * dmalog_devtrack_commands() - the (iova, length) of the last REPORTING commands, oldest first
+ * @t: the tracker
+ * @out: where they go
+ * @max: at most this many (the tracker keeps the last 16)
+ *
+ * Return: how many were written.
+ */
+DMALOG_API uint32_t dmalog_devtrack_commands(struct dmalog_devtrack *t, struct dmalog_range *out,
+					     uint32_t max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,8 @@ int dmalog_device_create(const struct dmalog_device_desc *desc, struct dmalog_de
 	dev->report_window_bits = DMALOG_IOVA_BITMAP_WINDOW_BITS;
 	pthread_mutex_init(&dev->log_lock, NULL);
 	pthread_mutex_init(&dev->mig_lock, NULL);
+	pthread_mutex_init(&dev->users_lock, NULL);
+	pthread_cond_init(&dev->users_gone, NULL);
 	dev->mig_state = desc->mig_ops ? VFIO_DEVICE_STATE_RUNNING : VFIO_DEVICE_STATE_ERROR;
 	dev->saving_fd = -1;
 	dev->resuming_fd = -1;
@@ -66,18 +68,53 @@ static void abort_blocked_report(struct dmalog_device *dev)
 		dev->log_ops->log_abort(dev->priv);
 }
 
+/* A call begins: -ENODEV once the device is being closed. */
+static int enter(struct dmalog_device *dev)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&dev->users_lock);
+	if (dev->closing)
+		ret = -ENODEV;
+	else
+		dev->users++;
+	pthread_mutex_unlock(&dev->users_lock);
+	return ret;
+}
+
+static int leave(struct dmalog_device *dev, int ret)
+{
+	pthread_mutex_lock(&dev->users_lock);
+	if (!--dev->users)
+		pthread_cond_broadcast(&dev->users_gone);
+	pthread_mutex_unlock(&dev->users_lock);
+	return ret;
+}
+
 void dmalog_device_destroy(struct dmalog_device *dev)
 {
 	if (!dev)
 		return;
-	/* Closing the device tears tracking down, as the drivers' close paths do. */
+	pthread_mutex_lock(&dev->users_lock);
+	dev->closing = true;
+	pthread_mutex_unlock(&dev->users_lock);
+	/*
+	 * Closing tears tracking down, as the drivers' close paths do: a REPORT blocked on the
+	 * device is woken (-EIO), and close waits for every call in flight to leave.
+	 */
 	abort_blocked_report(dev);
+	pthread_mutex_lock(&dev->users_lock);
+	while (dev->users)
+		pthread_cond_wait(&dev->users_gone, &dev->users_lock);
+	pthread_mutex_unlock(&dev->users_lock);
 	pthread_mutex_lock(&dev->log_lock);
 	if (dev->log_ops)
 		dmalog_logging_stop_locked(dev);
 	pthread_mutex_unlock(&dev->log_lock);
 	pthread_mutex_destroy(&dev->log_lock);
 	pthread_mutex_destroy(&dev->mig_lock);
+	pthread_mutex_destroy(&dev->users_lock);
+	pthread_cond_destroy(&dev->users_gone);
 	free(dev);
 }
 
@@ -100,22 +137,30 @@ static int device_reset(struct dmalog_device *dev)
 
 int dmalog_device_ioctl(struct dmalog_device *dev, unsigned long request, void *arg)
 {
+	int ret = enter(dev);
+
+	if (ret)
+		return ret;
 	switch (request) {
 	case VFIO_DEVICE_FEATURE:
-		return dmalog_device_feature(dev, arg);
+		return leave(dev, dmalog_device_feature(dev, arg));
 	case VFIO_DEVICE_RESET:
-		return device_reset(dev);
+		return leave(dev, device_reset(dev));
 	default:
-		return -ENOTTY;
+		return leave(dev, -ENOTTY);
 	}
 }
 
 int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd, unsigned long request,
 			     void *arg)
 {
+	int ret = enter(dev);
+
+	if (ret)
+		return ret;
 	if (!dev->mig_ops)
-		return -EBADF;
-	return dmalog_mig_precopy_ioctl(dev, data_fd, request, arg);
+		return leave(dev, -EBADF);
+	return leave(dev, dmalog_mig_precopy_ioctl(dev, data_fd, request, arg));
 }
 
 void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits)

@@ -25,6 +25,15 @@ struct dmalog_device {
 	uint32_t mig_state;
 	int saving_fd;	 /* data fd of the open saving session (PRE_COPY*, STOP_COPY), or -1 */
 	int resuming_fd; /* data fd of the open RESUMING session, or -1 */
+
+	/*
+	 * Calls in flight, as the kernel's file reference: close waits for them to leave
+	 * (after waking a blocked REPORT), and a call that comes after close is -ENODEV.
+	 */
+	pthread_mutex_t users_lock;
+	pthread_cond_t users_gone;
+	unsigned int users;
+	bool closing;
 };
 
 /*

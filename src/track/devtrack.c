@@ -29,8 +29,12 @@ struct message {
 	uint8_t *data;
 };
 
+#define CMD_HISTORY 16
+
 struct dmalog_devtrack {
 	struct dmalog_devtrack_caps caps;
+	/* The windows of the last REPORTING commands, oldest first once the ring wraps. */
+	struct dmalog_range cmd_history[CMD_HISTORY];
 
 	pthread_rwlock_t log_lock;
 	bool active;
@@ -401,6 +405,7 @@ static int devtrack_read_and_clear(void *priv, uint64_t iova, uint64_t length,
 	t->cmd_iova = iova;
 	t->cmd_last = iova + length - 1;
 	t->cmd_pending = true;
+	t->cmd_history[t->reports % CMD_HISTORY] = (struct dmalog_range){iova, length};
 	t->reports++;
 	pthread_cond_broadcast(&t->fw_cond);
 	while (status == DMALOG_DEVTRACK_REPORTING) {
@@ -488,6 +493,20 @@ uint32_t dmalog_devtrack_ranges(struct dmalog_devtrack *t, struct dmalog_range *
 	pthread_mutex_lock(&t->lock);
 	n = t->active ? t->nranges : 0;
 	memcpy(out, t->ranges, (n < max ? n : max) * sizeof(*out));
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+uint32_t dmalog_devtrack_commands(struct dmalog_devtrack *t, struct dmalog_range *out, uint32_t max)
+{
+	uint32_t n, first;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->reports < CMD_HISTORY ? (uint32_t)t->reports : CMD_HISTORY;
+	first = (uint32_t)(t->reports - n);
+	n = n < max ? n : max;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = t->cmd_history[(first + i) % CMD_HISTORY];
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
