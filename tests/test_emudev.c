@@ -167,6 +167,102 @@ static void resuming_rejects_bad_streams(void **state)
 	dmalog_emudev_destroy(other);
 }
 
+/* CRC-32C by its definition, to re-seal a record changed on purpose. */
+static uint32_t crc32c_ref(const uint8_t *p, size_t n)
+{
+	uint32_t crc = ~0u;
+
+	for (size_t i = 0; i < n; i++) {
+		crc ^= p[i];
+		for (int k = 0; k < 8; k++)
+			crc = crc & 1 ? 0x82f63b78u ^ (crc >> 1) : crc >> 1;
+	}
+	return ~crc;
+}
+
+/* The record of @type in a device stream: its payload and length (records: type, len, ..., crc). */
+static uint8_t *find_record(uint8_t *stream, size_t len, uint32_t type, uint32_t *rlen)
+{
+	for (size_t off = 0; off + 12 <= len;) {
+		uint32_t t, l;
+
+		memcpy(&t, stream + off, 4);
+		memcpy(&l, stream + off + 4, 4);
+		if (t == type) {
+			*rlen = l;
+			return stream + off;
+		}
+		off += 12 + l;
+	}
+	return NULL;
+}
+
+/*
+ * The state digest covers all of the state: a device resumed from a stream in which one
+ * register, one queue position or one byte of device memory differs has another digest.
+ */
+static void state_hash_covers_everything(void **state)
+{
+	struct dmalog_emudev *src = make(VFIO_MIGRATION_STOP_COPY, 16 * 4096, NULL);
+	uint8_t *stream, *rec;
+	uint64_t good;
+	size_t len;
+	uint32_t rlen = 0;
+	int fd;
+
+	assert_int_equal(set_state(src, SC, &fd), 0);
+	stream = read_all(fd, &len);
+	close(fd);
+	good = dmalog_emudev_state_hash(src);
+	/* 16 registers, then the queue head and tail, in the REGS record (type 3). */
+	for (int field = 0; field < 18; field++) {
+		struct dmalog_emudev *dst = make(VFIO_MIGRATION_STOP_COPY, 16 * 4096, NULL);
+		uint32_t crc;
+
+		rec = find_record(stream, len, 3, &rlen);
+		assert_non_null(rec);
+		rec[8 + 8 * field] ^= 0x40;
+		crc = crc32c_ref(rec, 8 + rlen);
+		memcpy(rec + 8 + rlen, &crc, 4);
+		assert_int_equal(resume_with(dst, stream, len), 0);
+		if (dmalog_emudev_state_hash(dst) == good)
+			fail_msg("field %d of the registers is not in the state digest", field);
+		rec[8 + 8 * field] ^= 0x40;
+		crc = crc32c_ref(rec, 8 + rlen);
+		memcpy(rec + 8 + rlen, &crc, 4);
+		dmalog_emudev_destroy(dst);
+	}
+	/* The first and last byte of a memory chunk (type 2: offset, then 4 KiB). */
+	for (int at = 0; at < 2; at++) {
+		struct dmalog_emudev *dst = make(VFIO_MIGRATION_STOP_COPY, 16 * 4096, NULL);
+		uint32_t crc;
+		size_t byte;
+
+		rec = find_record(stream, len, 2, &rlen);
+		assert_non_null(rec);
+		byte = 8 + 8 + (at ? 4095 : 0);
+		rec[byte] ^= 0x01;
+		crc = crc32c_ref(rec, 8 + rlen);
+		memcpy(rec + 8 + rlen, &crc, 4);
+		assert_int_equal(resume_with(dst, stream, len), 0);
+		assert_int_not_equal(dmalog_emudev_state_hash(dst), good);
+		rec[byte] ^= 0x01;
+		crc = crc32c_ref(rec, 8 + rlen);
+		memcpy(rec + 8 + rlen, &crc, 4);
+		dmalog_emudev_destroy(dst);
+	}
+	/* And the stream as it was gives the same digest. */
+	{
+		struct dmalog_emudev *dst = make(VFIO_MIGRATION_STOP_COPY, 16 * 4096, NULL);
+
+		assert_int_equal(resume_with(dst, stream, len), 0);
+		assert_int_equal(dmalog_emudev_state_hash(dst), good);
+		dmalog_emudev_destroy(dst);
+	}
+	free(stream);
+	dmalog_emudev_destroy(src);
+}
+
 /*
  * A hostile stream cannot make the device buffer without bound, nor block its writer: a
  * record announcing 2 GiB is refused as soon as its length is read, and the 64 MiB of
@@ -350,6 +446,7 @@ int main(void)
 		cmocka_unit_test(stop_copy_round_trip),
 		cmocka_unit_test(resuming_rejects_bad_streams),
 		cmocka_unit_test(resuming_bounded_and_never_blocks),
+		cmocka_unit_test(state_hash_covers_everything),
 		cmocka_unit_test(precopy_round_trip),
 		cmocka_unit_test(b111_stop_stops_dma),
 		cmocka_unit_test(flag_subsets),

@@ -282,8 +282,7 @@ static int take_result(struct dest *d, struct dmalog_sink *sink)
 		      !st.pages_mismatched && !st.devices_mismatched &&
 		      st.devices_compared == (HOOK(d->m, device_hash) ? d->c->ndevices : 0);
 	if (!r->verified)
-		return engine_fail(d->m, -EIO,
-				   "the source found %llu pages and %u devices that differ",
+		return engine_fail(d->m, -EIO, "the proof differs in %llu pages and %u devices",
 				   (unsigned long long)st.pages_mismatched, st.devices_mismatched);
 	return r->error;
 }

@@ -608,7 +608,7 @@ static int verify(struct source *s)
 		return 0;
 	return engine_fail(
 		s->m, -EIO,
-		"the destination holds %llu pages (first: %s) and %u devices that differ",
+		"the destination's proof differs in %llu pages (first: %s) and %u devices",
 		(unsigned long long)res.pages_mismatched, pages[0] ? pages : "none",
 		res.devices_mismatched);
 }

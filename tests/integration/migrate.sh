@@ -69,6 +69,11 @@ migrate "kill-destination" 1 "$ROLLED_BACK and ('closed' in r['error'] or 'lost'
 migrate "kill-destination-defaults" 1 "$ROLLED_BACK" --inject kill-destination
 migrate "device-state-rejected" 1 "$ROLLED_BACK and 'rejected its state' in r['error']" \
 	--inject device-state
+# The proof fails when it should: a stale page, a device changed after it was saved.
+migrate "lose-page" 3 "r['completed'] and not r['verified'] and r['mismatched_pages'] == 1 \
+and r['mismatched_devices'] == 0 and 'first: ' in r['error']" --inject lose-page
+migrate "device-mismatch" 3 "r['completed'] and not r['verified'] and r['mismatched_pages'] == 0 \
+and r['mismatched_devices'] == 1" --inject device-mismatch
 migrate "tracker-fault" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
 	--inject tracker-fault --max-rounds 4 --downtime-limit 0
 migrate "tracker-fault-device" 0 "$VERIFIED and r['tracker_errors'] >= 1" \

@@ -99,6 +99,10 @@ static const char *const usage_lines[] = {
 	"                         tracker-fault     a device tracker's REPORT fails (the",
 	"                                           IOMMU's GET_DIRTY_BITMAP without one)",
 	"                         device-state      device 0's state is damaged in transit",
+	"                         lose-page         a page of the final round arrives stale",
+	"                                           (frame intact): the proof must catch it",
+	"                         device-mismatch   the last device changes after its state was",
+	"                                           saved: the proof must catch it",
 	"",
 	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
 	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish);",
@@ -227,7 +231,8 @@ static int parse_devices(const char *s, struct mig_options *o)
 static int parse_inject(const char *s, struct mig_options *o)
 {
 	static const char *const names[] = {"", "corrupt-stream", "kill-destination",
-					    "tracker-fault", "device-state"};
+					    "tracker-fault", "device-state", "lose-page",
+					    "device-mismatch"};
 	char buf[64], *at;
 	uint64_t round;
 	int i;
@@ -378,7 +383,8 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 				"IOMMU tracker (not type1)\n");
 		return 2;
 	}
-	if (o->inject == MIG_INJECT_DEVICE_STATE && !o->ndevices) {
+	if ((o->inject == MIG_INJECT_DEVICE_STATE || o->inject == MIG_INJECT_DEVICE_MISMATCH) &&
+	    !o->ndevices) {
 		fprintf(stderr, "dmalog migrate: device-state needs a device\n");
 		return 2;
 	}

@@ -19,8 +19,9 @@ struct end {
 	struct guest *g;
 	int dest_pid;
 	uint32_t round;	     /* the precopy round under way */
-	bool page_damaged;   /* corrupt-stream has done its damage */
+	bool page_damaged;   /* corrupt-stream or lose-page has done its damage */
 	bool device_damaged; /* device-state has done its damage */
+	bool stopped;	     /* the switchover has begun: the final round */
 };
 
 static void pause_vcpus(void *opaque)
@@ -62,6 +63,8 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 
 	if (ev == DMALOG_MIG_EVENT_ROUND)
 		e->round = round;
+	if (ev == DMALOG_MIG_EVENT_STOPPED)
+		e->stopped = true;
 	if (ev == DMALOG_MIG_EVENT_ROUND && due && e->o->inject == MIG_INJECT_KILL_DEST &&
 	    e->dest_pid > 0)
 		kill(e->dest_pid, SIGKILL);
@@ -87,6 +90,13 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 		payload[sizeof(struct dmalog_frame_run) + 100] ^= 0x20;
 		e->page_damaged = true;
 	}
+	/* lose-page: one byte of the first final-round page is stale, the frame re-sealed. */
+	if (e->o->inject == MIG_INJECT_LOSE_PAGE && type == DMALOG_FRAME_PAGES && e->stopped &&
+	    !e->page_damaged) {
+		payload[sizeof(struct dmalog_frame_run) + 8] ^= 0x01;
+		dmalog_frame_reseal(frame);
+		e->page_damaged = true;
+	}
 	if (e->o->inject == MIG_INJECT_DEVICE_STATE && type == DMALOG_FRAME_DEVICE_DATA &&
 	    !e->device_damaged && !dmalog_frame_decode(type, payload, plen, &dev) && !dev.device &&
 	    plen > sizeof(dev)) {
@@ -98,7 +108,14 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 
 static int device_hash(void *opaque, uint32_t dev, uint64_t *hash)
 {
-	return guest_device_hash(((struct end *)opaque)->g, dev, hash);
+	struct end *e = opaque;
+	int ret = guest_device_hash(e->g, dev, hash);
+
+	/* device-mismatch: what the source holds of its last device is not what it sent. */
+	if (!ret && e->o->inject == MIG_INJECT_DEVICE_MISMATCH && dev == e->g->ndevices - 1 &&
+	    e->g->source)
+		*hash ^= 1;
+	return ret;
 }
 
 static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
