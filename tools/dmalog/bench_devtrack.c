@@ -3,7 +3,8 @@
  * dmalog bench devtrack: dirty addresses reported per second by the device tracker (firmware
  * thread, message ring, host decode into the bitmap), dense and sparse over 16 GiB. The
  * baseline is the same tracker sending one address per message; the limit is the machine's
- * rate of independent random read-modify-writes on a bitmap of the same size.
+ * rate of read-modify-writes on a bitmap of the same size for the same pages in the same
+ * order (random for report_sparse, sequential for report_dense), measured the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,15 +74,27 @@ static double run_report(uint64_t space, const uint64_t *pages, uint64_t npages,
 	return best;
 }
 
-/* Independent random RMWs on the bitmap, at the same addresses: the machine's limit. */
-static double random_rmw_rate(uint64_t *bitmap, const uint64_t *pages, uint64_t n)
+/*
+ * The machine's limit for the same pages in the same order: one read-modify-write of the
+ * bitmap per page (random or sequential, as the pages are), best of three like the report.
+ */
+static double rmw_rate(uint64_t *bitmap, uint64_t bitmap_bytes, const uint64_t *pages, uint64_t n)
 {
-	double t0 = bench_now();
+	double best = 0;
 
-	for (uint64_t i = 0; i < n; i++)
-		bitmap[pages[i] / 64] |= 1ULL << (pages[i] % 64);
-	bench_sink(bitmap[0]);
-	return n / (bench_now() - t0);
+	for (int rep = 0; rep < 3; rep++) {
+		double t0;
+
+		memset(bitmap, 0, bitmap_bytes);
+		t0 = bench_now();
+		for (uint64_t i = 0; i < n; i++)
+			bitmap[pages[i] / 64] |= 1ULL << (pages[i] % 64);
+		t0 = bench_now() - t0;
+		bench_sink(bitmap[pages[0] / 64]);
+		if (n / t0 > best)
+			best = n / t0;
+	}
+	return best;
 }
 
 int bench_devtrack(const struct bench_opts *o)
@@ -107,8 +120,7 @@ int bench_devtrack(const struct bench_opts *o)
 			pages[i] = dense ? i : bench_rand(&seed) % total;
 		v = run_report(space, pages, n, 4096, bitmap);
 		base = run_report(space, pages, n / 16, 8, bitmap);
-		memset(bitmap, 0, total / 8);
-		limit = random_rmw_rate(bitmap, pages, n);
+		limit = rmw_rate(bitmap, total / 8, pages, n);
 		bench_print(o, "devtrack", names[dense], v / 1e6, "Mentries/s", base / 1e6,
 			    limit / 1e6);
 	}

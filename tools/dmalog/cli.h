@@ -33,11 +33,11 @@ enum mig_device_kind {
 
 enum mig_inject {
 	MIG_INJECT_NONE,
-	MIG_INJECT_CORRUPT_STREAM, /* flip a byte of a page after its checksum */
-	MIG_INJECT_KILL_DEST,	   /* SIGKILL the destination process */
-	MIG_INJECT_TRACKER_FAULT,  /* a device tracker's REPORT (else the IOMMU's read) fails */
-	MIG_INJECT_DEVICE_STATE,   /* flip a byte of device 0's migration data */
-	MIG_INJECT_LOSE_PAGE,	   /* a final-round page arrives stale, its frame intact */
+	MIG_INJECT_CORRUPT_STREAM,  /* flip a byte of a page after its checksum */
+	MIG_INJECT_KILL_DEST,	    /* SIGKILL the destination process */
+	MIG_INJECT_TRACKER_FAULT,   /* a device tracker's REPORT (else the IOMMU's read) fails */
+	MIG_INJECT_DEVICE_STATE,    /* flip a byte of device 0's migration data */
+	MIG_INJECT_LOSE_PAGE,	    /* a final-round page arrives stale, its frame intact */
 	MIG_INJECT_DEVICE_MISMATCH, /* the last device changes after its state was saved */
 };
 

@@ -230,9 +230,9 @@ static int parse_devices(const char *s, struct mig_options *o)
 
 static int parse_inject(const char *s, struct mig_options *o)
 {
-	static const char *const names[] = {"", "corrupt-stream", "kill-destination",
-					    "tracker-fault", "device-state", "lose-page",
-					    "device-mismatch"};
+	static const char *const names[] = {
+		"",	     "corrupt-stream", "kill-destination", "tracker-fault", "device-state",
+		"lose-page", "device-mismatch"};
 	char buf[64], *at;
 	uint64_t round;
 	int i;
