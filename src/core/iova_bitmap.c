@@ -374,7 +374,7 @@ static void convert_coarser(struct dmalog_iova_bitmap *bm, const struct src_read
 	uint64_t r = 1ULL << k;
 	uint64_t dbits = (vbits >> k) + ((vbits & (r - 1)) != 0);
 	uint64_t dwords = (dbits + 63) / 64;
-	struct gather g;
+	struct gather g = {0};
 
 #define VWORD(pos) (src_get64(s, (pos)-a) | (frac ? src_get64(s, (pos)-a - 1) : 0))
 	if (k >= 6) {
@@ -470,7 +470,7 @@ static void convert_finer(struct dmalog_iova_bitmap *bm, const struct src_reader
 		return;
 	}
 
-	struct gather g;
+	struct gather g = {0};
 	unsigned int per = 64 >> k;
 	uint64_t r = 1ULL << k;
 
