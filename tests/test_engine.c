@@ -35,6 +35,7 @@ enum fault {
 	FAULT_DROP_LINK,      /* the destination's end of the connection is shut in round 2 */
 	FAULT_CLOSE_COMPLETE, /* ... just before COMPLETE is sent */
 	FAULT_SLOW_STOP,      /* the switchover takes longer than the downtime cap allows */
+	FAULT_FORCE,	      /* the embedder forces the switchover after round 2 */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -46,7 +47,9 @@ struct end {
 	int pauses, resumes;
 	bool damaged;
 	uint32_t round;
-	bool *wait_for; /* round 2 waits until the other side has set this */
+	bool *wait_for;		  /* round 2 waits until the other side has set this */
+	struct dmalog_mig **self; /* the engine, for FAULT_FORCE */
+	uint32_t throttle, throttle_max_seen;
 };
 
 static void pause_vcpus(void *opaque)
@@ -87,6 +90,8 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 		shutdown(e->peer_fd, SHUT_RDWR);
 	if (ev == DMALOG_MIG_EVENT_STOPPED && e->fault == FAULT_SLOW_STOP)
 		usleep(100 * 1000);
+	if (ev == DMALOG_MIG_EVENT_ROUND && round == 3 && e->fault == FAULT_FORCE)
+		dmalog_mig_force_switchover(*e->self);
 	return 0;
 }
 
@@ -119,6 +124,16 @@ static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
 	guest_device_error(((struct end *)opaque)->g, dev, buf, len);
 }
 
+static void throttle_vcpus(void *opaque, uint32_t percent)
+{
+	struct end *e = opaque;
+
+	e->throttle = percent;
+	if (percent > e->throttle_max_seen)
+		e->throttle_max_seen = percent;
+	dmalog_dma_engine_set_throttle(e->g->cpu, percent);
+}
+
 /* Precopy lasts at least two rounds, so faults due in round 2 happen. */
 static bool keep_precopy(void *opaque, uint32_t round)
 {
@@ -134,6 +149,7 @@ static const struct dmalog_mig_hooks hooks = {
 	.device_hash = device_hash,
 	.device_error = device_error,
 	.keep_precopy = keep_precopy,
+	.throttle_vcpus = throttle_vcpus,
 };
 
 static struct mig_options options(enum mig_tracker tracker, uint32_t ndevices, uint64_t rate)
@@ -214,7 +230,8 @@ struct run {
 
 /* Overrides for the next run_start(): 0 keeps the engine's defaults. */
 static uint64_t next_device_data_limit;
-static uint32_t next_downtime_cap_ms;
+static uint32_t next_downtime_cap_ms, next_flags, next_max_rounds;
+static double next_downtime_limit_ms;
 
 static void run_start(struct run *r, const struct mig_options *o, enum fault fault)
 {
@@ -231,8 +248,15 @@ static void run_start(struct run *r, const struct mig_options *o, enum fault fau
 	cd = config(&r->dst, r->fds[1]);
 	cs.downtime_cap_ms = next_downtime_cap_ms;
 	cd.device_data_limit = next_device_data_limit;
-	next_downtime_cap_ms = 0;
+	cs.flags = next_flags;
+	if (next_max_rounds)
+		cs.max_rounds = next_max_rounds;
+	if (next_downtime_limit_ms)
+		cs.downtime_limit_ms = next_downtime_limit_ms;
+	next_downtime_cap_ms = next_flags = next_max_rounds = 0;
 	next_device_data_limit = 0;
+	next_downtime_limit_ms = 0;
+	r->src.self = &r->ms;
 	assert_int_equal(dmalog_mig_source_create(&cs, &r->ms), 0);
 	assert_int_equal(dmalog_mig_dest_create(&cd, &r->md), 0);
 }
@@ -414,6 +438,64 @@ static void downtime_cap_rolls_back(void **state)
 	run_start(&r, &o, FAULT_SLOW_STOP);
 	run_both(&r);
 	assert_rolled_back(&r, "downtime cap of 50 ms");
+	run_end(&r);
+}
+
+/*
+ * Auto-converge: a CPU that dirties all of memory every round gets throttled, more each
+ * round, as QEMU's cpu-throttle; the migration still ends verified, and says it did not
+ * converge when the limit was never met.
+ */
+static void auto_converge_throttles(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 1, 0); /* unthrottled writers */
+	struct run r;
+
+	next_flags = DMALOG_MIG_AUTO_CONVERGE;
+	next_max_rounds = 6;
+	next_downtime_limit_ms = 0.001; /* never met */
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_migrated(&r);
+	assert_false(r.rs->converged);
+	assert_int_equal(r.rs->switchover, DMALOG_MIG_SWITCHOVER_MAX_ROUNDS);
+	assert_true(r.rs->expected_downtime_ms > 0.001);
+	/* Two rounds to notice, then 20, 30, ... */
+	assert_true(r.src.throttle_max_seen >= 20);
+	assert_int_equal(r.rs->throttle_percent, r.src.throttle_max_seen);
+	run_end(&r);
+}
+
+/* --on-no-converge abort: at max_rounds without fitting, roll back, unthrottled. */
+static void not_converged_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 1, 0);
+	struct run r;
+
+	next_flags = DMALOG_MIG_AUTO_CONVERGE | DMALOG_MIG_ABORT_IF_NOT_CONVERGED;
+	next_max_rounds = 4;
+	next_downtime_limit_ms = 0.001;
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_rolled_back(&r, "did not converge in 4 rounds");
+	assert_int_equal(r.rs->switchover, DMALOG_MIG_SWITCHOVER_NONE);
+	assert_int_equal(r.src.throttle, 0); /* the guest runs at full speed again */
+	run_end(&r);
+}
+
+/* The embedder may force the switchover; the result says so. */
+static void forced_switchover(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 1, 20000);
+	struct run r;
+
+	next_max_rounds = 100;
+	next_downtime_limit_ms = 0.001;
+	run_start(&r, &o, FAULT_FORCE);
+	run_both(&r);
+	assert_migrated(&r);
+	assert_int_equal(r.rs->switchover, DMALOG_MIG_SWITCHOVER_FORCED);
+	assert_int_equal(r.rs->nrounds, 4); /* 3 precopy rounds, then the final one */
 	run_end(&r);
 }
 
@@ -779,6 +861,9 @@ int main(void)
 		cmocka_unit_test(lost_connection_rolls_back),
 		cmocka_unit_test(closed_before_complete_rolls_back),
 		cmocka_unit_test(device_data_bounded),
+		cmocka_unit_test(auto_converge_throttles),
+		cmocka_unit_test(not_converged_rolls_back),
+		cmocka_unit_test(forced_switchover),
 		cmocka_unit_test(downtime_cap_rolls_back),
 		cmocka_unit_test(answer_past_the_cap_leaves_guest_paused),
 		cmocka_unit_test(answer_late),

@@ -84,6 +84,13 @@ DMALOG_API void dmalog_dma_engine_pause_p2p(struct dmalog_dma_engine *e);
 /** dmalog_dma_engine_resume_p2p() - let a P2P-paused engine write to its peer again */
 DMALOG_API void dmalog_dma_engine_resume_p2p(struct dmalog_dma_engine *e);
 
+/**
+ * dmalog_dma_engine_set_throttle() - write only (100 - @percent)% of the time
+ * @e: the engine (a CPU writer, say, throttled by auto-converge)
+ * @percent: 0 (unthrottled) to 99
+ */
+DMALOG_API void dmalog_dma_engine_set_throttle(struct dmalog_dma_engine *e, unsigned int percent);
+
 /** dmalog_dma_engine_get_stats() - what the engine has done so far */
 DMALOG_API void dmalog_dma_engine_get_stats(struct dmalog_dma_engine *e,
 					    struct dmalog_dma_stats *st);

@@ -86,6 +86,8 @@ struct dmalog_mig_round {
  * @device_error: destination: why device @dev refused its state, into @buf
  * @keep_precopy: source: return true to go on with precopy after round @round even if what
  *	is left would fit the downtime limit (a test waiting for a later round)
+ * @throttle_vcpus: source, auto-converge: let the vCPUs run only (100 - @percent)% of the
+ *	time (0: unthrottled), as QEMU's cpu-throttle does
  */
 struct dmalog_mig_hooks {
 	uint32_t size;
@@ -97,6 +99,7 @@ struct dmalog_mig_hooks {
 	int (*device_hash)(void *opaque, uint32_t dev, uint64_t *hash);
 	void (*device_error)(void *opaque, uint32_t dev, char *buf, size_t len);
 	bool (*keep_precopy)(void *opaque, uint32_t round);
+	void (*throttle_vcpus)(void *opaque, uint32_t percent);
 };
 
 /**
@@ -120,6 +123,13 @@ struct dmalog_mig_hooks {
  * @downtime_cap_ms: source: the longest the guest may stay stopped (0: 10000). If the final
  *	round is not sent within it, the migration fails and rolls back; if the answer to COMPLETE
  *	does not come within it, the hand-off rule applies (outcome unknown, guest paused)
+ * @flags: DMALOG_MIG_AUTO_CONVERGE, DMALOG_MIG_ABORT_IF_NOT_CONVERGED
+ * @throttle_initial: auto-converge: the first throttle, in percent (0: 20)
+ * @throttle_increment: auto-converge: added each round the dirty rate still outruns the
+ *	bandwidth (0: 10)
+ * @throttle_max: auto-converge: the most it throttles (0: 99)
+ * @max_bandwidth: source: bytes per second the stream may use at most (0: no cap), as QEMU's
+ *	max-bandwidth
  * @hooks: the embedder's hooks (NULL: none)
  * @opaque: passed to every hook
  */
@@ -139,6 +149,22 @@ struct dmalog_mig_config {
 	void *opaque;
 	uint64_t device_data_limit;
 	uint32_t downtime_cap_ms;
+	uint32_t flags;
+	uint32_t throttle_initial, throttle_increment, throttle_max;
+	uint64_t max_bandwidth;
+};
+
+/* Auto-converge: throttle the vCPUs (the throttle_vcpus hook) while dirtying outruns sending. */
+#define DMALOG_MIG_AUTO_CONVERGE (1u << 0)
+/* At max_rounds without fitting the downtime limit, fail and roll back instead of switching. */
+#define DMALOG_MIG_ABORT_IF_NOT_CONVERGED (1u << 1)
+
+/** enum dmalog_mig_switchover - why the source stopped the guest */
+enum dmalog_mig_switchover {
+	DMALOG_MIG_SWITCHOVER_NONE,	  /* it did not get that far */
+	DMALOG_MIG_SWITCHOVER_FITS_LIMIT, /* what was left fit the downtime limit */
+	DMALOG_MIG_SWITCHOVER_MAX_ROUNDS, /* max_rounds reached without fitting */
+	DMALOG_MIG_SWITCHOVER_FORCED,	  /* dmalog_mig_force_switchover() */
 };
 
 /**
@@ -161,6 +187,10 @@ struct dmalog_mig_config {
  * @bandwidth: bytes per second over the precopy rounds
  * @tracker_errors: syncs that failed and were recovered by marking everything dirty
  * @devices_running: after a rollback: every device reads back RUNNING
+ * @converged: the switchover came because what was left fit the downtime limit
+ * @switchover: why the switchover came
+ * @expected_downtime_ms: the estimate the switchover was decided on
+ * @throttle_percent: auto-converge's throttle at switchover (0: none)
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -175,6 +205,10 @@ struct dmalog_mig_result {
 	double downtime_ms, total_ms, bandwidth;
 	uint64_t tracker_errors;
 	bool devices_running;
+	bool converged;
+	enum dmalog_mig_switchover switchover;
+	double expected_downtime_ms;
+	uint32_t throttle_percent;
 };
 
 struct dmalog_mig;
@@ -214,6 +248,16 @@ DMALOG_API int dmalog_mig_start(struct dmalog_mig *m);
 
 /** dmalog_mig_wait() - wait for a started run to end: what dmalog_mig_run() would return */
 DMALOG_API int dmalog_mig_wait(struct dmalog_mig *m);
+
+/**
+ * dmalog_mig_force_switchover() - switch over at the end of the current precopy round, fitting
+ *	or not (any thread may call it while the source runs)
+ * @m: a source engine
+ */
+DMALOG_API void dmalog_mig_force_switchover(struct dmalog_mig *m);
+
+/** dmalog_mig_switchover_name() - "fits-limit", "max-rounds", "forced" or "none" */
+DMALOG_API const char *dmalog_mig_switchover_name(enum dmalog_mig_switchover s);
 
 /** dmalog_mig_get_result() - the result (complete once the run has ended) */
 DMALOG_API const struct dmalog_mig_result *dmalog_mig_get_result(const struct dmalog_mig *m);

@@ -26,11 +26,12 @@ struct dmalog_dma_engine {
 	bool running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int stop;	    /* atomic */
-	int want_pause;	    /* atomic */
-	bool paused;	    /* under lock: the thread has stopped between writes */
-	int want_pause_p2p; /* atomic */
-	int in_p2p;	    /* atomic: a peer write is in flight */
+	int stop;	       /* atomic */
+	int want_pause;	       /* atomic */
+	unsigned int throttle; /* atomic: percent of the time spent not writing */
+	bool paused;	       /* under lock: the thread has stopped between writes */
+	int want_pause_p2p;    /* atomic */
+	int in_p2p;	       /* atomic: a peer write is in flight */
 	struct dmalog_iopt_dma *dma;
 
 	uint64_t rng, cursor, seq;
@@ -218,14 +219,39 @@ static void honour_pause(struct dmalog_dma_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/*
+ * A throttle of @pct percent: for every stretch of writing, sleep so that writing takes only
+ * (100 - pct)% of the time, as a throttled vCPU runs. Checked every 64 writes.
+ */
+static void honour_throttle(struct dmalog_dma_engine *e, uint64_t *run_since)
+{
+	unsigned int pct = __atomic_load_n(&e->throttle, __ATOMIC_RELAXED);
+	uint64_t now, ran;
+
+	if (!pct) {
+		*run_since = 0;
+		return;
+	}
+	now = now_ns();
+	if (!*run_since)
+		*run_since = now;
+	ran = now - *run_since;
+	if (ran < 1000000)
+		return;
+	sleep_ns(ran * pct / (100 - pct));
+	*run_since = now_ns();
+}
+
 static void *engine_thread(void *arg)
 {
 	struct dmalog_dma_engine *e = arg;
-	uint64_t start = now_ns(), issued = 0;
+	uint64_t start = now_ns(), issued = 0, run_since = 0;
 
 	while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
 		double r;
 
+		if (issued % 64 == 0)
+			honour_throttle(e, &run_since);
 		if (__atomic_load_n(&e->want_pause, __ATOMIC_ACQUIRE)) {
 			honour_pause(e);
 			/* Time spent paused does not count against the rate. */
@@ -333,4 +359,9 @@ void dmalog_dma_engine_get_stats(struct dmalog_dma_engine *e, struct dmalog_dma_
 	st->p2p_writes = __atomic_load_n(&e->st.p2p_writes, __ATOMIC_RELAXED);
 	st->bytes = __atomic_load_n(&e->st.bytes, __ATOMIC_RELAXED);
 	st->faults = __atomic_load_n(&e->st.faults, __ATOMIC_RELAXED);
+}
+
+void dmalog_dma_engine_set_throttle(struct dmalog_dma_engine *e, unsigned int percent)
+{
+	__atomic_store_n(&e->throttle, percent > 99 ? 99 : percent, __ATOMIC_RELAXED);
 }

@@ -62,6 +62,10 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 	    cfg->ndevices > DMALOG_MIG_MAX_DEVICES || (cfg->ndevices && !cfg->devices) ||
 	    (cfg->ntrackers && !cfg->trackers) || cfg->downtime_limit_ms < 0 ||
 	    cfg->downtime_limit_ms != cfg->downtime_limit_ms ||
+	    (cfg->size >= offsetof(struct dmalog_mig_config, max_bandwidth) &&
+	     ((cfg->flags & ~(DMALOG_MIG_AUTO_CONVERGE | DMALOG_MIG_ABORT_IF_NOT_CONVERGED)) ||
+	      cfg->throttle_initial > 99 || cfg->throttle_increment > 99 ||
+	      cfg->throttle_max > 99)) ||
 	    (cfg->hooks && cfg->hooks->size < HOOKS_MIN_SIZE))
 		return -EINVAL;
 	for (uint32_t i = 0; i < cfg->ndevices; i++)
@@ -87,6 +91,12 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 		m->cfg.device_data_limit = ENGINE_DEFAULT_DEVICE_DATA;
 	if (!m->cfg.downtime_cap_ms)
 		m->cfg.downtime_cap_ms = ENGINE_DEFAULT_DOWNTIME_CAP_MS;
+	if (!m->cfg.throttle_initial)
+		m->cfg.throttle_initial = ENGINE_DEFAULT_THROTTLE_INITIAL;
+	if (!m->cfg.throttle_increment)
+		m->cfg.throttle_increment = ENGINE_DEFAULT_THROTTLE_STEP;
+	if (!m->cfg.throttle_max)
+		m->cfg.throttle_max = ENGINE_DEFAULT_THROTTLE_MAX;
 	if (!source)
 		m->cfg.ntrackers = 0;
 	m->source = source;
@@ -161,6 +171,25 @@ void dmalog_mig_destroy(struct dmalog_mig *m)
 		dmalog_mig_wait(m);
 	free(m->rounds);
 	free(m);
+}
+
+void dmalog_mig_force_switchover(struct dmalog_mig *m)
+{
+	__atomic_store_n(&m->force_switchover, 1, __ATOMIC_RELEASE);
+}
+
+const char *dmalog_mig_switchover_name(enum dmalog_mig_switchover s)
+{
+	switch (s) {
+	case DMALOG_MIG_SWITCHOVER_FITS_LIMIT:
+		return "fits-limit";
+	case DMALOG_MIG_SWITCHOVER_MAX_ROUNDS:
+		return "max-rounds";
+	case DMALOG_MIG_SWITCHOVER_FORCED:
+		return "forced";
+	default:
+		return "none";
+	}
 }
 
 const char *dmalog_mig_outcome_name(enum dmalog_mig_outcome o)

@@ -8,10 +8,13 @@
 
 #include <dmalog/migrate.h>
 
-#define ENGINE_DEFAULT_TIMEOUT_MS      30000
-#define ENGINE_DEFAULT_MAX_ROUNDS      30
-#define ENGINE_DEFAULT_DEVICE_DATA     (1ULL << 30)
-#define ENGINE_DEFAULT_DOWNTIME_CAP_MS 10000
+#define ENGINE_DEFAULT_TIMEOUT_MS	30000
+#define ENGINE_DEFAULT_MAX_ROUNDS	30
+#define ENGINE_DEFAULT_DEVICE_DATA	(1ULL << 30)
+#define ENGINE_DEFAULT_DOWNTIME_CAP_MS	10000
+#define ENGINE_DEFAULT_THROTTLE_INITIAL 20
+#define ENGINE_DEFAULT_THROTTLE_STEP	10
+#define ENGINE_DEFAULT_THROTTLE_MAX	99
 
 struct dmalog_mig {
 	struct dmalog_mig_config cfg;
@@ -25,6 +28,7 @@ struct dmalog_mig {
 	pthread_t thread;
 	bool thread_started, ran;
 	int ret;
+	int force_switchover; /* atomic */
 };
 
 int source_run(struct dmalog_mig *m);

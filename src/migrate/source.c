@@ -42,7 +42,10 @@ struct source {
 	uint64_t send_bytes;
 	bool vcpus_paused;
 	uint32_t round;
-	double stop_deadline; /* while stopped: when the downtime cap runs out (0: not stopped) */
+	double stop_deadline;	/* while stopped: when the downtime cap runs out (0: not stopped) */
+	uint32_t outrun_rounds; /* rounds in a row the guest dirtied faster than we sent */
+	double paced_since;	/* max_bandwidth: when the pacing started, and ... */
+	uint64_t paced_bytes;	/* ... what had been sent then */
 };
 
 /*
@@ -133,6 +136,30 @@ static void abort_reason(struct source *s)
 	}
 }
 
+/*
+ * max_bandwidth, as QEMU's: while the guest runs, the stream's average rate since precopy
+ * began stays under the cap (the final round, with the guest stopped, is not held back).
+ */
+static void pace(struct source *s)
+{
+	double ahead_ms;
+
+	if (!s->c->max_bandwidth || s->stop_deadline)
+		return;
+	if (!s->paced_since) {
+		s->paced_since = link_now_ms();
+		s->paced_bytes = s->l.bytes;
+		return;
+	}
+	ahead_ms = (double)(s->l.bytes - s->paced_bytes) * 1e3 / (double)s->c->max_bandwidth -
+		   (link_now_ms() - s->paced_since);
+	/* Never so long that the destination would take the pause for a dead link. */
+	if (ahead_ms > s->c->timeout_ms / 2.0)
+		ahead_ms = s->c->timeout_ms / 2.0;
+	if (ahead_ms > 0)
+		usleep((useconds_t)(ahead_ms * 1e3));
+}
+
 /* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
 static int flush(struct source *s)
 {
@@ -150,6 +177,7 @@ static int flush(struct source *s)
 	}
 	if (ret)
 		return ret;
+	pace(s);
 	ret = take_answer(s, 0, DMALOG_FRAME_ABORT);
 	return ret < 0 ? ret : 0;
 }
@@ -368,6 +396,61 @@ static void nonblocking(int fd)
 		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+/*
+ * Auto-converge, as QEMU's cpu-throttle: once the guest dirtied more than half of what a
+ * round sent (QEMU's throttle-trigger-threshold) for two rounds in a row, throttle the vCPUs,
+ * and more each round it still does. Devices cannot be throttled (a VFIO device has no such
+ * knob): their DMA is what it is.
+ */
+static void auto_converge(struct source *s, const struct dmalog_mig_round *rd)
+{
+	void (*throttle)(void *, uint32_t) = HOOK(s->m, throttle_vcpus);
+	uint64_t dirtied = count_dirty(s) << DMALOG_RAM_PAGE_SHIFT;
+	uint32_t *pct = &s->r->throttle_percent;
+
+	if (!(s->c->flags & DMALOG_MIG_AUTO_CONVERGE) || !throttle)
+		return;
+	if (dirtied <= rd->bytes / 2) {
+		s->outrun_rounds = 0;
+		return;
+	}
+	if (++s->outrun_rounds < 2)
+		return;
+	*pct = *pct ? *pct + s->c->throttle_increment : s->c->throttle_initial;
+	if (*pct > s->c->throttle_max)
+		*pct = s->c->throttle_max;
+	throttle(s->c->opaque, *pct);
+}
+
+/*
+ * After a round: 1 to switch over (and why), 0 to go on, or -errno when the migration must
+ * not switch over at all (max_rounds reached without fitting, with ABORT_IF_NOT_CONVERGED).
+ */
+static int decide_switchover(struct source *s)
+{
+	double expected = expected_downtime_ms(s);
+
+	s->r->expected_downtime_ms = expected;
+	if (__atomic_load_n(&s->m->force_switchover, __ATOMIC_ACQUIRE)) {
+		s->r->switchover = DMALOG_MIG_SWITCHOVER_FORCED;
+		return 1;
+	}
+	if (expected <= s->c->downtime_limit_ms) {
+		s->r->switchover = DMALOG_MIG_SWITCHOVER_FITS_LIMIT;
+		s->r->converged = true;
+		return 1;
+	}
+	if (s->round < s->c->max_rounds)
+		return 0;
+	if (s->c->flags & DMALOG_MIG_ABORT_IF_NOT_CONVERGED)
+		return engine_fail(s->m, -ETIMEDOUT,
+				   "did not converge in %u rounds: %.0f ms of downtime expected, "
+				   "limit %.0f ms",
+				   s->round, expected, s->c->downtime_limit_ms);
+	s->r->switchover = DMALOG_MIG_SWITCHOVER_MAX_ROUNDS;
+	return 1;
+}
+
 static int precopy(struct source *s)
 {
 	bool (*keep_precopy)(void *, uint32_t) = HOOK(s->m, keep_precopy);
@@ -404,11 +487,12 @@ static int precopy(struct source *s)
 		if (ret)
 			return ret;
 		round_done(s, rd, false);
+		auto_converge(s, rd);
 		if (keep_precopy && keep_precopy(s->c->opaque, s->round))
 			continue;
-		if (expected_downtime_ms(s) <= s->c->downtime_limit_ms ||
-		    s->round >= s->c->max_rounds)
-			return 0;
+		ret = decide_switchover(s);
+		if (ret)
+			return ret < 0 ? ret : 0;
 	}
 }
 
@@ -644,6 +728,8 @@ static void roll_back(struct source *s)
 		    state != VFIO_DEVICE_STATE_RUNNING)
 			running = false;
 	}
+	if (s->r->throttle_percent && HOOK(s->m, throttle_vcpus))
+		HOOK(s->m, throttle_vcpus)(s->c->opaque, 0);
 	if (s->vcpus_paused && resume)
 		resume(s->c->opaque);
 	s->vcpus_paused = false;

@@ -61,6 +61,20 @@ migrate "no-devices" 0 "$VERIFIED and r['devices'] == 0" --devices none
 migrate "three-devices" 0 "$VERIFIED and r['devices_compared'] == 3" --devices nic,nic,storage
 migrate "many-rounds" 0 "$VERIFIED and r['rounds'] == 9" --max-rounds 8 --downtime-limit 0
 
+echo "== convergence"
+# A CPU that dirties everything every round: throttled, and honest that it did not converge.
+migrate "auto-converge" 0 "$VERIFIED and not r['converged'] and r['switchover_reason'] == \
+'max-rounds' and r['throttle_percent'] >= 20 and r['downtime_exceeded']" \
+	--cpu-rate 0 --devices nic --max-rounds 6 --downtime-limit 0.001
+migrate "converged" 0 "$VERIFIED and r['converged'] and r['switchover_reason'] == 'fits-limit' \
+and r['expected_downtime_ms'] <= 1000 and r['throttle_percent'] == 0" --downtime-limit 1000
+migrate "on-no-converge-abort" 6 "$ROLLED_BACK and not r['converged'] and \
+'did not converge' in r['error']" --cpu-rate 0 --max-rounds 3 --downtime-limit 0.001 \
+	--on-no-converge abort
+# The cap holds the stream back (an upper bound only: a busy machine may well be slower).
+migrate "max-bandwidth" 0 "$VERIFIED and r['bandwidth_mb_s'] <= 100 * 1.048576 * 1.25" \
+	--max-bandwidth 100M --max-rounds 3
+
 echo "== injected failures"
 migrate "corrupt-stream" 1 "$ROLLED_BACK and 'checksum mismatch' in r['error']" \
 	--inject corrupt-stream --max-rounds 4 --downtime-limit 0
@@ -175,7 +189,8 @@ fi
 for bad in "--mem 3M" "--mem -0x200000" "--dma-rate -1" "--cpu-rate 1e3" "--downtime-limit nan" \
 	"--downtime-limit inf" "--downtime-limit 1e400" "--downtime-cap 0" "--listen 127.0.0.1:99999" \
 	"--connect host:" "--connect unix:" "--csv /nonexistent/dir/x.csv" "--psk /nonexistent" \
-	"--timeout 0" "--timeout nan" "--tracker bogus" "--inject nothing" "--listen a --connect b" \
+	"--timeout 0" "--timeout nan" "--tracker bogus" "--on-no-converge maybe" \
+	"--cpu-throttle-initial 100" "--max-bandwidth 0" "--inject nothing" "--listen a --connect b" \
 	"--tracker type1 --inject tracker-fault" "--connect x --inject kill-destination"; do
 	# shellcheck disable=SC2086
 	"$DMALOG" migrate $bad >/dev/null 2>&1

@@ -55,8 +55,12 @@ struct mig_options {
 	uint32_t timeout_ms;	  /* the longest silence tolerated from the other end */
 	uint32_t downtime_cap_ms; /* the longest the guest may stay stopped */
 	const char *psk;	  /* TLS-PSK key file: authenticate and encrypt the link */
-	const char *listen;	  /* be a destination on this address */
-	const char *connect;	  /* be a source and connect here */
+	bool no_auto_converge;
+	uint32_t throttle_initial, throttle_increment, throttle_max;
+	bool abort_if_not_converged; /* --on-no-converge abort */
+	uint64_t max_bandwidth;	     /* bytes per second, 0: no cap */
+	const char *listen;	     /* be a destination on this address */
+	const char *connect;	     /* be a source and connect here */
 	bool json;
 	bool quiet; /* no progress lines (bench) */
 	const char *csv;
@@ -169,7 +173,12 @@ struct mig_result {
 	double downtime_ms, total_ms;
 	uint64_t tracker_errors;
 	bool source_running; /* after a rollback: checked running, untracked, memory intact */
-	double bandwidth;    /* bytes per second, measured over the precopy rounds */
+	bool converged;
+	enum dmalog_mig_switchover switchover;
+	double expected_downtime_ms;
+	uint32_t throttle_percent;
+	bool not_converged; /* refused to switch over (--on-no-converge abort) */
+	double bandwidth;   /* bytes per second, measured over the precopy rounds */
 };
 
 /* The source end over a connected fd; @dest_pid (or 0) is the destination to kill on demand. */

@@ -68,7 +68,19 @@ static const char *const usage_lines[] = {
 	"                         the IOMMU report whole leaves dirty (default 4k)",
 	"  --downtime-limit MS    switch over once the remaining pages and device state",
 	"                         would take this long at the measured bandwidth (default 300)",
-	"  --max-rounds N         switch over after N precopy rounds anyway (default 30)",
+	"  --max-rounds N         then switch over anyway (default 30), or see below",
+	"  --on-no-converge P     at --max-rounds without fitting the limit: switchover",
+	"                         (default) or abort (roll back, exit 6)",
+	"  --no-auto-converge     do not throttle the CPU; by default, once the guest",
+	"                         dirties memory faster than it is sent for two rounds in a",
+	"                         row, its CPU runs only part of the time, more each round",
+	"                         (devices cannot be throttled), as QEMU's cpu-throttle",
+	"  --cpu-throttle-initial N  first throttle, percent (default 20)",
+	"  --cpu-throttle-increment N  added per round (default 10)",
+	"  --cpu-throttle-max N   at most (default 99)",
+	"  --max-bandwidth RATE   bytes per second the stream may use while the guest runs,",
+	"                         with k/M/G suffixes (default: no cap), as QEMU's",
+	"                         max-bandwidth",
 	"  --timeout S            give up on the other end after S seconds of silence on",
 	"                         any read or write (default 30); after the final state is",
 	"                         sent, giving up leaves the guest paused (exit 4)",
@@ -104,12 +116,16 @@ static const char *const usage_lines[] = {
 	"                         device-mismatch   the last device changes after its state was",
 	"                                           saved: the proof must catch it",
 	"",
+	"A switchover that does not fit the limit (max rounds, or a slow final round) is",
+	"reported: converged false, the reason, the expected and the measured downtime,",
+	"and a warning when the measured downtime exceeded the limit; the status stays 0.",
+	"",
 	"Exit status: 0 migrated and verified; 1 failed (the source rolled back and runs);",
 	"2 usage; 3 migrated but not verified (mismatches, or the proof did not finish);",
 	"4 outcome unknown: the final state was sent but the destination never answered,",
 	"so the guest is left paused on the source (it may be running at the destination);",
 	"5 could not start (no guest touched: bad address, refused connection, too little",
-	"memory).",
+	"memory); 6 did not converge with --on-no-converge abort (rolled back, runs).",
 	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused.",
 };
 
@@ -285,6 +301,10 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			o->json = true;
 			continue;
 		}
+		if (!strcmp(opt, "--no-auto-converge")) {
+			o->no_auto_converge = true;
+			continue;
+		}
 		if (strncmp(opt, "--", 2)) {
 			fprintf(stderr, "dmalog migrate: unexpected argument '%s'\n", opt);
 			return 2;
@@ -331,6 +351,24 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 			if (parse_real(val, "s", 0.01, 86400, &sec))
 				return bad(opt, val);
 			o->downtime_cap_ms = (uint32_t)(sec * 1000);
+		} else if (!strcmp(opt, "--on-no-converge")) {
+			if (strcmp(val, "switchover") && strcmp(val, "abort"))
+				return bad(opt, val);
+			o->abort_if_not_converged = !strcmp(val, "abort");
+		} else if (!strcmp(opt, "--cpu-throttle-initial") ||
+			   !strcmp(opt, "--cpu-throttle-increment") ||
+			   !strcmp(opt, "--cpu-throttle-max")) {
+			if (parse_u64(val, &v) || !v || v > 99)
+				return bad(opt, val);
+			if (!strcmp(opt, "--cpu-throttle-initial"))
+				o->throttle_initial = (uint32_t)v;
+			else if (!strcmp(opt, "--cpu-throttle-increment"))
+				o->throttle_increment = (uint32_t)v;
+			else
+				o->throttle_max = (uint32_t)v;
+		} else if (!strcmp(opt, "--max-bandwidth")) {
+			if (parse_size(val, &o->max_bandwidth) || !o->max_bandwidth)
+				return bad(opt, val);
 		} else if (!strcmp(opt, "--max-rounds")) {
 			if (parse_u64(val, &v) || !v || v > 100000)
 				return bad(opt, val);

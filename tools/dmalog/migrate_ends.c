@@ -123,6 +123,14 @@ static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
 	guest_device_error(((struct end *)opaque)->g, dev, buf, len);
 }
 
+static void throttle_vcpus(void *opaque, uint32_t percent)
+{
+	struct end *e = opaque;
+
+	if (e->g->cpu)
+		dmalog_dma_engine_set_throttle(e->g->cpu, percent);
+}
+
 /* An injected failure due at a later round keeps precopy going until then. */
 static bool keep_precopy(void *opaque, uint32_t round)
 {
@@ -141,6 +149,7 @@ static const struct dmalog_mig_hooks hooks = {
 	.device_hash = device_hash,
 	.device_error = device_error,
 	.keep_precopy = keep_precopy,
+	.throttle_vcpus = throttle_vcpus,
 };
 
 static struct dmalog_mig_config engine_config(struct end *e, int fd)
@@ -158,6 +167,12 @@ static struct dmalog_mig_config engine_config(struct end *e, int fd)
 		.max_rounds = e->o->max_rounds,
 		.timeout_ms = e->o->timeout_ms,
 		.downtime_cap_ms = e->o->downtime_cap_ms,
+		.flags = (e->o->no_auto_converge ? 0 : DMALOG_MIG_AUTO_CONVERGE) |
+			 (e->o->abort_if_not_converged ? DMALOG_MIG_ABORT_IF_NOT_CONVERGED : 0),
+		.throttle_initial = e->o->throttle_initial,
+		.throttle_increment = e->o->throttle_increment,
+		.throttle_max = e->o->throttle_max,
+		.max_bandwidth = e->o->max_bandwidth,
 		.hooks = &hooks,
 		.opaque = e,
 	};
@@ -203,6 +218,12 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 	r->total_ms = er->total_ms;
 	r->tracker_errors = er->tracker_errors;
 	r->bandwidth = er->bandwidth;
+	r->converged = er->converged;
+	r->switchover = er->switchover;
+	r->expected_downtime_ms = er->expected_downtime_ms;
+	r->throttle_percent = er->throttle_percent;
+	r->not_converged = er->outcome == DMALOG_MIG_ROLLED_BACK && er->error == -ETIMEDOUT &&
+			   strstr(er->message, "did not converge");
 }
 
 int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r)
@@ -286,6 +307,8 @@ int mig_exit_status(const struct mig_result *r)
 		return 4;
 	case DMALOG_MIG_NOT_STARTED:
 		return 5;
+	case DMALOG_MIG_ROLLED_BACK:
+		return r->not_converged ? 6 : 1;
 	default:
 		return 1;
 	}

@@ -120,6 +120,15 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "]");
 	fprintf(f, ",\"outcome\":\"%s\"", dmalog_mig_outcome_name(r->outcome));
+	fprintf(f,
+		",\"converged\":%s,\"switchover_reason\":\"%s\",\"expected_downtime_ms\":%.3f,"
+		"\"downtime_exceeded\":%s,\"throttle_percent\":%u",
+		r->converged ? "true" : "false", dmalog_mig_switchover_name(r->switchover),
+		r->expected_downtime_ms,
+		r->outcome == DMALOG_MIG_MIGRATED && r->downtime_ms > o->downtime_limit_ms
+			? "true"
+			: "false",
+		r->throttle_percent);
 	if (r->outcome == DMALOG_MIG_ROLLED_BACK || r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN)
 		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
 	fprintf(f, ",\"error\":");
@@ -176,8 +185,17 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		fprintf(f, " %llu", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "\n  dirty rate       %.0f pages/s (last precopy round)\n", last_dirty_rate(r));
 	fprintf(f, "  bandwidth        %.0f MB/s\n", r->bandwidth / 1e6);
-	fprintf(f, "  downtime         %.1f ms (limit %.0f ms)\n", r->downtime_ms,
-		o->downtime_limit_ms);
+	fprintf(f, "  downtime         %.1f ms (limit %.0f ms, %.1f ms expected)\n", r->downtime_ms,
+		o->downtime_limit_ms, r->expected_downtime_ms);
+	fprintf(f, "  switchover       %s%s", dmalog_mig_switchover_name(r->switchover),
+		r->converged ? " (converged)" : " (did NOT converge)");
+	if (r->throttle_percent)
+		fprintf(f, ", CPU throttled to %u%%", 100 - r->throttle_percent);
+	fprintf(f, "\n");
+	if (r->downtime_ms > o->downtime_limit_ms)
+		fprintf(f,
+			"  warning          the downtime (%.0f ms) exceeded the limit (%.0f ms)\n",
+			r->downtime_ms, o->downtime_limit_ms);
 	fprintf(f, "  total time       %.2f s\n", r->total_ms / 1e3);
 	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)\n", mib(r->bytes_sent),
 		mib(r->guest_bytes), (double)r->bytes_sent / (double)r->guest_bytes);
