@@ -191,6 +191,7 @@ enum dmalog_mig_switchover {
  * @switchover: why the switchover came
  * @expected_downtime_ms: the estimate the switchover was decided on
  * @throttle_percent: auto-converge's throttle at switchover (0: none)
+ * @cancelled: dmalog_mig_cancel() stopped it (error -EINTR)
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -209,6 +210,7 @@ struct dmalog_mig_result {
 	enum dmalog_mig_switchover switchover;
 	double expected_downtime_ms;
 	uint32_t throttle_percent;
+	bool cancelled;
 };
 
 struct dmalog_mig;
@@ -255,6 +257,18 @@ DMALOG_API int dmalog_mig_wait(struct dmalog_mig *m);
  * @m: a source engine
  */
 DMALOG_API void dmalog_mig_force_switchover(struct dmalog_mig *m);
+
+/**
+ * dmalog_mig_cancel() - stop the migration as soon as it safely can (any thread, or a signal
+ *	handler: it only sets a flag)
+ * @m: an engine
+ *
+ * The source rolls back if COMPLETE has not been sent; once it has, the hand-off rule
+ * applies and the source waits for the destination's answer as usual (a cancel cannot make it
+ * resume a guest the destination may run). A destination that has not resumed refuses the
+ * stream (ABORT, "cancelled"). The result's @cancelled says whether it took effect.
+ */
+DMALOG_API void dmalog_mig_cancel(struct dmalog_mig *m);
 
 /** dmalog_mig_switchover_name() - "fits-limit", "max-rounds", "forced" or "none" */
 DMALOG_API const char *dmalog_mig_switchover_name(enum dmalog_mig_switchover s);

@@ -230,9 +230,14 @@ static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 		struct dmalog_sink_stats st;
 		double left = deadline - link_now_ms();
 		ssize_t n;
-		int ret = left > 0 ? poll(&pfd, 1, (int)left + 1) : 0;
+		/* In slices, so that a cancel is noticed while the source is quiet. */
+		int ret = left > 0 ? poll(&pfd, 1, left > 200 ? 200 : (int)left + 1) : 0;
 
-		if (ret < 0 && errno == EINTR)
+		if (!d->resumed && __atomic_load_n(&d->m->cancel, __ATOMIC_ACQUIRE)) {
+			d->m->r.cancelled = true;
+			return stream_failed(d, -EINTR, "cancelled at the destination");
+		}
+		if ((ret < 0 && errno == EINTR) || (!ret && link_now_ms() < deadline))
 			continue;
 		if (!ret) {
 			char reason[96];

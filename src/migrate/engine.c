@@ -173,6 +173,19 @@ void dmalog_mig_destroy(struct dmalog_mig *m)
 	free(m);
 }
 
+void dmalog_mig_cancel(struct dmalog_mig *m)
+{
+	__atomic_store_n(&m->cancel, 1, __ATOMIC_RELEASE);
+}
+
+int engine_cancelled(struct dmalog_mig *m)
+{
+	if (!__atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE))
+		return 0;
+	m->r.cancelled = true;
+	return engine_fail(m, -EINTR, "cancelled");
+}
+
 void dmalog_mig_force_switchover(struct dmalog_mig *m)
 {
 	__atomic_store_n(&m->force_switchover, 1, __ATOMIC_RELEASE);

@@ -29,6 +29,7 @@ struct dmalog_mig {
 	bool thread_started, ran;
 	int ret;
 	int force_switchover; /* atomic */
+	int cancel;	      /* atomic */
 };
 
 int source_run(struct dmalog_mig *m);
@@ -40,6 +41,9 @@ int engine_fail(struct dmalog_mig *m, int err, const char *fmt, ...)
 
 /* A new round entry in the result, or NULL without memory. */
 struct dmalog_mig_round *engine_new_round(struct dmalog_mig *m);
+
+/* -EINTR (recorded as the failure) once dmalog_mig_cancel() was called, else 0. */
+int engine_cancelled(struct dmalog_mig *m);
 
 /* The embedder's hook at @ev, 0 without one. */
 int engine_event(struct dmalog_mig *m, enum dmalog_mig_event ev, uint32_t round);

@@ -163,7 +163,7 @@ static void pace(struct source *s)
 /* Send what is queued. Before COMPLETE, an answer can only be an ABORT: look for one. */
 static int flush(struct source *s)
 {
-	int ret = check_cap(s);
+	int ret = engine_cancelled(s->m) ?: check_cap(s);
 
 	if (ret)
 		return ret;
@@ -281,7 +281,7 @@ static int send_device_data(struct source *s, struct dmalog_mig_round *rd, bool 
 				return engine_fail(s->m, -ETIMEDOUT,
 						   "device %u's state did not end within %u ms", i,
 						   s->c->timeout_ms);
-			if (n == -EAGAIN && (ret = check_cap(s)))
+			if (n == -EAGAIN && (ret = engine_cancelled(s->m) ?: check_cap(s)))
 				return ret;
 			if (n == -EAGAIN) {
 				wait_device(s, i, deadline);
@@ -474,6 +474,9 @@ static int precopy(struct source *s)
 		if (!rd)
 			return engine_fail(s->m, -ENOMEM, "out of memory");
 		s->round = rd->round;
+		ret = engine_cancelled(s->m);
+		if (ret)
+			return ret;
 		ret = engine_event(s->m, DMALOG_MIG_EVENT_ROUND, s->round);
 		if (ret)
 			return engine_fail(s->m, ret, "round %u stopped by the embedder", s->round);
@@ -556,7 +559,8 @@ static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_
 	 */
 	if (link_msg(&s->l, DMALOG_FRAME_COMPLETE, NULL))
 		return engine_fail(s->m, -ENOMEM, "out of memory");
-	ret = check_cap(s);
+	/* The last moment a cancel can still roll back. */
+	ret = engine_cancelled(s->m) ?: check_cap(s);
 	if (ret)
 		return ret;
 	s->l.timeout_ms = stopped_wait_ms(s);

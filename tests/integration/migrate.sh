@@ -178,6 +178,24 @@ fi
 grep -q "neither authenticated nor encrypted" "$WORK/psk-plaintext-source.err" ||
 	{ echo "FAIL plaintext TCP without a warning"; failures=$((failures + 1)); }
 
+echo "== signals cancel cleanly"
+for sig in INT TERM; do
+	"$DMALOG" migrate --json --mem "$MEM" --max-rounds 100000 --downtime-limit 0 \
+		>"$WORK/sig-$sig.json" 2>"$WORK/sig-$sig.err" &
+	pid=$!
+	sleep 1
+	kill -"$sig" "$pid"
+	wait "$pid"
+	rc=$?
+	if [ "$rc" -ne 7 ]; then
+		echo "FAIL sig$sig: exit $rc, want 7"
+		failures=$((failures + 1))
+	else
+		check "sig$sig" "$WORK/sig-$sig.json" "$ROLLED_BACK and r['status'] == 'cancelled' \
+and r['error_code'] == 'cancelled'"
+	fi
+done
+
 echo "== output files and usage"
 migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
 	--max-rounds 3 --downtime-limit 0
@@ -202,6 +220,18 @@ done
 [ $? -eq 2 ] || { echo "FAIL usage ' -1'"; failures=$((failures + 1)); }
 "$DMALOG" migrate --listen "" >/dev/null 2>&1
 [ $? -eq 2 ] || { echo "FAIL usage empty --listen"; failures=$((failures + 1)); }
+# Every option spelled --opt=value.
+migrate "opt-equals-value" 0 "$VERIFIED and r['tracker'] == 'all'" --devices=nic,storage \
+	--workload=random --tracker=all --iommu-pages=4k --dma-rate=1000 --cpu-rate=1000 --seed=3 \
+	--downtime-limit=300 --downtime-cap=10 --timeout=30 --on-no-converge=switchover \
+	--cpu-throttle-initial=20 --cpu-throttle-increment=10 --cpu-throttle-max=99 \
+	--max-bandwidth=1G --max-rounds=5 --csv="$WORK/eq.csv" --plot="$WORK/eq.svg"
+for cmd in "" "migrate" "bench bitmap" "bench iopt" "bench devtrack" "bench migrate"; do
+	# shellcheck disable=SC2086
+	out=$("$DMALOG" $cmd --version 2>&1) || true
+	grep -q "^dmalog .*(libdmalog " <<<"$out" ||
+		{ echo "FAIL '$cmd --version': $out"; failures=$((failures + 1)); }
+done
 help=$("$DMALOG" migrate --help)
 grep -q "default 300" <<<"$help" || { echo "FAIL --help"; failures=$((failures + 1)); }
 

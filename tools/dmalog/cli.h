@@ -178,6 +178,8 @@ struct mig_result {
 	double expected_downtime_ms;
 	uint32_t throttle_percent;
 	bool not_converged; /* refused to switch over (--on-no-converge abort) */
+	bool cancelled;	    /* SIGINT, SIGTERM or SIGHUP stopped it */
+	int engine_error;   /* the engine's -errno, for the error code */
 	double bandwidth;   /* bytes per second, measured over the precopy rounds */
 };
 
@@ -188,6 +190,12 @@ int migrate_dest(const struct mig_options *o, int fd);
 
 /* Run a whole migration as the options say (spawning the destination unless --connect). */
 int migrate_run(const struct mig_options *o, struct mig_result *r);
+
+/* From a signal handler: cancel the migration under way (or the one about to start). */
+void migrate_cancel_from_signal(void);
+
+/* A stable name for what went wrong ("stream-corrupt", "timeout", ...), NULL when nothing. */
+const char *mig_error_code(const struct mig_result *r);
 
 /* The exit status for a result: 0, 1, 3 or 4 (see --help). */
 int mig_exit_status(const struct mig_result *r);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <dmalog/version.h>
+
 #include "bench_util.h"
 #include "cli.h"
 
@@ -37,12 +39,26 @@ static void usage(FILE *f)
 		   "  version\n");
 }
 
+/* The tool's version and the library's it runs with (they may differ after an upgrade). */
+static void print_version(void)
+{
+	printf("dmalog %s (libdmalog %s)\n", DMALOG_VERSION, dmalog_version());
+}
+
 static int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o = {0};
 	const char *which = NULL;
 
 	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--version")) {
+			print_version();
+			return 0;
+		}
 		if (!strcmp(argv[i], "--json")) {
 			o.json = true;
 		} else if (!strcmp(argv[i], "--quick")) {
@@ -50,7 +66,8 @@ static int cmd_bench(int argc, char **argv)
 		} else if (argv[i][0] != '-' && !which) {
 			which = argv[i];
 		} else {
-			fprintf(stderr, "dmalog bench: unknown option '%s'\n", argv[i]);
+			fprintf(stderr, "dmalog bench: unknown option '%s' (see dmalog --help)\n",
+				argv[i]);
 			return 2;
 		}
 	}
@@ -81,7 +98,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("dmalog %s\n", DMALOG_VERSION);
+		print_version();
 		return 0;
 	}
 	fprintf(stderr, "dmalog: unknown command '%s'\n", argv[1]);

@@ -4,6 +4,7 @@
  * forks its own destination, which listens on a socket in a private directory.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -125,7 +126,9 @@ static const char *const usage_lines[] = {
 	"4 outcome unknown: the final state was sent but the destination never answered,",
 	"so the guest is left paused on the source (it may be running at the destination);",
 	"5 could not start (no guest touched: bad address, refused connection, too little",
-	"memory); 6 did not converge with --on-no-converge abort (rolled back, runs).",
+	"memory); 6 did not converge with --on-no-converge abort (rolled back, runs);",
+	"7 cancelled by SIGINT, SIGTERM or SIGHUP (rolled back, runs; after the final",
+	"state was sent a signal cannot cancel: the hand-off rule decides).",
 	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused.",
 };
 
@@ -284,36 +287,82 @@ static bool has_fault_target(const struct mig_options *o)
 }
 
 /* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
+/* Every option takes a value (--opt VALUE or --opt=VALUE) but these four. */
+enum { OPT_HELP = 'h', OPT_JSON = 0x100, OPT_NO_AUTO_CONVERGE, OPT_VERSION, OPT_VALUE };
+
+static const struct option long_options[] = {
+	{"help", no_argument, NULL, OPT_HELP},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"no-auto-converge", no_argument, NULL, OPT_NO_AUTO_CONVERGE},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"mem", required_argument, NULL, OPT_VALUE},
+	{"devices", required_argument, NULL, OPT_VALUE},
+	{"workload", required_argument, NULL, OPT_VALUE},
+	{"tracker", required_argument, NULL, OPT_VALUE},
+	{"iommu-pages", required_argument, NULL, OPT_VALUE},
+	{"dma-rate", required_argument, NULL, OPT_VALUE},
+	{"cpu-rate", required_argument, NULL, OPT_VALUE},
+	{"seed", required_argument, NULL, OPT_VALUE},
+	{"downtime-limit", required_argument, NULL, OPT_VALUE},
+	{"downtime-cap", required_argument, NULL, OPT_VALUE},
+	{"timeout", required_argument, NULL, OPT_VALUE},
+	{"on-no-converge", required_argument, NULL, OPT_VALUE},
+	{"cpu-throttle-initial", required_argument, NULL, OPT_VALUE},
+	{"cpu-throttle-increment", required_argument, NULL, OPT_VALUE},
+	{"cpu-throttle-max", required_argument, NULL, OPT_VALUE},
+	{"max-bandwidth", required_argument, NULL, OPT_VALUE},
+	{"max-rounds", required_argument, NULL, OPT_VALUE},
+	{"listen", required_argument, NULL, OPT_VALUE},
+	{"connect", required_argument, NULL, OPT_VALUE},
+	{"psk", required_argument, NULL, OPT_VALUE},
+	{"csv", required_argument, NULL, OPT_VALUE},
+	{"plot", required_argument, NULL, OPT_VALUE},
+	{"inject", required_argument, NULL, OPT_VALUE},
+	{NULL, 0, NULL, 0},
+};
+
 static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 {
+	int c, index;
+
 	*o = defaults;
-	for (int i = 0; i < argc; i++) {
-		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+	/* getopt_long wants the command name first: dmalog migrate's arguments follow it. */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, ":h", long_options, &index)) != -1) {
+		char opt[64];
+		const char *val = optarg;
 		uint64_t v;
 		int k;
 
-		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-			migrate_usage(stdout);
+		if (c == OPT_HELP || c == OPT_VERSION) {
+			if (c == OPT_HELP)
+				migrate_usage(stdout);
+			else
+				printf("dmalog %s (libdmalog %s)\n", DMALOG_VERSION,
+				       dmalog_version());
 			*done = true;
 			return 0;
 		}
-		if (!strcmp(opt, "--json")) {
+		if (c == OPT_JSON) {
 			o->json = true;
 			continue;
 		}
-		if (!strcmp(opt, "--no-auto-converge")) {
+		if (c == OPT_NO_AUTO_CONVERGE) {
 			o->no_auto_converge = true;
 			continue;
 		}
-		if (strncmp(opt, "--", 2)) {
-			fprintf(stderr, "dmalog migrate: unexpected argument '%s'\n", opt);
+		if (c == ':') {
+			fprintf(stderr, "dmalog migrate: %s needs a value\n", argv[optind - 2]);
 			return 2;
 		}
-		if (!val) {
-			fprintf(stderr, "dmalog migrate: %s needs a value\n", opt);
+		if (c != OPT_VALUE) {
+			fprintf(stderr,
+				"dmalog migrate: unknown option '%s' (see dmalog migrate --help)\n",
+				argv[optind - 2]);
 			return 2;
 		}
-		i++;
+		snprintf(opt, sizeof(opt), "--%s", long_options[index].name);
 		if (!strcmp(opt, "--mem")) {
 			if (parse_size(val, &o->mem_bytes) || o->mem_bytes < (8ULL << 20) ||
 			    o->mem_bytes % (2ULL << 20))
@@ -401,10 +450,11 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 		} else if (!strcmp(opt, "--inject")) {
 			if (parse_inject(val, o))
 				return bad(opt, val);
-		} else {
-			fprintf(stderr, "dmalog migrate: unknown option '%s'\n", opt);
-			return 2;
 		}
+	}
+	if (optind <= argc) {
+		fprintf(stderr, "dmalog migrate: unexpected argument '%s'\n", argv[optind - 1]);
+		return 2;
 	}
 	if (o->listen && o->connect) {
 		fprintf(stderr, "dmalog migrate: --listen and --connect exclude each other\n");
@@ -642,6 +692,22 @@ static int check_memory(const struct mig_options *o)
 	return 5;
 }
 
+static void on_signal(int sig)
+{
+	migrate_cancel_from_signal();
+}
+
+/* SIGINT, SIGTERM and SIGHUP cancel cleanly (no SA_RESTART: waits wake up and notice). */
+static void catch_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 int cmd_migrate(int argc, char **argv)
 {
 	struct mig_options o;
@@ -656,6 +722,7 @@ int cmd_migrate(int argc, char **argv)
 	ret = check_memory(&o);
 	if (ret)
 		return ret;
+	catch_signals();
 	if (o.listen)
 		return run_destination(&o);
 	if (!o.json) {

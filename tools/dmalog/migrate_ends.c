@@ -197,6 +197,35 @@ static bool guest_runs_intact(struct guest *g)
 	return ok;
 }
 
+/*
+ * The engine a signal should cancel. The handler only sets flags (dmalog_mig_cancel() is an
+ * atomic store), so it is safe at any moment; a signal before the engine exists is kept and
+ * honoured as soon as it does.
+ */
+static struct dmalog_mig *volatile running;
+static volatile sig_atomic_t cancel_asked;
+
+void migrate_cancel_from_signal(void)
+{
+	struct dmalog_mig *m = running;
+
+	cancel_asked = 1;
+	if (m)
+		dmalog_mig_cancel(m);
+}
+
+static int run_engine(struct dmalog_mig *m)
+{
+	int ret;
+
+	running = m;
+	if (cancel_asked)
+		dmalog_mig_cancel(m);
+	ret = dmalog_mig_run(m);
+	running = NULL;
+	return ret;
+}
+
 static void take_result(struct mig_result *r, const struct dmalog_mig_result *er)
 {
 	r->outcome = er->outcome;
@@ -224,6 +253,8 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 	r->throttle_percent = er->throttle_percent;
 	r->not_converged = er->outcome == DMALOG_MIG_ROLLED_BACK && er->error == -ETIMEDOUT &&
 			   strstr(er->message, "did not converge");
+	r->cancelled = er->cancelled;
+	r->engine_error = er->error;
 }
 
 int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r)
@@ -246,7 +277,7 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 		snprintf(r->error, sizeof(r->error), "cannot set up the migration (%s)",
 			 strerror(-ret));
 	} else {
-		ret = dmalog_mig_run(m);
+		ret = run_engine(m);
 		take_result(r, dmalog_mig_get_result(m));
 		if (r->outcome == DMALOG_MIG_ROLLED_BACK)
 			r->source_running =
@@ -279,9 +310,11 @@ int migrate_dest(const struct mig_options *o, int fd)
 			strerror(-ret));
 		status = 1;
 	} else {
-		dmalog_mig_run(m);
+		run_engine(m);
 		r = dmalog_mig_get_result(m);
-		status = r->outcome != DMALOG_MIG_MIGRATED ? 1 : r->verified ? 0 : 3;
+		status = r->outcome != DMALOG_MIG_MIGRATED ? (r->cancelled ? 7 : 1)
+			 : r->verified			   ? 0
+							   : 3;
 		if (r->message[0])
 			fprintf(stderr, "dmalog migrate: destination: %s%s\n",
 				r->outcome == DMALOG_MIG_MIGRATED ? "" : "migration failed: ",
@@ -308,8 +341,42 @@ int mig_exit_status(const struct mig_result *r)
 	case DMALOG_MIG_NOT_STARTED:
 		return 5;
 	case DMALOG_MIG_ROLLED_BACK:
-		return r->not_converged ? 6 : 1;
+		return r->cancelled ? 7 : r->not_converged ? 6 : 1;
 	default:
 		return 1;
+	}
+}
+
+const char *mig_error_code(const struct mig_result *r)
+{
+	if (r->outcome == DMALOG_MIG_MIGRATED)
+		return r->verified					  ? NULL
+		       : r->error[0] && strstr(r->error, "proof differs") ? "proof-mismatch"
+									  : "proof-incomplete";
+	if (r->outcome == DMALOG_MIG_NOT_STARTED)
+		return "setup";
+	if (r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN)
+		return "outcome-unknown";
+	if (r->cancelled)
+		return "cancelled";
+	if (r->not_converged)
+		return "not-converged";
+	if (strstr(r->error, "mismatched stream"))
+		return "peer-mismatch";
+	if (strstr(r->error, "rejected its state"))
+		return "device-state-rejected";
+	if (strstr(r->error, "checksum") || strstr(r->error, "corrupt") ||
+	    strstr(r->error, "malformed") || strstr(r->error, "reordered"))
+		return "stream-corrupt";
+	switch (r->engine_error) {
+	case -ETIMEDOUT:
+		return "timeout";
+	case -ECONNRESET:
+	case -EPIPE:
+		return "peer-closed";
+	case -ECANCELED:
+		return "peer-aborted";
+	default:
+		return "failed";
 	}
 }

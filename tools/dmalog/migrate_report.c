@@ -119,7 +119,14 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "]");
-	fprintf(f, ",\"outcome\":\"%s\"", dmalog_mig_outcome_name(r->outcome));
+	fprintf(f, ",\"outcome\":\"%s\",\"status\":\"%s\"", dmalog_mig_outcome_name(r->outcome),
+		r->cancelled			    ? "cancelled"
+		: r->outcome == DMALOG_MIG_MIGRATED ? "completed"
+						    : "failed");
+	if (mig_error_code(r))
+		fprintf(f, ",\"error_code\":\"%s\"", mig_error_code(r));
+	else
+		fprintf(f, ",\"error_code\":null");
 	fprintf(f,
 		",\"converged\":%s,\"switchover_reason\":\"%s\",\"expected_downtime_ms\":%.3f,"
 		"\"downtime_exceeded\":%s,\"throttle_percent\":%u",
@@ -160,7 +167,7 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		return;
 	}
 	if (r->outcome != DMALOG_MIG_MIGRATED) {
-		fprintf(f, "migration failed: ");
+		fprintf(f, r->cancelled ? "migration cancelled: " : "migration failed: ");
 		print_escaped(f, r->error);
 		fputc('\n', f);
 		fprintf(f, "source: %s\n",
