@@ -192,6 +192,8 @@ enum dmalog_mig_switchover {
  * @expected_downtime_ms: the estimate the switchover was decided on
  * @throttle_percent: auto-converge's throttle at switchover (0: none)
  * @cancelled: dmalog_mig_cancel() stopped it (error -EINTR)
+ * @setup_ms: source: from the start to the first round (trackers started, devices in
+ *	PRE_COPY), QEMU's setup-time
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -211,6 +213,7 @@ struct dmalog_mig_result {
 	double expected_downtime_ms;
 	uint32_t throttle_percent;
 	bool cancelled;
+	double setup_ms;
 };
 
 struct dmalog_mig;

@@ -466,6 +466,7 @@ static int precopy(struct source *s)
 	}
 	/* The first round sends everything: the bulk stage. */
 	memset(s->bitmap, 0xff, s->npages / 8);
+	s->r->setup_ms = link_now_ms() - s->t0;
 	for (;;) {
 		struct dmalog_mig_round *rd = engine_new_round(s->m);
 		double start = link_now_ms();

@@ -100,7 +100,7 @@ start_dest() {
 	"$DMALOG" migrate --listen "$1" "${@:2}" >"$WORK/dest.out" 2>"$WORK/dest.err" &
 	DEST=$!
 	for _ in $(seq 100); do
-		grep -q waiting "$WORK/dest.out" 2>/dev/null && return 0
+		grep -q waiting "$WORK/dest.out" "$WORK/dest.err" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	echo "FAIL destination did not start: $(cat "$WORK/dest.err")"
@@ -177,6 +177,33 @@ if start_dest "127.0.0.1:$port" --mem "$MEM" --psk "$WORK/a.psk"; then
 fi
 grep -q "neither authenticated nor encrypted" "$WORK/psk-plaintext-source.err" ||
 	{ echo "FAIL plaintext TCP without a warning"; failures=$((failures + 1)); }
+
+echo "== machine-readable output"
+migrate "events" 0 "$VERIFIED and r['qemu']['status'] == 'completed' and \
+r['qemu']['ram']['total'] == r['guest_bytes'] and r['qemu']['ram']['dirty-sync-count'] == r['rounds']" \
+	--events "$WORK/events.jsonl" --max-rounds 3 --downtime-limit 0
+if ! python3 - "$WORK/events.jsonl" <<'PY'; then
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+names = [e["event"] for e in events]
+assert names[:2] == ["setup", "active"], names
+assert names[-1] == "completed" and "device" in names, names
+assert names.index("device") < len(names) - 2, names  # the final round comes after it
+rounds = [e["data"]["round"] for e in events if e["event"] == "round"]
+assert rounds == list(range(1, len(rounds) + 1)) and len(rounds) == 4, rounds
+assert all("seconds" in e["timestamp"] for e in events)
+PY
+	echo "FAIL events: $(cat "$WORK/events.jsonl")"
+	failures=$((failures + 1))
+else
+	echo "ok   events in order"
+fi
+if start_dest "$WORK/json.sock" --mem "$MEM" --json; then
+	migrate "destination-json" 0 "$VERIFIED" --connect "$WORK/json.sock"
+	wait "$DEST"
+	check "destination-json-result" "$WORK/dest.out" "r['role'] == 'destination' and \
+r['outcome'] == 'migrated' and r['verified'] and r['exit_status'] == 0"
+fi
 
 echo "== signals cancel cleanly"
 for sig in INT TERM; do

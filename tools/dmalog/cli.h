@@ -64,6 +64,7 @@ struct mig_options {
 	bool json;
 	bool quiet; /* no progress lines (bench) */
 	const char *csv;
+	const char *events; /* JSON lines of state changes and rounds, or "-" for stdout */
 	const char *plot;
 	enum mig_inject inject;
 	uint32_t inject_round;
@@ -179,8 +180,9 @@ struct mig_result {
 	uint32_t throttle_percent;
 	bool not_converged; /* refused to switch over (--on-no-converge abort) */
 	bool cancelled;	    /* SIGINT, SIGTERM or SIGHUP stopped it */
-	int engine_error;   /* the engine's -errno, for the error code */
-	double bandwidth;   /* bytes per second, measured over the precopy rounds */
+	double setup_ms;
+	int engine_error; /* the engine's -errno, for the error code */
+	double bandwidth; /* bytes per second, measured over the precopy rounds */
 };
 
 /* The source end over a connected fd; @dest_pid (or 0) is the destination to kill on demand. */
@@ -193,6 +195,11 @@ int migrate_run(const struct mig_options *o, struct mig_result *r);
 
 /* From a signal handler: cancel the migration under way (or the one about to start). */
 void migrate_cancel_from_signal(void);
+
+/* --events: one JSON line (QMP-style timestamp, "event", then @fields, already JSON). */
+void report_event(FILE *f, const char *event, const char *fields);
+/* JSON-escape @s into @out (at most @len bytes, quotes included). */
+void json_quote(char *out, size_t len, const char *s);
 
 /* A stable name for what went wrong ("stream-corrupt", "timeout", ...), NULL when nothing. */
 const char *mig_error_code(const struct mig_result *r);

@@ -100,8 +100,13 @@ static const char *const usage_lines[] = {
 	"                         network only, or a UNIX socket",
 	"",
 	"output:",
-	"  --json                 the summary as one JSON object (progress goes to stderr)",
+	"  --json                 the summary as one JSON object (progress goes to stderr),",
+	"                         with a \"qemu\" object in query-migrate's names; a",
+	"                         --listen destination prints its result as JSON too",
 	"  --csv FILE             per-round figures",
+	"  --events FILE|-        JSON lines as it happens, with QMP-style timestamps:",
+	"                         setup, active, round (per round), device (the guest is",
+	"                         stopped), then completed, failed or cancelled",
 	"  --plot FILE.svg        pages sent and bandwidth per round",
 	"",
 	"failures, for testing a consumer's error paths:",
@@ -316,6 +321,7 @@ static const struct option long_options[] = {
 	{"connect", required_argument, NULL, OPT_VALUE},
 	{"psk", required_argument, NULL, OPT_VALUE},
 	{"csv", required_argument, NULL, OPT_VALUE},
+	{"events", required_argument, NULL, OPT_VALUE},
 	{"plot", required_argument, NULL, OPT_VALUE},
 	{"inject", required_argument, NULL, OPT_VALUE},
 	{NULL, 0, NULL, 0},
@@ -443,6 +449,8 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 				return 2;
 			}
 			o->psk = val;
+		} else if (!strcmp(opt, "--events")) {
+			o->events = val;
 		} else if (!strcmp(opt, "--csv")) {
 			o->csv = val;
 		} else if (!strcmp(opt, "--plot")) {
@@ -516,8 +524,9 @@ static int run_destination(const struct mig_options *o)
 	}
 	if (socket_describe(lfd, where, sizeof(where)))
 		snprintf(where, sizeof(where), "%s", o->listen);
-	printf("destination: waiting on %s\n", where);
-	fflush(stdout);
+	/* With --json, stdout carries only the result object. */
+	fprintf(o->json ? stderr : stdout, "destination: waiting on %s\n", where);
+	fflush(NULL);
 	fd = socket_accept(lfd, err, sizeof(err));
 	close(lfd);
 	if (fd >= 0)
@@ -717,7 +726,8 @@ int cmd_migrate(int argc, char **argv)
 
 	if (ret || done)
 		return ret;
-	if ((o.csv && !writable(o.csv)) || (o.plot && !writable(o.plot)))
+	if ((o.csv && !writable(o.csv)) || (o.plot && !writable(o.plot)) ||
+	    (o.events && strcmp(o.events, "-") && !writable(o.events)))
 		return 2;
 	ret = check_memory(&o);
 	if (ret)

@@ -22,6 +22,7 @@ struct end {
 	bool page_damaged;   /* corrupt-stream or lose-page has done its damage */
 	bool device_damaged; /* device-state has done its damage */
 	bool stopped;	     /* the switchover has begun: the final round */
+	FILE *events;	     /* --events, or NULL */
 };
 
 static void pause_vcpus(void *opaque)
@@ -37,8 +38,15 @@ static void resume_vcpus(void *opaque)
 static void round_done(void *opaque, const struct dmalog_mig_round *rd, bool final)
 {
 	struct end *e = opaque;
+	char fields[256];
 
 	report_progress(e->o, rd, e->g->ram_bytes >> MIG_PAGE_SHIFT, final);
+	snprintf(fields, sizeof(fields),
+		 "\"data\":{\"round\":%u,\"final\":%s,\"pages\":%llu,\"bytes\":%llu,"
+		 "\"ms\":%.3f,\"dirty_pages_per_s\":%.0f}",
+		 rd->round, final ? "true" : "false", (unsigned long long)rd->pages,
+		 (unsigned long long)rd->bytes, rd->ms, final ? 0 : rd->dirty_rate);
+	report_event(e->events, "round", fields);
 }
 
 /* The first device tracker fails its next REPORT; without one, the IOMMU its next read. */
@@ -63,8 +71,13 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 
 	if (ev == DMALOG_MIG_EVENT_ROUND)
 		e->round = round;
-	if (ev == DMALOG_MIG_EVENT_STOPPED)
+	if (ev == DMALOG_MIG_EVENT_ROUND && round == 1)
+		report_event(e->events, "active", NULL);
+	if (ev == DMALOG_MIG_EVENT_STOPPED) {
 		e->stopped = true;
+		/* QEMU's "device" state: the guest is stopped, its devices' state is moving. */
+		report_event(e->events, "device", NULL);
+	}
 	if (ev == DMALOG_MIG_EVENT_ROUND && due && e->o->inject == MIG_INJECT_KILL_DEST &&
 	    e->dest_pid > 0)
 		kill(e->dest_pid, SIGKILL);
@@ -254,12 +267,47 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 	r->not_converged = er->outcome == DMALOG_MIG_ROLLED_BACK && er->error == -ETIMEDOUT &&
 			   strstr(er->message, "did not converge");
 	r->cancelled = er->cancelled;
+	r->setup_ms = er->setup_ms;
 	r->engine_error = er->error;
+}
+
+/* --events: the file (or stdout for "-"), opened before anything starts; NULL without. */
+static FILE *open_events(const struct mig_options *o)
+{
+	if (!o->events)
+		return NULL;
+	return strcmp(o->events, "-") ? fopen(o->events, "w") : stdout;
+}
+
+static void close_events(FILE *f)
+{
+	if (f && f != stdout)
+		fclose(f);
+}
+
+/* The last event: how it ended, with the error code and words when it failed. */
+static void final_event(FILE *f, const struct mig_result *r)
+{
+	char fields[600], msg[420];
+
+	if (!f)
+		return;
+	json_quote(msg, sizeof(msg), r->error);
+	snprintf(fields, sizeof(fields),
+		 "\"data\":{\"outcome\":\"%s\",\"error_code\":%s%s%s,\"error\":%s}",
+		 dmalog_mig_outcome_name(r->outcome), mig_error_code(r) ? "\"" : "",
+		 mig_error_code(r) ? mig_error_code(r) : "null", mig_error_code(r) ? "\"" : "",
+		 r->error[0] ? msg : "null");
+	report_event(f,
+		     r->cancelled			 ? "cancelled"
+		     : r->outcome == DMALOG_MIG_MIGRATED ? "completed"
+							 : "failed",
+		     fields);
 }
 
 int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r)
 {
-	struct end e = {.o = o, .dest_pid = dest_pid};
+	struct end e = {.o = o, .dest_pid = dest_pid, .events = open_events(o)};
 	struct dmalog_mig_config cfg;
 	struct dmalog_mig *m = NULL;
 	int ret = guest_create(o, true, &e.g);
@@ -268,9 +316,12 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 	if (ret) {
 		snprintf(r->error, sizeof(r->error), "cannot create the guest (%s)",
 			 strerror(-ret));
+		final_event(e.events, r);
+		close_events(e.events);
 		close(fd);
 		return ret;
 	}
+	report_event(e.events, "setup", NULL);
 	cfg = engine_config(&e, fd);
 	ret = dmalog_mig_source_create(&cfg, &m);
 	if (ret) {
@@ -283,48 +334,86 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 			r->source_running =
 				dmalog_mig_get_result(m)->devices_running && guest_runs_intact(e.g);
 	}
+	final_event(e.events, r);
+	close_events(e.events);
 	dmalog_mig_destroy(m);
 	guest_destroy(e.g);
 	close(fd);
 	return ret;
 }
 
+/* The destination's result: a line for people, or one JSON object with --json. */
+static void dest_report(const struct mig_options *o, const struct dmalog_mig_result *r, int status)
+{
+	char msg[420];
+
+	if (o->json) {
+		json_quote(msg, sizeof(msg), r->message);
+		printf("{\"role\":\"destination\",\"outcome\":\"%s\",\"status\":\"%s\","
+		       "\"exit_status\":%d,\"verified\":%s,\"pages_compared\":%llu,"
+		       "\"mismatched_pages\":%llu,\"devices_compared\":%u,\"mismatched_devices\":%"
+		       "u,"
+		       "\"bytes_received\":%llu,\"total_ms\":%.3f,\"error\":%s}\n",
+		       dmalog_mig_outcome_name(r->outcome),
+		       r->cancelled			   ? "cancelled"
+		       : r->outcome == DMALOG_MIG_MIGRATED ? "completed"
+							   : "failed",
+		       status, r->verified ? "true" : "false",
+		       (unsigned long long)r->pages_compared,
+		       (unsigned long long)r->pages_mismatched, r->devices_compared,
+		       r->devices_mismatched, (unsigned long long)r->bytes_sent, r->total_ms,
+		       r->message[0] ? msg : "null");
+		return;
+	}
+	if (r->outcome == DMALOG_MIG_MIGRATED)
+		printf("destination: guest running here; %llu pages and %u devices compared, %llu "
+		       "pages and %u devices mismatched\n",
+		       (unsigned long long)r->pages_compared, r->devices_compared,
+		       (unsigned long long)r->pages_mismatched, r->devices_mismatched);
+}
+
 int migrate_dest(const struct mig_options *o, int fd)
 {
-	struct end e = {.o = o};
+	/* A self-spawned destination leaves the events to its source. */
+	struct end e = {.o = o, .events = o->listen ? open_events(o) : NULL};
 	struct dmalog_mig_config cfg;
 	const struct dmalog_mig_result *r;
 	struct dmalog_mig *m = NULL;
+	struct mig_result mr = {0};
 	int ret = guest_create(o, false, &e.g), status;
 
+	report_event(e.events, "setup", NULL);
 	if (ret) {
 		fprintf(stderr, "dmalog migrate: destination: cannot create the guest (%s)\n",
 			strerror(-ret));
+		close_events(e.events);
 		close(fd);
-		return 1;
+		return 5;
 	}
 	cfg = engine_config(&e, fd);
 	ret = dmalog_mig_dest_create(&cfg, &m);
 	if (ret) {
 		fprintf(stderr, "dmalog migrate: destination: cannot set up (%s)\n",
 			strerror(-ret));
-		status = 1;
+		status = 5;
 	} else {
+		report_event(e.events, "active", NULL);
 		run_engine(m);
 		r = dmalog_mig_get_result(m);
 		status = r->outcome != DMALOG_MIG_MIGRATED ? (r->cancelled ? 7 : 1)
 			 : r->verified			   ? 0
 							   : 3;
-		if (r->message[0])
+		if (r->message[0] && !o->json)
 			fprintf(stderr, "dmalog migrate: destination: %s%s\n",
 				r->outcome == DMALOG_MIG_MIGRATED ? "" : "migration failed: ",
 				r->message);
-		if (o->listen && r->outcome == DMALOG_MIG_MIGRATED)
-			printf("destination: guest running here; %llu pages and %u devices "
-			       "compared, %llu pages and %u devices mismatched\n",
-			       (unsigned long long)r->pages_compared, r->devices_compared,
-			       (unsigned long long)r->pages_mismatched, r->devices_mismatched);
+		if (o->listen)
+			dest_report(o, r, status);
+		take_result(&mr, r);
+		final_event(e.events, &mr);
+		free(mr.rounds);
 	}
+	close_events(e.events);
 	dmalog_mig_destroy(m);
 	guest_destroy(e.g);
 	close(fd);

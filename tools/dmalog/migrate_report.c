@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -67,6 +68,40 @@ void report_progress(const struct mig_options *o, const struct dmalog_mig_round 
 	fflush(f);
 }
 
+void report_event(FILE *f, const char *event, const char *fields)
+{
+	struct timespec ts;
+
+	if (!f)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fprintf(f, "{\"timestamp\":{\"seconds\":%lld,\"microseconds\":%ld},\"event\":\"%s\"%s%s}\n",
+		(long long)ts.tv_sec, ts.tv_nsec / 1000, event, fields && *fields ? "," : "",
+		fields ? fields : "");
+	fflush(f);
+}
+
+void json_quote(char *out, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	if (len < 3)
+		return;
+	out[n++] = '"';
+	for (; *s && n + 8 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(out + n, len - n, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			n += (size_t)snprintf(out + n, len - n, "\\u%04x", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n++] = '"';
+	out[n] = 0;
+}
+
 static void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -97,6 +132,42 @@ static void print_escaped(FILE *f, const char *s)
 static double last_dirty_rate(const struct mig_result *r)
 {
 	return r->nrounds > 1 ? r->rounds[r->nrounds - 2].dirty_rate : 0;
+}
+
+/*
+ * QEMU's query-migrate, field for field, so tools written for QEMU read it unchanged: times
+ * in ms, mbps in megabits per second, ram counts in bytes and pages. dmalog sends no zero-page
+ * markers, so duplicate is 0 and every page sent is "normal".
+ */
+static void qemu_json(const struct mig_options *o, const struct mig_result *r, FILE *f)
+{
+	uint64_t pages = 0, precopy = 0, final = 0;
+	double secs = r->total_ms / 1e3;
+
+	for (uint32_t i = 0; i < r->nrounds; i++) {
+		pages += r->rounds[i].pages;
+		if (r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds)
+			final += r->rounds[i].bytes;
+		else
+			precopy += r->rounds[i].bytes;
+	}
+	fprintf(f,
+		",\"qemu\":{\"status\":\"%s\",\"total-time\":%.0f,\"setup-time\":%.0f,"
+		"\"downtime\":%.0f,\"expected-downtime\":%.0f,\"ram\":{\"transferred\":%llu,"
+		"\"remaining\":%llu,\"total\":%llu,\"duplicate\":0,\"normal\":%llu,"
+		"\"normal-bytes\":%llu,\"mbps\":%.2f,\"dirty-pages-rate\":%.0f,"
+		"\"dirty-sync-count\":%u,\"precopy-bytes\":%llu,\"downtime-bytes\":%llu,"
+		"\"pages-per-second\":%.0f}}",
+		r->cancelled			    ? "cancelled"
+		: r->outcome == DMALOG_MIG_MIGRATED ? "completed"
+						    : "failed",
+		r->total_ms, r->setup_ms, r->downtime_ms, r->expected_downtime_ms,
+		(unsigned long long)r->bytes_sent,
+		(unsigned long long)(r->outcome == DMALOG_MIG_MIGRATED ? 0 : r->guest_bytes),
+		(unsigned long long)r->guest_bytes, (unsigned long long)pages,
+		(unsigned long long)(pages << MIG_PAGE_SHIFT), r->bandwidth * 8 / 1e6,
+		last_dirty_rate(r), r->nrounds, (unsigned long long)precopy,
+		(unsigned long long) final, secs > 0 ? (double)pages / secs : 0);
 }
 
 static void summary_json(const struct mig_options *o, const struct mig_result *r, FILE *f)
@@ -138,6 +209,7 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		r->throttle_percent);
 	if (r->outcome == DMALOG_MIG_ROLLED_BACK || r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN)
 		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
+	qemu_json(o, r, f);
 	fprintf(f, ",\"error\":");
 	if (r->error[0])
 		json_string(f, r->error);
@@ -216,16 +288,19 @@ int report_csv(const struct mig_result *r, const char *path)
 
 	if (!f)
 		return -errno;
-	fprintf(f, "round,final,pages,device_bytes,bytes,ms,bandwidth_mb_s,dirty_pages_per_s,"
-		   "sync_ms\n");
+	/* One header line, with units. The final round has no dirty rate: the guest was stopped. */
+	fprintf(f, "round,final,pages_sent,device_data_bytes,bytes_on_wire,round_ms,"
+		   "bandwidth_MB_per_s,dirty_pages_per_s,sync_ms\n");
 	for (uint32_t i = 0; i < r->nrounds; i++) {
 		const struct dmalog_mig_round *rd = &r->rounds[i];
+		bool final = r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds;
 
-		fprintf(f, "%u,%d,%llu,%llu,%llu,%.3f,%.1f,%.0f,%.3f\n", rd->round,
-			r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds,
+		fprintf(f, "%u,%d,%llu,%llu,%llu,%.3f,%.1f,", rd->round, final,
 			(unsigned long long)rd->pages, (unsigned long long)rd->device_bytes,
-			(unsigned long long)rd->bytes, rd->ms, round_mbps(rd), rd->dirty_rate,
-			rd->sync_ms);
+			(unsigned long long)rd->bytes, rd->ms, round_mbps(rd));
+		if (!final)
+			fprintf(f, "%.0f", rd->dirty_rate);
+		fprintf(f, ",%.3f\n", rd->sync_ms);
 	}
 	return fclose(f) ? -errno : 0;
 }
