@@ -27,4 +27,6 @@ dmalog_build() {
 	ninja -C "$dir" >&2
 }
 
-DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3 libgnutls28-dev)
+# librsvg2-bin: the tests render --plot's SVG to check it is a picture.
+DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3 libgnutls28-dev
+	librsvg2-bin)

@@ -227,9 +227,30 @@ echo "== output files and usage"
 migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
 	--max-rounds 3 --downtime-limit 0
 if [ "$(wc -l <"$WORK/rounds.csv")" -ne 5 ] || ! head -1 "$WORK/rounds.csv" | grep -q '^round,' ||
-	! grep -q '<svg' "$WORK/rounds.svg" || [ "$(grep -c '<rect x=' "$WORK/rounds.svg")" -ne 4 ]; then
-	echo "FAIL csv-and-plot files"
+	! tail -1 "$WORK/rounds.csv" | grep -q '^4,1,.*,,[0-9.]*$'; then
+	echo "FAIL csv: $(cat "$WORK/rounds.csv")"
 	failures=$((failures + 1))
+fi
+# The chart: well-formed SVG with both axes, ticks, legend and switchover, and it renders.
+if ! python3 - "$WORK/rounds.svg" <<'PY'; then
+import sys
+import xml.dom.minidom
+doc = xml.dom.minidom.parse(sys.argv[1])
+texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild]
+bars = [r for r in doc.getElementsByTagName("rect") if r.getElementsByTagName("title")]
+assert len(bars) == 4, len(bars)
+for want in ("pages sent", "bandwidth (MB/s)", "round", "final round", "final"):
+    assert want in texts, want
+assert any(t.startswith("switchover (max-rounds)") for t in texts), texts
+assert sum(1 for t in texts if t[:1].isdigit()) >= 8, texts  # ticks on both axes, rounds
+PY
+	echo "FAIL plot: not the chart it should be"
+	failures=$((failures + 1))
+elif ! rsvg-convert "$WORK/rounds.svg" -o "$WORK/rounds.png" || [ ! -s "$WORK/rounds.png" ]; then
+	echo "FAIL plot: does not render"
+	failures=$((failures + 1))
+else
+	echo "ok   plot renders"
 fi
 for bad in "--mem 3M" "--mem -0x200000" "--dma-rate -1" "--cpu-rate 1e3" "--downtime-limit nan" \
 	"--downtime-limit inf" "--downtime-limit 1e400" "--downtime-cap 0" "--listen 127.0.0.1:99999" \

@@ -211,7 +211,7 @@ void report_progress(const struct mig_options *o, const struct dmalog_mig_round 
 		     uint64_t guest_pages, bool final);
 void report_summary(const struct mig_options *o, const struct mig_result *r, FILE *f);
 int report_csv(const struct mig_result *r, const char *path);
-int report_plot(const struct mig_result *r, const char *path);
+int report_plot(const struct mig_options *o, const struct mig_result *r, const char *path);
 
 #define MIG_TRACKERS  4
 #define MIG_WORKLOADS 4

@@ -747,7 +747,7 @@ int cmd_migrate(int argc, char **argv)
 	report_summary(&o, &r, stdout);
 	if (o.csv && report_csv(&r, o.csv))
 		fprintf(stderr, "dmalog migrate: cannot write %s\n", o.csv);
-	if (o.plot && report_plot(&r, o.plot))
+	if (o.plot && report_plot(&o, &r, o.plot))
 		fprintf(stderr, "dmalog migrate: cannot write %s\n", o.plot);
 	free(r.rounds);
 	return mig_exit_status(&r);

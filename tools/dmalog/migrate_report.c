@@ -4,6 +4,7 @@
  * its JSON, per-round CSV, and an SVG plot of dirty pages and bandwidth per round.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -305,13 +306,42 @@ int report_csv(const struct mig_result *r, const char *path)
 	return fclose(f) ? -errno : 0;
 }
 
-/* Bars: pages sent per round (left axis). Line: bandwidth per round (right axis). */
-int report_plot(const struct mig_result *r, const char *path)
+/* A "nice" tick step (1, 2 or 5 times a power of ten) for about @n ticks up to @max. */
+static double tick_step(double max, int n)
 {
-	const double w = 640, h = 360, left = 70, right = 70, top = 40, bottom = 50;
+	double raw = max / n, p = pow(10, floor(log10(raw > 0 ? raw : 1)));
+
+	if (raw <= p)
+		return p;
+	if (raw <= 2 * p)
+		return 2 * p;
+	return raw <= 5 * p ? 5 * p : 10 * p;
+}
+
+/* 1234567 -> "1.2M", 4500 -> "4.5k": tick labels that fit. */
+static void short_number(char *out, size_t len, double v)
+{
+	if (v >= 1e6)
+		snprintf(out, len, "%.3gM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(out, len, "%.3gk", v / 1e3);
+	else
+		snprintf(out, len, "%.3g", v);
+}
+
+/*
+ * The per-round chart: pages sent as bars (left axis), the round's bandwidth as a line (right
+ * axis), ticks and units on both, round numbers that stay readable at any count, a legend,
+ * the switchover marked with the measured downtime against the limit, and what was migrated.
+ */
+int report_plot(const struct mig_options *o, const struct mig_result *r, const char *path)
+{
+	const double w = 760, h = 440, left = 80, right = 80, top = 78, bottom = 64;
 	const double pw = w - left - right, ph = h - top - bottom;
-	double max_pages = 1, max_bw = 1, slot;
-	char label[16];
+	bool final_round = r->outcome == DMALOG_MIG_MIGRATED && r->nrounds;
+	double max_pages = 1, max_bw = 1, slot, pstep, bstep;
+	uint32_t every;
+	char label[32];
 	FILE *f = fopen(path, "w");
 
 	if (!f)
@@ -322,46 +352,109 @@ int report_plot(const struct mig_result *r, const char *path)
 		if (round_mbps(&r->rounds[i]) > max_bw)
 			max_bw = round_mbps(&r->rounds[i]);
 	}
+	pstep = tick_step(max_pages, 5);
+	bstep = tick_step(max_bw, 5);
+	max_pages = ceil(max_pages / pstep) * pstep;
+	max_bw = ceil(max_bw / bstep) * bstep;
 	slot = pw / (r->nrounds ? r->nrounds : 1);
+	every = r->nrounds > 15 ? (r->nrounds + 14) / 15 : 1; /* at most 15 round labels */
 	fprintf(f,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-		"font-family=\"sans-serif\" font-size=\"12\">\n",
-		w, h);
-	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+		"viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
+		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+		w, h, w, h);
 	fprintf(f,
-		"<text x=\"%.0f\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">dmalog "
-		"migrate: pages sent and bandwidth per round</text>\n",
+		"<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">dmalog migrate: "
+		"pages sent and bandwidth per round</text>\n",
 		w / 2);
-	fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
-		left, top + ph, left + pw, top + ph);
-	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#4477aa\">%.0f pages</text>\n", 4.0, top - 4,
-		max_pages);
 	fprintf(f,
-		"<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\" fill=\"#cc6677\">%.0f "
-		"MB/s</text>\n",
-		w - 4, top - 4, max_bw);
-	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">round</text>\n",
-		left + pw / 2, h - 12);
+		"<text x=\"%.0f\" y=\"44\" text-anchor=\"middle\" fill=\"#555\">%llu MiB guest, "
+		"%u device%s, tracker %s, workload %s, %s</text>\n",
+		w / 2, (unsigned long long)(r->guest_bytes >> 20), o->ndevices,
+		o->ndevices == 1 ? "" : "s", mig_tracker_name(o->tracker),
+		mig_workload_name(o->workload),
+		r->outcome == DMALOG_MIG_MIGRATED ? (r->verified ? "verified" : "NOT verified")
+						  : "failed");
+	/* Grid and left axis (pages). */
+	for (double v = 0; v <= max_pages + pstep / 2; v += pstep) {
+		double y = top + ph - ph * v / max_pages;
+
+		short_number(label, sizeof(label), v);
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" "
+			"fill=\"#4477aa\">%s</text>\n",
+			left, y, left + pw, y, left - 6, y + 4, label);
+	}
+	/* Right axis (MB/s). */
+	for (double v = 0; v <= max_bw + bstep / 2; v += bstep) {
+		double y = top + ph - ph * v / max_bw;
+
+		short_number(label, sizeof(label), v);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#cc6677\">%s</text>\n",
+			left + pw + 6, y + 4, label);
+	}
+	fprintf(f,
+		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+		left, top, left, top + ph, left + pw, top, left + pw, top + ph, left, top + ph,
+		left + pw, top + ph);
+	fprintf(f,
+		"<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\" "
+		"fill=\"#4477aa\">pages sent</text>\n"
+		"<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\" "
+		"fill=\"#cc6677\">bandwidth (MB/s)</text>\n"
+		"<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">round</text>\n",
+		top + ph / 2, w - 18, top + ph / 2, left + pw / 2, h - 14);
 	for (uint32_t i = 0; i < r->nrounds; i++) {
 		double bh = ph * (double)r->rounds[i].pages / max_pages;
 		double x = left + slot * i;
+		bool last = final_round && i + 1 == r->nrounds;
 
 		fprintf(f,
 			"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-			"fill=\"#4477aa\"><title>%llu pages</title></rect>\n",
+			"fill=\"%s\"><title>round %u: %llu pages</title></rect>\n",
 			x + slot * 0.15, top + ph - bh, slot * 0.7, bh,
+			last ? "#ddaa33" : "#4477aa", r->rounds[i].round,
 			(unsigned long long)r->rounds[i].pages);
-		if (r->outcome == DMALOG_MIG_MIGRATED && i + 1 == r->nrounds)
-			snprintf(label, sizeof(label), "final");
-		else
-			snprintf(label, sizeof(label), "%u", r->rounds[i].round);
-		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
-			x + slot / 2, top + ph + 16, label);
+		/* Round labels, every @every, none crowding the final one. */
+		if (last || (i % every == 0 &&
+			     !(final_round && (double)(r->nrounds - 1 - i) * slot < 34))) {
+			snprintf(label, sizeof(label), last ? "final" : "%u", r->rounds[i].round);
+			fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
+				x + slot / 2, top + ph + 16, label);
+		}
 	}
 	fprintf(f, "<polyline fill=\"none\" stroke=\"#cc6677\" stroke-width=\"2\" points=\"");
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%.1f,%.1f ", left + slot * i + slot / 2,
 			top + ph - ph * round_mbps(&r->rounds[i]) / max_bw);
-	fprintf(f, "\"/>\n</svg>\n");
+	fprintf(f, "\"/>\n");
+	/* The switchover: where the guest stopped, and what it cost against the limit. */
+	if (final_round) {
+		double x = left + slot * (r->nrounds - 1);
+
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#333\" "
+			"stroke-dasharray=\"4 3\"/>\n"
+			"<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"end\" fill=\"%s\">switchover "
+			"(%s): downtime %.0f ms, limit %.0f ms</text>\n",
+			x, top, x, top + ph, x - 4, top + 14,
+			r->downtime_ms > o->downtime_limit_ms ? "#bb2222" : "#333",
+			dmalog_mig_switchover_name(r->switchover), r->downtime_ms,
+			o->downtime_limit_ms);
+	}
+	/* Legend. */
+	fprintf(f,
+		"<rect x=\"%.0f\" y=\"56\" width=\"12\" height=\"10\" fill=\"#4477aa\"/>"
+		"<text x=\"%.0f\" y=\"65\">pages sent</text>\n"
+		"<rect x=\"%.0f\" y=\"56\" width=\"12\" height=\"10\" fill=\"#ddaa33\"/>"
+		"<text x=\"%.0f\" y=\"65\">final round</text>\n"
+		"<line x1=\"%.0f\" y1=\"61\" x2=\"%.0f\" y2=\"61\" stroke=\"#cc6677\" "
+		"stroke-width=\"2\"/><text x=\"%.0f\" y=\"65\">bandwidth</text>\n",
+		left, left + 16, left + 110, left + 126, left + 220, left + 240, left + 244);
+	fprintf(f, "</svg>\n");
 	return fclose(f) ? -errno : 0;
 }
