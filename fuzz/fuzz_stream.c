@@ -100,7 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       .page_shift = PAGE_SHIFT,
 					       .guest_bytes = GUEST,
 					       .ndevices = DEVICES};
-		uint8_t hello[sizeof(h)];
+		/* No regions, and a name of 32 NUL bytes per device. */
+		uint8_t hello[sizeof(h) + DEVICES * DMALOG_HELLO_NAME_BYTES] = {0};
 		uint32_t seq = 0;
 		size_t off = 1;
 

@@ -13,7 +13,8 @@ PAGE, PAGES, DEVICES = 4096, 16, 2
 
 
 def stream():
-    items = [(1, struct.pack("<IIQII", VERSION, 12, PAGES * PAGE, DEVICES, 0)),
+    # HELLO: no regions, then a 32-byte name per device.
+    items = [(1, struct.pack("<IIQII", VERSION, 12, PAGES * PAGE, DEVICES, 0) + b"\0" * 32 * DEVICES),
              (2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32),
              (3, struct.pack("<II", 0, 0) + b"state"),
              (5, struct.pack("<IIQ", 1, 0, 2)),

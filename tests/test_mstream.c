@@ -53,9 +53,13 @@ static void put_msg(struct stream *st, uint16_t type, const void *msg)
 static void put_hello(struct stream *st, uint32_t version, uint32_t shift, uint64_t bytes,
 		      uint32_t ndev)
 {
+	/* No regions; a device name of 32 NUL bytes per device. */
 	struct dmalog_frame_hello h = {version, shift, bytes, ndev, 0};
+	uint8_t p[sizeof(h) + 8 * DMALOG_HELLO_NAME_BYTES] = {0};
 
-	put_msg(st, DMALOG_FRAME_HELLO, &h);
+	assert_true(ndev <= 8);
+	dmalog_frame_encode(DMALOG_FRAME_HELLO, &h, p);
+	put(st, DMALOG_FRAME_HELLO, p, sizeof(h) + ndev * DMALOG_HELLO_NAME_BYTES);
 }
 
 static void put_pages(struct stream *st, uint64_t first, uint32_t count, const void *pages)
@@ -127,7 +131,7 @@ static int dev_verify(void *o, uint64_t nonce)
 	return 0;
 }
 
-static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_complete, dev_verify};
+static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_complete, dev_verify, NULL};
 
 #define NONCE 0x1234abcd5678ef01ULL
 

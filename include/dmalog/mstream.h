@@ -12,7 +12,9 @@
  * Each direction numbers its frames from 0; a frame whose number is not the next one (lost,
  * repeated or reordered) is refused at once, before anything of it is applied.
  *
- * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 0
+ * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 nregions, then
+ *            nregions (u64 gpa, u64 length) and ndevices names of 32 bytes (NUL-padded): the
+ *            destination refuses another layout or other devices at once
  * PAGES      u64 first_page, u32 count, u32 0, then count pages of data
  * DEVICE_DATA u32 device, u32 0, then bytes of that device's migration data stream
  * DEVICE_DONE u32 device, u32 0: its stream is complete
@@ -54,7 +56,7 @@ extern "C" {
 #endif
 
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
-#define DMALOG_STREAM_VERSION	  3
+#define DMALOG_STREAM_VERSION	  4
 #define DMALOG_FRAME_HDR_BYTES	  24
 #define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
 #define DMALOG_STREAM_MAX_DEVICES 64
@@ -88,8 +90,16 @@ struct dmalog_frame_hello {
 	uint32_t page_shift;
 	uint64_t guest_bytes;
 	uint32_t ndevices;
-	uint32_t reserved;
+	uint32_t nregions;
 };
+
+/* HELLO's tail: each RAM region, then each device's name. */
+struct dmalog_frame_hello_region {
+	uint64_t gpa;
+	uint64_t length;
+};
+
+#define DMALOG_HELLO_NAME_BYTES 32
 
 struct dmalog_frame_run {
 	uint64_t first_page;
@@ -244,6 +254,11 @@ struct dmalog_sink_ops {
 	int (*complete)(void *opaque);
 	/* Optional: VERIFY with @nonce; answer with the digests of what is held here. */
 	int (*verify)(void *opaque, uint64_t nonce);
+	/*
+	 * Optional: the HELLO's regions and device names (@regions, @names of @nregions and
+	 * ndevices entries, little-endian as on the wire); refuse another layout with -EPROTO.
+	 */
+	int (*hello)(void *opaque, const uint8_t *regions, uint32_t nregions, const uint8_t *names);
 };
 
 /* What the stream brought; the compared and mismatched counts are the source's RESULT. */

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/le.h"
 #include "engine.h"
 #include "link.h"
 
@@ -32,7 +33,8 @@ struct dest {
 	uint64_t dev_hash[DMALOG_MIG_MAX_DEVICES];
 	uint64_t dev_bytes[DMALOG_MIG_MAX_DEVICES]; /* state received per device */
 	bool resumed;
-	char why[200]; /* a device's own reason for refusing its state */
+	char why[400]; /* a device's own reason for refusing its state */
+	uint8_t scratch_names[DMALOG_MIG_MAX_DEVICES * DMALOG_HELLO_NAME_BYTES];
 };
 
 /*
@@ -178,7 +180,69 @@ static int answer_verify(void *opaque, uint64_t nonce)
 	return link_flush(&d->l) ? -EPIPE : 0;
 }
 
+/* Device names as a list, for messages: "nic,storage". */
+static void list_names(char *out, size_t len, const uint8_t *names, uint32_t n)
+{
+	size_t used = 0;
+
+	out[0] = 0;
+	for (uint32_t i = 0; i < n && used + 2 < len; i++) {
+		char name[DMALOG_HELLO_NAME_BYTES];
+
+		memcpy(name, names + i * DMALOG_HELLO_NAME_BYTES, sizeof(name));
+		name[sizeof(name) - 1] = 0;
+		for (char *c = name; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				*c = '?';
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", name);
+	}
+}
+
+/*
+ * HELLO: the source's guest must have this guest's shape, region for region and device for
+ * device, or nothing will be loaded (a wrong order would load one device's state into
+ * another).
+ */
+static int check_hello(void *opaque, const uint8_t *regions, uint32_t nregions,
+		       const uint8_t *names)
+{
+	struct dest *d = opaque;
+	const struct dmalog_ram_map *ram = &d->m->ram;
+	char theirs[120], ours[120];
+	uint8_t mine[DMALOG_HELLO_NAME_BYTES];
+
+	for (uint32_t i = 0; i < nregions && nregions == ram->nregions; i++) {
+		if (get64(regions + 16 * i) != ram->regions[i].gpa ||
+		    get64(regions + 16 * i + 8) != ram->regions[i].length)
+			nregions = 0;
+	}
+	if (nregions != ram->nregions) {
+		snprintf(d->why, sizeof(d->why), "the guest's RAM regions differ from this one's");
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < d->c->ndevices; i++) {
+		memset(mine, 0, sizeof(mine));
+		strncpy((char *)mine, dmalog_handle_name(d->c->devices[i]), sizeof(mine) - 1);
+		if (memcmp(mine, names + i * DMALOG_HELLO_NAME_BYTES, sizeof(mine))) {
+			list_names(theirs, sizeof(theirs), names, d->c->ndevices);
+			for (uint32_t k = 0; k < d->c->ndevices; k++) {
+				memset(mine, 0, sizeof(mine));
+				strncpy((char *)mine, dmalog_handle_name(d->c->devices[k]),
+					sizeof(mine) - 1);
+				memcpy(d->scratch_names + k * DMALOG_HELLO_NAME_BYTES, mine,
+				       sizeof(mine));
+			}
+			list_names(ours, sizeof(ours), d->scratch_names, d->c->ndevices);
+			snprintf(d->why, sizeof(d->why), "devices differ (source: %s; here: %s)",
+				 theirs, ours);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
 static const struct dmalog_sink_ops dest_ops = {
+	.hello = check_hello,
 	.device_data = dev_data,
 	.device_done = dev_done,
 	.complete = resume_guest,
@@ -197,7 +261,9 @@ static void refuse(struct dest *d, int err, const char *reason)
 
 	engine_fail(d->m, err, "%s", reason);
 	d->m->r.outcome = DMALOG_MIG_ROLLED_BACK;
-	link_raw(&d->l, DMALOG_FRAME_ABORT, reason, (uint32_t)strlen(reason));
+	/* Short enough for any source's answer buffer (dmalog's takes 512 bytes). */
+	link_raw(&d->l, DMALOG_FRAME_ABORT, reason,
+		 (uint32_t)(strlen(reason) < 400 ? strlen(reason) : 400));
 	link_flush(&d->l);
 	shutdown(d->l.fd, SHUT_WR);
 	while (link_now_ms() < deadline && poll(&pfd, 1, 100) >= 0) {
@@ -263,9 +329,10 @@ static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 			deadline = link_now_ms() + d->c->timeout_ms;
 		}
 		if (ret < 0) {
-			char reason[400];
+			/* The sink's words, then the device's or the layout's own reason. */
+			char reason[sizeof(d->why) + 200];
 
-			snprintf(reason, sizeof(reason), "%s%s%s", dmalog_sink_error(sink),
+			snprintf(reason, sizeof(reason), "%.190s%s%s", dmalog_sink_error(sink),
 				 d->why[0] ? ": " : "", d->why);
 			return stream_failed(d, ret, reason);
 		}

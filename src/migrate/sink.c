@@ -129,6 +129,19 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 			    "(here: %u, %llu, %u)",
 			    h.page_shift, (unsigned long long)h.guest_bytes, h.ndevices,
 			    s->page_shift, (unsigned long long)s->mem_bytes, s->ndevices);
+	if (h.nregions > DMALOG_SINK_MAX_REGIONS ||
+	    len - sizeof(h) != (uint64_t)h.nregions * sizeof(struct dmalog_frame_hello_region) +
+				       (uint64_t)h.ndevices * DMALOG_HELLO_NAME_BYTES)
+		return fail(s, -EPROTO, "malformed HELLO frame (its layout)");
+	if (s->ops && s->ops->hello) {
+		const uint8_t *regions = p + sizeof(h);
+		int ret = s->ops->hello(s->opaque, regions, h.nregions,
+					regions + h.nregions *
+							  sizeof(struct dmalog_frame_hello_region));
+
+		if (ret)
+			return fail(s, ret, "mismatched stream");
+	}
 	s->phase = STREAMING;
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/le.h"
 #include "engine.h"
 #include "link.h"
 
@@ -752,15 +753,41 @@ static void stay_stopped(struct source *s, enum dmalog_mig_outcome outcome)
 	s->r->outcome = outcome;
 }
 
-static int start(struct source *s)
+/* HELLO: the stream's version and the guest's shape: its regions and its devices, by name. */
+static int send_hello(struct source *s)
 {
+	const struct dmalog_ram_map *ram = &s->m->ram;
 	struct dmalog_frame_hello hello = {
 		.version = DMALOG_STREAM_VERSION,
 		.page_shift = DMALOG_RAM_PAGE_SHIFT,
-		.guest_bytes = s->m->ram.bytes,
+		.guest_bytes = ram->bytes,
 		.ndevices = s->c->ndevices,
+		.nregions = ram->nregions,
 	};
-	int ret = queue_msg(s, DMALOG_FRAME_HELLO, &hello);
+	uint32_t len = sizeof(hello) + ram->nregions * sizeof(struct dmalog_frame_hello_region) +
+		       s->c->ndevices * DMALOG_HELLO_NAME_BYTES;
+	uint8_t *p = link_frame_begin(&s->l, len), *q;
+
+	if (!p)
+		return engine_fail(s->m, -ENOMEM, "out of memory");
+	dmalog_frame_encode(DMALOG_FRAME_HELLO, &hello, p);
+	q = p + sizeof(hello);
+	for (uint32_t i = 0; i < ram->nregions; i++, q += 16) {
+		put64(q, ram->regions[i].gpa);
+		put64(q + 8, ram->regions[i].length);
+	}
+	for (uint32_t i = 0; i < s->c->ndevices; i++, q += DMALOG_HELLO_NAME_BYTES) {
+		memset(q, 0, DMALOG_HELLO_NAME_BYTES);
+		strncpy((char *)q, dmalog_handle_name(s->c->devices[i]),
+			DMALOG_HELLO_NAME_BYTES - 1);
+	}
+	link_frame_seal(&s->l, DMALOG_FRAME_HELLO);
+	return 0;
+}
+
+static int start(struct source *s)
+{
+	int ret = send_hello(s);
 
 	for (uint32_t i = 0; i < s->c->ntrackers && !ret; i++) {
 		ret = dmalog_tracker_start(s->c->trackers[i], &s->m->ram);

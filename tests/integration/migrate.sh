@@ -125,6 +125,13 @@ if start_dest "$WORK/sock2" --mem "$MEM" --devices nic; then
 		--connect "$WORK/sock2"
 	wait "$DEST" && { echo "FAIL mismatched-destination: destination exit 0"; failures=$((failures + 1)); }
 fi
+# Same size and count, other devices in another order: refused at the hello, before any page.
+if start_dest "$WORK/sock-order" --mem "$MEM" --devices storage,nic; then
+	migrate "devices-in-another-order" 1 "$ROLLED_BACK and r['rounds'] <= 1 and \
+'devices differ (source: nic,storage; here: storage,nic)' in r['error']" \
+		--connect "$WORK/sock-order"
+	wait "$DEST"
+fi
 # A destination killed from outside in the middle of a round.
 if start_dest "$WORK/sock3" --mem "$MEM"; then
 	( sleep 1; kill -9 "$DEST" ) &
