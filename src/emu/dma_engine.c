@@ -223,7 +223,8 @@ static void honour_pause(struct dmalog_dma_engine *e)
  * A throttle of @pct percent: for every stretch of writing, sleep so that writing takes only
  * (100 - pct)% of the time, as a throttled vCPU runs. Checked every 64 writes.
  */
-static void honour_throttle(struct dmalog_dma_engine *e, uint64_t *run_since)
+static void honour_throttle(struct dmalog_dma_engine *e, uint64_t *run_since, uint64_t *start,
+			    uint64_t *issued)
 {
 	unsigned int pct = __atomic_load_n(&e->throttle, __ATOMIC_RELAXED);
 	uint64_t now, ran;
@@ -240,6 +241,9 @@ static void honour_throttle(struct dmalog_dma_engine *e, uint64_t *run_since)
 		return;
 	sleep_ns(ran * pct / (100 - pct));
 	*run_since = now_ns();
+	/* Time spent throttled does not count against the rate: no burst to catch up. */
+	*start = *run_since;
+	*issued = 0;
 }
 
 static void *engine_thread(void *arg)
@@ -251,7 +255,7 @@ static void *engine_thread(void *arg)
 		double r;
 
 		if (issued % 64 == 0)
-			honour_throttle(e, &run_since);
+			honour_throttle(e, &run_since, &start, &issued);
 		if (__atomic_load_n(&e->want_pause, __ATOMIC_ACQUIRE)) {
 			honour_pause(e);
 			/* Time spent paused does not count against the rate. */
