@@ -88,6 +88,8 @@ struct dmalog_mig_round {
  *	is left would fit the downtime limit (a test waiting for a later round)
  * @throttle_vcpus: source, auto-converge: let the vCPUs run only (100 - @percent)% of the
  *	time (0: unthrottled), as QEMU's cpu-throttle does
+ * @progress: source: within a round, about five times a second: @round, the pages it has
+ *	sent of those it had to (@sent of @total) and for how long (@ms)
  */
 struct dmalog_mig_hooks {
 	uint32_t size;
@@ -100,6 +102,7 @@ struct dmalog_mig_hooks {
 	void (*device_error)(void *opaque, uint32_t dev, char *buf, size_t len);
 	bool (*keep_precopy)(void *opaque, uint32_t round);
 	void (*throttle_vcpus)(void *opaque, uint32_t percent);
+	void (*progress)(void *opaque, uint32_t round, uint64_t sent, uint64_t total, double ms);
 };
 
 /**

@@ -223,9 +223,32 @@ static int send_run(struct source *s, const struct dmalog_ram_region *r, uint64_
 	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
+#define PROGRESS_MS 200
+
+static uint64_t count_dirty(const struct source *s);
+
+/* The progress hook, at most every PROGRESS_MS. */
+static void progress(struct source *s, struct dmalog_mig_round *rd, uint64_t total, double start,
+		     double *last)
+{
+	void (*hook)(void *, uint32_t, uint64_t, uint64_t, double) = HOOK(s->m, progress);
+	double now;
+
+	if (!hook)
+		return;
+	now = link_now_ms();
+	if (now - *last < PROGRESS_MS)
+		return;
+	*last = now;
+	hook(s->c->opaque, rd->round, rd->pages, total, now - start);
+}
+
 /* Send every page set in the bitmap, region by region so no run crosses one; clear it. */
 static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
 {
+	uint64_t total = count_dirty(s), runs = 0;
+	double start = link_now_ms(), last = start;
+
 	for (uint32_t i = 0; i < s->m->ram.nregions; i++) {
 		const struct dmalog_ram_region *r = &s->m->ram.regions[i];
 		uint64_t p = r->ram_offset >> DMALOG_RAM_PAGE_SHIFT;
@@ -249,6 +272,8 @@ static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
 				return ret;
 			rd->pages += n;
 			p += n;
+			if (++runs % 16 == 0)
+				progress(s, rd, total, start, &last);
 		}
 	}
 	memset(s->bitmap, 0, s->npages / 8);

@@ -100,6 +100,7 @@ static const char *const usage_lines[] = {
 	"                         network only, or a UNIX socket",
 	"",
 	"output:",
+	"  --quiet                no progress: only the summary",
 	"  --json                 the summary as one JSON object (progress goes to stderr),",
 	"                         with a \"qemu\" object in query-migrate's names; a",
 	"                         --listen destination prints its result as JSON too",
@@ -292,14 +293,15 @@ static bool has_fault_target(const struct mig_options *o)
 }
 
 /* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
-/* Every option takes a value (--opt VALUE or --opt=VALUE) but these four. */
-enum { OPT_HELP = 'h', OPT_JSON = 0x100, OPT_NO_AUTO_CONVERGE, OPT_VERSION, OPT_VALUE };
+/* Every option takes a value (--opt VALUE or --opt=VALUE) but these five. */
+enum { OPT_HELP = 'h', OPT_JSON = 0x100, OPT_NO_AUTO_CONVERGE, OPT_VERSION, OPT_QUIET, OPT_VALUE };
 
 static const struct option long_options[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"no-auto-converge", no_argument, NULL, OPT_NO_AUTO_CONVERGE},
 	{"version", no_argument, NULL, OPT_VERSION},
+	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"mem", required_argument, NULL, OPT_VALUE},
 	{"devices", required_argument, NULL, OPT_VALUE},
 	{"workload", required_argument, NULL, OPT_VALUE},
@@ -356,6 +358,10 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 		}
 		if (c == OPT_NO_AUTO_CONVERGE) {
 			o->no_auto_converge = true;
+			continue;
+		}
+		if (c == OPT_QUIET) {
+			o->quiet = true;
 			continue;
 		}
 		if (c == ':') {
@@ -735,7 +741,7 @@ int cmd_migrate(int argc, char **argv)
 	catch_signals();
 	if (o.listen)
 		return run_destination(&o);
-	if (!o.json) {
+	if (!o.json && !o.quiet) {
 		printf("dmalog migrate: %llu MiB guest, %u device%s, workload %s, tracker %s, "
 		       "downtime limit %.0f ms\n",
 		       (unsigned long long)(o.mem_bytes >> 20), o.ndevices,

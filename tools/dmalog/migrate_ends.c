@@ -18,11 +18,12 @@ struct end {
 	const struct mig_options *o;
 	struct guest *g;
 	int dest_pid;
-	uint32_t round;	     /* the precopy round under way */
-	bool page_damaged;   /* corrupt-stream or lose-page has done its damage */
-	bool device_damaged; /* device-state has done its damage */
-	bool stopped;	     /* the switchover has begun: the final round */
-	FILE *events;	     /* --events, or NULL */
+	uint32_t round;		/* the precopy round under way */
+	bool page_damaged;	/* corrupt-stream or lose-page has done its damage */
+	bool device_damaged;	/* device-state has done its damage */
+	bool stopped;		/* the switchover has begun: the final round */
+	FILE *events;		/* --events, or NULL */
+	double last_dirty_rate; /* pages/s, at the last round's sync, for the live line */
 };
 
 static void pause_vcpus(void *opaque)
@@ -40,6 +41,10 @@ static void round_done(void *opaque, const struct dmalog_mig_round *rd, bool fin
 	struct end *e = opaque;
 	char fields[256];
 
+	if (!final)
+		e->last_dirty_rate = rd->dirty_rate;
+	if (!e->o->quiet && !e->o->json && isatty(fileno(stdout)))
+		printf("\r\033[K"); /* the live line gives way to the round's */
 	report_progress(e->o, rd, e->g->ram_bytes >> MIG_PAGE_SHIFT, final);
 	snprintf(fields, sizeof(fields),
 		 "\"data\":{\"round\":%u,\"final\":%s,\"pages\":%llu,\"bytes\":%llu,"
@@ -136,6 +141,27 @@ static void device_error(void *opaque, uint32_t dev, char *buf, size_t len)
 	guest_device_error(((struct end *)opaque)->g, dev, buf, len);
 }
 
+/*
+ * The live line, on a terminal only (plain lines otherwise, nothing with --quiet or --json):
+ * how far the round is, what is left, the rate, the last dirty rate, and an estimate.
+ */
+static void progress(void *opaque, uint32_t round, uint64_t sent, uint64_t total, double ms)
+{
+	struct end *e = opaque;
+	double rate = ms > 0 ? (double)(sent << MIG_PAGE_SHIFT) / (ms / 1e3) : 0;
+	double eta = rate > 0 ? (double)((total - sent) << MIG_PAGE_SHIFT) / rate : 0;
+
+	if (e->o->quiet || e->o->json || !isatty(fileno(stdout)))
+		return;
+	printf("\r\033[Kround %u: %3.0f%%  %llu pages left  %.0f MB/s", round,
+	       total ? 100.0 * (double)sent / (double)total : 100,
+	       (unsigned long long)(total - sent), rate / 1e6);
+	if (e->last_dirty_rate > 0) /* none measured before the first sync */
+		printf("  dirty %.0f pages/s", e->last_dirty_rate);
+	printf("  ETA %.1f s", eta);
+	fflush(stdout);
+}
+
 static void throttle_vcpus(void *opaque, uint32_t percent)
 {
 	struct end *e = opaque;
@@ -163,6 +189,7 @@ static const struct dmalog_mig_hooks hooks = {
 	.device_error = device_error,
 	.keep_precopy = keep_precopy,
 	.throttle_vcpus = throttle_vcpus,
+	.progress = progress,
 };
 
 static struct dmalog_mig_config engine_config(struct end *e, int fd)
