@@ -463,6 +463,9 @@ static void auto_converge_throttles(void **state)
 	/* Two rounds to notice, then 20, 30, ... */
 	assert_true(r.src.throttle_max_seen >= 20);
 	assert_int_equal(r.rs->throttle_percent, r.src.throttle_max_seen);
+	/* And it says who keeps it from converging, by tracker name. */
+	assert_non_null(strstr(r.rs->not_converged_why, "cannot fit"));
+	assert_non_null(strstr(r.rs->not_converged_why, "dirties"));
 	run_end(&r);
 }
 

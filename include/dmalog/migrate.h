@@ -32,7 +32,8 @@
 extern "C" {
 #endif
 
-#define DMALOG_MIG_MAX_DEVICES 64
+#define DMALOG_MIG_MAX_DEVICES	64
+#define DMALOG_MIG_MAX_TRACKERS 64
 
 /** enum dmalog_mig_outcome - who runs the guest after dmalog_mig_run() */
 enum dmalog_mig_outcome {
@@ -197,6 +198,8 @@ enum dmalog_mig_switchover {
  * @cancelled: dmalog_mig_cancel() stopped it (error -EINTR)
  * @setup_ms: source: from the start to the first round (trackers started, devices in
  *	PRE_COPY), QEMU's setup-time
+ * @not_converged_why: source, when it did not converge: each tracker whose pages alone
+ *	would not fit the limit, by name, with its rate and the bandwidth ("" otherwise)
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -217,6 +220,7 @@ struct dmalog_mig_result {
 	uint32_t throttle_percent;
 	bool cancelled;
 	double setup_ms;
+	char not_converged_why[200];
 };
 
 struct dmalog_mig;

@@ -60,8 +60,8 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 	if (!cfg || !out || cfg->size < CONFIG_MIN_SIZE || cfg->fd < 0 || !cfg->regions ||
 	    !cfg->nregions || cfg->nregions > DMALOG_RAM_MAX_REGIONS ||
 	    cfg->ndevices > DMALOG_MIG_MAX_DEVICES || (cfg->ndevices && !cfg->devices) ||
-	    (cfg->ntrackers && !cfg->trackers) || cfg->downtime_limit_ms < 0 ||
-	    cfg->downtime_limit_ms != cfg->downtime_limit_ms ||
+	    (cfg->ntrackers && !cfg->trackers) || cfg->ntrackers > DMALOG_MIG_MAX_TRACKERS ||
+	    cfg->downtime_limit_ms < 0 || cfg->downtime_limit_ms != cfg->downtime_limit_ms ||
 	    (cfg->size >= offsetof(struct dmalog_mig_config, max_bandwidth) &&
 	     ((cfg->flags & ~(DMALOG_MIG_AUTO_CONVERGE | DMALOG_MIG_ABORT_IF_NOT_CONVERGED)) ||
 	      cfg->throttle_initial > 99 || cfg->throttle_increment > 99 ||

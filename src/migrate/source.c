@@ -45,8 +45,11 @@ struct source {
 	uint32_t round;
 	double stop_deadline;	/* while stopped: when the downtime cap runs out (0: not stopped) */
 	uint32_t outrun_rounds; /* rounds in a row the guest dirtied faster than we sent */
-	double paced_since;	/* max_bandwidth: when the pacing started, and ... */
-	uint64_t paced_bytes;	/* ... what had been sent then */
+	uint64_t *scratch;	/* one tracker's sync, before it is ORed into the bitmap */
+	uint64_t tracker_pages[DMALOG_MIG_MAX_TRACKERS]; /* what each saw at the last sync */
+	double sync_interval_ms;			 /* the time those pages were dirtied in */
+	double paced_since;   /* max_bandwidth: when the pacing started, and ... */
+	uint64_t paced_bytes; /* ... what had been sent then */
 };
 
 /*
@@ -359,8 +362,17 @@ static int sync_dirty(struct source *s, struct dmalog_mig_round *rd)
 	for (uint32_t i = 0; i < s->c->ntrackers; i++) {
 		struct dmalog_tracker *t = s->c->trackers[i];
 
-		if (!dmalog_tracker_sync(t, s->bitmap))
+		/* Each tracker into a scratch first: what it alone saw is counted, then ORed in. */
+		memset(s->scratch, 0, s->npages / 8);
+		if (!dmalog_tracker_sync(t, s->scratch)) {
+			s->tracker_pages[i] = 0;
+			for (uint64_t w = 0; w < s->npages / 64; w++) {
+				s->tracker_pages[i] +=
+					(uint64_t)__builtin_popcountll(s->scratch[w]);
+				s->bitmap[w] |= s->scratch[w];
+			}
 			continue;
+		}
 		memset(s->bitmap, 0xff, s->npages / 8);
 		s->r->tracker_errors++;
 		ret = dmalog_tracker_restart(t);
@@ -371,6 +383,7 @@ static int sync_dirty(struct source *s, struct dmalog_mig_round *rd)
 	}
 	rd->sync_ms = link_now_ms() - t0;
 	rd->dirty_rate = t0 > s->last_sync ? (double)count_dirty(s) * 1e3 / (t0 - s->last_sync) : 0;
+	s->sync_interval_ms = t0 - s->last_sync;
 	s->last_sync = t0;
 	return 0;
 }
@@ -449,6 +462,35 @@ static void auto_converge(struct source *s, const struct dmalog_mig_round *rd)
 }
 
 /*
+ * Not converging: name every tracker whose pages alone would not fit the downtime limit at
+ * the bandwidth measured (a device's DMA, which no throttle can slow, is the usual culprit).
+ */
+static void explain_no_convergence(struct source *s)
+{
+	char *why = s->r->not_converged_why;
+	size_t used = 0;
+	double bw = s->send_ms > 0 ? (double)s->send_bytes * 1e3 / s->send_ms : 0;
+
+	why[0] = 0;
+	for (uint32_t i = 0; i < s->c->ntrackers && bw > 0 && s->sync_interval_ms > 0; i++) {
+		double bytes = (double)(s->tracker_pages[i] << DMALOG_RAM_PAGE_SHIFT);
+		double alone_ms = bytes * 1e3 / bw;
+
+		if (alone_ms <= s->c->downtime_limit_ms ||
+		    used + 64 >= sizeof(s->r->not_converged_why))
+			continue;
+		used += (size_t)snprintf(why + used, sizeof(s->r->not_converged_why) - used,
+					 "%s%s dirties %.0f MB/s", used ? "; " : "",
+					 dmalog_tracker_name(s->c->trackers[i]),
+					 bytes / 1e3 / s->sync_interval_ms);
+	}
+	if (used)
+		snprintf(why + used, sizeof(s->r->not_converged_why) - used,
+			 "; bandwidth %.0f MB/s; cannot fit %.0f ms", bw / 1e6,
+			 s->c->downtime_limit_ms);
+}
+
+/*
  * After a round: 1 to switch over (and why), 0 to go on, or -errno when the migration must
  * not switch over at all (max_rounds reached without fitting, with ABORT_IF_NOT_CONVERGED).
  */
@@ -468,11 +510,13 @@ static int decide_switchover(struct source *s)
 	}
 	if (s->round < s->c->max_rounds)
 		return 0;
+	explain_no_convergence(s);
 	if (s->c->flags & DMALOG_MIG_ABORT_IF_NOT_CONVERGED)
 		return engine_fail(s->m, -ETIMEDOUT,
 				   "did not converge in %u rounds: %.0f ms of downtime expected, "
-				   "limit %.0f ms",
-				   s->round, expected, s->c->downtime_limit_ms);
+				   "limit %.0f ms%s%s",
+				   s->round, expected, s->c->downtime_limit_ms,
+				   s->r->not_converged_why[0] ? "; " : "", s->r->not_converged_why);
 	s->r->switchover = DMALOG_MIG_SWITCHOVER_MAX_ROUNDS;
 	return 1;
 }
@@ -839,8 +883,10 @@ int source_run(struct dmalog_mig *m)
 	s.npages = dmalog_ram_map_pages(&m->ram);
 	s.bitmap = calloc(s.npages / 64, 8);
 	s.chunk = malloc(DEVICE_CHUNK + sizeof(struct dmalog_frame_device));
+	s.scratch = calloc(s.npages / 64, 8);
 	s.t0 = s.last_sync = link_now_ms();
-	ret = s.bitmap && s.chunk ? start(&s) : engine_fail(m, -ENOMEM, "out of memory");
+	ret = s.bitmap && s.chunk && s.scratch ? start(&s)
+					       : engine_fail(m, -ENOMEM, "out of memory");
 	if (!ret)
 		ret = precopy(&s);
 	if (!ret) {
@@ -889,5 +935,6 @@ out:
 	link_fini(&s.l);
 	free(s.bitmap);
 	free(s.chunk);
+	free(s.scratch);
 	return ret;
 }

@@ -181,6 +181,7 @@ struct mig_result {
 	bool not_converged; /* refused to switch over (--on-no-converge abort) */
 	bool cancelled;	    /* SIGINT, SIGTERM or SIGHUP stopped it */
 	double setup_ms;
+	char not_converged_why[200];
 	int engine_error; /* the engine's -errno, for the error code */
 	double bandwidth; /* bytes per second, measured over the precopy rounds */
 };

@@ -295,6 +295,7 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 			   strstr(er->message, "did not converge");
 	r->cancelled = er->cancelled;
 	r->setup_ms = er->setup_ms;
+	snprintf(r->not_converged_why, sizeof(r->not_converged_why), "%s", er->not_converged_why);
 	r->engine_error = er->error;
 }
 

@@ -201,13 +201,17 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		fprintf(f, ",\"error_code\":null");
 	fprintf(f,
 		",\"converged\":%s,\"switchover_reason\":\"%s\",\"expected_downtime_ms\":%.3f,"
-		"\"downtime_exceeded\":%s,\"throttle_percent\":%u",
+		"\"downtime_exceeded\":%s,\"throttle_percent\":%u,\"not_converged_why\":",
 		r->converged ? "true" : "false", dmalog_mig_switchover_name(r->switchover),
 		r->expected_downtime_ms,
 		r->outcome == DMALOG_MIG_MIGRATED && r->downtime_ms > o->downtime_limit_ms
 			? "true"
 			: "false",
 		r->throttle_percent);
+	if (r->not_converged_why[0])
+		json_string(f, r->not_converged_why);
+	else
+		fprintf(f, "null");
 	if (r->outcome == DMALOG_MIG_ROLLED_BACK || r->outcome == DMALOG_MIG_OUTCOME_UNKNOWN)
 		fprintf(f, ",\"source_running\":%s", r->source_running ? "true" : "false");
 	qemu_json(o, r, f);
@@ -272,6 +276,8 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 	if (r->throttle_percent)
 		fprintf(f, ", CPU throttled to %u%%", 100 - r->throttle_percent);
 	fprintf(f, "\n");
+	if (!r->converged && r->not_converged_why[0])
+		fprintf(f, "  why not          %s\n", r->not_converged_why);
 	if (r->downtime_ms > o->downtime_limit_ms)
 		fprintf(f,
 			"  warning          the downtime (%.0f ms) exceeded the limit (%.0f ms)\n",
