@@ -172,21 +172,14 @@ static struct mig_options options(enum mig_tracker tracker, uint32_t ndevices, u
 
 static struct dmalog_mig_config config(struct end *e, int fd)
 {
-	return (struct dmalog_mig_config){
-		.size = sizeof(struct dmalog_mig_config),
-		.fd = fd,
-		.regions = e->g->slots,
-		.nregions = e->g->nslots,
-		.devices = e->g->dev,
-		.ndevices = e->g->ndevices,
-		.trackers = e->g->trackers,
-		.ntrackers = e->g->ntrackers,
-		.downtime_limit_ms = 50,
-		.max_rounds = 6,
-		.timeout_ms = TEST_TIMEOUT_MS,
-		.hooks = &hooks,
-		.opaque = e,
-	};
+	struct dmalog_mig_config c = guest_engine_config(e->g, fd);
+
+	c.downtime_limit_ms = 50;
+	c.max_rounds = 6;
+	c.timeout_ms = TEST_TIMEOUT_MS;
+	c.hooks = &hooks;
+	c.opaque = e;
+	return c;
 }
 
 /* The source's guest runs: vCPUs resumed, every device RUNNING, the CPU writer moving. */

@@ -125,6 +125,9 @@ uint64_t guest_writes(struct guest *g);
  */
 uint64_t guest_stray_words(struct guest *g);
 
+/* The engine's view of this guest: its RAM regions, device handles and trackers, on @fd. */
+struct dmalog_mig_config guest_engine_config(struct guest *g, int fd);
+
 /* What the engine's hooks do for this guest: its vCPU is the CPU writer. */
 void guest_pause_vcpus(struct guest *g);
 void guest_resume_vcpus(struct guest *g);

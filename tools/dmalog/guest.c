@@ -407,3 +407,17 @@ bool guest_untracked(struct guest *g)
 		off &= !dmalog_iopt_dirty_tracking(g->iopt);
 	return off;
 }
+
+struct dmalog_mig_config guest_engine_config(struct guest *g, int fd)
+{
+	return (struct dmalog_mig_config){
+		.size = sizeof(struct dmalog_mig_config),
+		.fd = fd,
+		.regions = g->slots,
+		.nregions = g->nslots,
+		.devices = g->dev,
+		.ndevices = g->ndevices,
+		.trackers = g->trackers,
+		.ntrackers = g->ntrackers,
+	};
+}

@@ -194,28 +194,21 @@ static const struct dmalog_mig_hooks hooks = {
 
 static struct dmalog_mig_config engine_config(struct end *e, int fd)
 {
-	return (struct dmalog_mig_config){
-		.size = sizeof(struct dmalog_mig_config),
-		.fd = fd,
-		.regions = e->g->slots,
-		.nregions = e->g->nslots,
-		.devices = e->g->dev,
-		.ndevices = e->g->ndevices,
-		.trackers = e->g->trackers,
-		.ntrackers = e->g->ntrackers,
-		.downtime_limit_ms = e->o->downtime_limit_ms,
-		.max_rounds = e->o->max_rounds,
-		.timeout_ms = e->o->timeout_ms,
-		.downtime_cap_ms = e->o->downtime_cap_ms,
-		.flags = (e->o->no_auto_converge ? 0 : DMALOG_MIG_AUTO_CONVERGE) |
-			 (e->o->abort_if_not_converged ? DMALOG_MIG_ABORT_IF_NOT_CONVERGED : 0),
-		.throttle_initial = e->o->throttle_initial,
-		.throttle_increment = e->o->throttle_increment,
-		.throttle_max = e->o->throttle_max,
-		.max_bandwidth = e->o->max_bandwidth,
-		.hooks = &hooks,
-		.opaque = e,
-	};
+	struct dmalog_mig_config c = guest_engine_config(e->g, fd);
+
+	c.downtime_limit_ms = e->o->downtime_limit_ms;
+	c.max_rounds = e->o->max_rounds;
+	c.timeout_ms = e->o->timeout_ms;
+	c.downtime_cap_ms = e->o->downtime_cap_ms;
+	c.flags = (e->o->no_auto_converge ? 0 : DMALOG_MIG_AUTO_CONVERGE) |
+		  (e->o->abort_if_not_converged ? DMALOG_MIG_ABORT_IF_NOT_CONVERGED : 0);
+	c.throttle_initial = e->o->throttle_initial;
+	c.throttle_increment = e->o->throttle_increment;
+	c.throttle_max = e->o->throttle_max;
+	c.max_bandwidth = e->o->max_bandwidth;
+	c.hooks = &hooks;
+	c.opaque = e;
+	return c;
 }
 
 /*
