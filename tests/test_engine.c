@@ -29,13 +29,17 @@
 
 enum fault {
 	FAULT_NONE,
-	FAULT_CORRUPT_PAGE,   /* a PAGES frame damaged after its checksum */
-	FAULT_DEVICE_STATE,   /* device 0's data damaged before its checksum */
-	FAULT_TRACKER,	      /* the NIC's tracker fails a REPORT */
-	FAULT_DROP_LINK,      /* the destination's end of the connection is shut in round 2 */
-	FAULT_CLOSE_COMPLETE, /* ... just before COMPLETE is sent */
-	FAULT_SLOW_STOP,      /* the switchover takes longer than the downtime cap allows */
-	FAULT_FORCE,	      /* the embedder forces the switchover after round 2 */
+	FAULT_CORRUPT_PAGE,	 /* a PAGES frame damaged after its checksum */
+	FAULT_DEVICE_STATE,	 /* device 0's data damaged before its checksum */
+	FAULT_TRACKER,		 /* the NIC's tracker fails a REPORT */
+	FAULT_DROP_LINK,	 /* the destination's end of the connection is shut in round 2 */
+	FAULT_CLOSE_COMPLETE,	 /* ... just before COMPLETE is sent */
+	FAULT_SLOW_STOP,	 /* the switchover takes longer than the downtime cap allows */
+	FAULT_FORCE,		 /* the embedder forces the switchover after round 2 */
+	FAULT_CANCEL_PRECOPY,	 /* dmalog_mig_cancel() in round 2 */
+	FAULT_CANCEL_STOPPED,	 /* ... once the guest is stopped */
+	FAULT_CANCEL_COMPLETE,	 /* ... at the last moment before COMPLETE */
+	FAULT_CANCEL_HANDED_OFF, /* ... once the destination runs the guest */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -92,6 +96,11 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 		usleep(100 * 1000);
 	if (ev == DMALOG_MIG_EVENT_ROUND && round == 3 && e->fault == FAULT_FORCE)
 		dmalog_mig_force_switchover(*e->self);
+	if ((ev == DMALOG_MIG_EVENT_ROUND && round == 2 && e->fault == FAULT_CANCEL_PRECOPY) ||
+	    (ev == DMALOG_MIG_EVENT_STOPPED && e->fault == FAULT_CANCEL_STOPPED) ||
+	    (ev == DMALOG_MIG_EVENT_COMPLETE && e->fault == FAULT_CANCEL_COMPLETE) ||
+	    (ev == DMALOG_MIG_EVENT_HANDED_OFF && e->fault == FAULT_CANCEL_HANDED_OFF))
+		dmalog_mig_cancel(*e->self);
 	return 0;
 }
 
@@ -495,6 +504,33 @@ static void forced_switchover(void **state)
 	run_end(&r);
 }
 
+/*
+ * A cancel at each phase: in precopy, with the guest stopped, and at the last moment before
+ * COMPLETE it rolls back; once the destination runs the guest it cannot undo the hand-off.
+ */
+static void cancel_at_each_phase(void **state)
+{
+	static const enum fault when[] = {FAULT_CANCEL_PRECOPY, FAULT_CANCEL_STOPPED,
+					  FAULT_CANCEL_COMPLETE, FAULT_CANCEL_HANDED_OFF};
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+
+	for (size_t i = 0; i < sizeof(when) / sizeof(when[0]); i++) {
+		struct run r;
+
+		run_start(&r, &o, when[i]);
+		run_both(&r);
+		if (when[i] == FAULT_CANCEL_HANDED_OFF) {
+			assert_migrated(&r);
+			assert_false(r.rs->cancelled);
+		} else {
+			assert_rolled_back(&r, "cancelled");
+			assert_true(r.rs->cancelled);
+			assert_int_equal(r.rs->error, -EINTR);
+		}
+		run_end(&r);
+	}
+}
+
 /* The connection closes just before COMPLETE: the destination cannot resume; we do. */
 static void closed_before_complete_rolls_back(void **state)
 {
@@ -860,6 +896,7 @@ int main(void)
 		cmocka_unit_test(auto_converge_throttles),
 		cmocka_unit_test(not_converged_rolls_back),
 		cmocka_unit_test(forced_switchover),
+		cmocka_unit_test(cancel_at_each_phase),
 		cmocka_unit_test(downtime_cap_rolls_back),
 		cmocka_unit_test(answer_past_the_cap_leaves_guest_paused),
 		cmocka_unit_test(answer_late),
