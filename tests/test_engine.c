@@ -584,8 +584,7 @@ struct scripted {
 	enum script script;
 	int fd;
 	uint8_t *mem;
-	bool resumed; /* it answered RUNNING: its guest runs */
-	bool hung_up;
+	bool resumed;	   /* it answered RUNNING: its guest runs */
 	bool said_running; /* RUNNING_BEFORE_COMPLETE has lied */
 	uint32_t answers;  /* frames sent back: the next one's number */
 	pthread_t thread;
@@ -667,7 +666,6 @@ static int s_complete(void *opaque)
 		return -ECANCELED;
 	case CLOSE_AFTER_COMPLETE:
 		shutdown(d->fd, SHUT_RDWR);
-		d->hung_up = true;
 		return -ECONNRESET;
 	case FAKE_PROOF:
 		memset(d->mem, 0, TEST_MEM);

@@ -34,7 +34,6 @@ struct dest {
 	uint64_t dev_bytes[DMALOG_MIG_MAX_DEVICES]; /* state received per device */
 	bool resumed;
 	char why[400]; /* a device's own reason for refusing its state */
-	uint8_t scratch_names[DMALOG_MIG_MAX_DEVICES * DMALOG_HELLO_NAME_BYTES];
 };
 
 /*
@@ -224,15 +223,14 @@ static int check_hello(void *opaque, const uint8_t *regions, uint32_t nregions,
 		memset(mine, 0, sizeof(mine));
 		strncpy((char *)mine, dmalog_handle_name(d->c->devices[i]), sizeof(mine) - 1);
 		if (memcmp(mine, names + i * DMALOG_HELLO_NAME_BYTES, sizeof(mine))) {
+			size_t used = 0;
+
 			list_names(theirs, sizeof(theirs), names, d->c->ndevices);
-			for (uint32_t k = 0; k < d->c->ndevices; k++) {
-				memset(mine, 0, sizeof(mine));
-				strncpy((char *)mine, dmalog_handle_name(d->c->devices[k]),
-					sizeof(mine) - 1);
-				memcpy(d->scratch_names + k * DMALOG_HELLO_NAME_BYTES, mine,
-				       sizeof(mine));
-			}
-			list_names(ours, sizeof(ours), d->scratch_names, d->c->ndevices);
+			ours[0] = 0;
+			for (uint32_t k = 0; k < d->c->ndevices && used + 2 < sizeof(ours); k++)
+				used += (size_t)snprintf(ours + used, sizeof(ours) - used, "%s%s",
+							 k ? "," : "",
+							 dmalog_handle_name(d->c->devices[k]));
 			snprintf(d->why, sizeof(d->why), "devices differ (source: %s; here: %s)",
 				 theirs, ours);
 			return -EPROTO;
