@@ -353,6 +353,28 @@ static void reset_wakes_reporter(void **state)
 	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
 }
 
+/*
+ * STOP wakes a REPORT blocked on a stalled tracker (-EIO), as close and reset do, instead of
+ * waiting as long as the firmware does; the next START tracks afresh.
+ */
+static void stop_wakes_reporter(void **state)
+{
+	struct fixture *f = *state;
+	range_t r = {0, SZ_1G};
+	uint64_t bm[8] = {0};
+	struct blocked b;
+	pthread_t th = start_blocked_report(f, &b);
+
+	assert_int_equal(log_stop(f->dev), 0); /* would never return without the wake-up */
+	pthread_join(th, NULL);
+	assert_int_equal(b.ret, -EIO);
+	assert_int_equal(log_report(f->dev, 0, SZ_4K, SZ_4K, bm), -EINVAL);
+	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
+	dmalog_devtrack_log_write(f->t, 2 * SZ_4K, 1);
+	assert_int_equal(log_report(f->dev, 0, 64 * SZ_4K, SZ_4K, bm), 0);
+	assert_int_equal(bm[0], 1ULL << 2);
+}
+
 /* 75: addresses above 4 GiB travel as big-endian high and low words intact. */
 static void b75_high_addresses(void **state)
 {
@@ -405,6 +427,7 @@ int main(void)
 		T(b68_b70_errors_are_sticky),
 		T(b71_error_event_wakes_reporter),
 		T(b73_b74_close_wakes_reporter),
+		T(stop_wakes_reporter),
 		T(reset_wakes_reporter),
 		T(b75_high_addresses),
 		T(b76_one_command_per_window),

@@ -34,7 +34,12 @@ struct dmalog_log_ops {
 			 uint64_t *page_size);
 	/* Stop tracking; 0 when not started. */
 	int (*log_stop)(void *priv);
-	/* Report written pages in [iova, iova + length) into @dirty and clear them. */
+	/*
+	 * Report written pages overlapping [iova, iova + length) into @dirty and clear those
+	 * lying wholly inside the whole report (dmalog_iova_bitmap_span() of @dirty; the core
+	 * hands a long REPORT over window by window): a tracked page cut by a window edge is
+	 * then cleared once, and one cut by the REPORT's own edge is reported and kept.
+	 */
 	int (*log_read_and_clear)(void *priv, uint64_t iova, uint64_t length,
 				  struct dmalog_iova_bitmap *dirty);
 	/*
@@ -103,6 +108,14 @@ DMALOG_API int dmalog_device_data_ioctl(struct dmalog_device *dev, int data_fd,
  * a time (default DMALOG_IOVA_BITMAP_WINDOW_BITS). Smaller windows exercise the windowing in tests.
  */
 DMALOG_API void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_bits);
+
+/**
+ * dmalog_device_set_report_shared() - Whether the bitmaps given to this device's REPORTs may be
+ * filled by another reporter at the same time (several devices reporting into one bitmap from
+ * several threads). Off by default: a REPORT ORs words in with plain loads and stores, as the
+ * kernel's iova_bitmap does; on, every word is merged with an atomic OR.
+ */
+DMALOG_API void dmalog_device_set_report_shared(struct dmalog_device *dev, bool shared);
 
 /** dmalog_device_name() - the name the device was created with ("" for none) */
 DMALOG_API const char *dmalog_device_name(const struct dmalog_device *dev);

@@ -11,8 +11,8 @@
  * the covering address space (ilog2 of the total length rounded up to a power of two) is
  * outside the device's limits, and with -EINVAL on a second START. Errors are sticky: an error
  * event (queue overflow, a bad message, an injected fault) puts the tracker in ERROR and every
- * report returns -EIO until STOP and START. Close and reset stop tracking and wake a blocked
- * reporter with -EIO (log_abort).
+ * report returns -EIO until STOP and START. STOP, close and reset wake a reporter blocked on
+ * the device with -EIO (log_abort) and stop tracking.
  */
 #ifndef DMALOG_DEVTRACK_H
 #define DMALOG_DEVTRACK_H

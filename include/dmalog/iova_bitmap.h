@@ -86,6 +86,15 @@ DMALOG_API void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint6
 					    unsigned int src_pgshift, const uint64_t *src,
 					    uint64_t src_nbits);
 
+/**
+ * dmalog_iova_bitmap_span() - The IOVA range the whole bitmap covers, [*first, *last] (the whole
+ * REPORT, whichever window a tracker is handed): a tracker clears what lies wholly inside it,
+ * so a page cut by a window edge is cleared once, not reported forever. Length 0 gives
+ * *first > *last.
+ */
+DMALOG_API void dmalog_iova_bitmap_span(const struct dmalog_iova_bitmap *bm, uint64_t *first,
+					uint64_t *last);
+
 typedef int (*dmalog_iova_bitmap_fn)(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64_t length,
 				     void *opaque);
 

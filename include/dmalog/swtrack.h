@@ -11,8 +11,12 @@
  *   next larger page size that fits (the uAPI's "driver choice") and writes it back;
  * - writes outside the started ranges are not logged;
  * - a report sets every report page that a dirty tracked page touches, and clears only the
- *   tracked pages lying wholly inside the reported range: a page cut by the range edge stays
- *   dirty for the next report rather than being lost.
+ *   tracked pages lying wholly inside the reported range (the whole REPORT, not the window the
+ *   core hands over): a page cut by the range edge stays dirty for the next report rather
+ *   than being lost;
+ * - marking takes a read lock and one atomic OR per word; reporting flips the log's two halves
+ *   under the write lock and then reads and clears the retired half with plain loads and
+ *   stores, skipping clean stretches through a summary bit per 64 words.
  */
 #ifndef DMALOG_SWTRACK_H
 #define DMALOG_SWTRACK_H
@@ -45,6 +49,13 @@ DMALOG_API const struct dmalog_log_ops *dmalog_swtrack_log_ops(void);
 /** dmalog_swtrack_log_write() - Record a completed DMA write of [iova, iova + length). No-op when
  * not tracking. */
 DMALOG_API void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova, uint64_t length);
+
+/**
+ * dmalog_swtrack_log_writes() - Record @n completed DMA writes of @length bytes each, at @iovas:
+ * what a device logging a burst does, with one entry into the tracker for the whole burst.
+ */
+DMALOG_API void dmalog_swtrack_log_writes(struct dmalog_swtrack *t, const uint64_t *iovas,
+					  uint64_t n, uint64_t length);
 
 /** dmalog_swtrack_page_size() - Tracking page size, 0 when not tracking. */
 DMALOG_API uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t);

@@ -170,6 +170,13 @@ void dmalog_device_set_report_window(struct dmalog_device *dev, uint64_t window_
 	pthread_mutex_unlock(&dev->log_lock);
 }
 
+void dmalog_device_set_report_shared(struct dmalog_device *dev, bool shared)
+{
+	pthread_mutex_lock(&dev->log_lock);
+	dev->report_shared = shared;
+	pthread_mutex_unlock(&dev->log_lock);
+}
+
 const char *dmalog_device_name(const struct dmalog_device *dev)
 {
 	return dev->name;

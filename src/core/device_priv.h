@@ -15,6 +15,7 @@ struct dmalog_device {
 	uint64_t migration_flags;
 	void *priv;
 	uint64_t report_window_bits;
+	bool report_shared; /* REPORT bitmaps may be filled by others at once: atomic ORs */
 
 	/* Serialises START/STOP/REPORT, as the drivers' state mutex does. */
 	pthread_mutex_t log_lock;

@@ -531,6 +531,16 @@ void dmalog_iova_bitmap_set_from(struct dmalog_iova_bitmap *bm, uint64_t src_iov
 	}
 }
 
+void dmalog_iova_bitmap_span(const struct dmalog_iova_bitmap *bm, uint64_t *first, uint64_t *last)
+{
+	*first = bm->iova;
+	*last = bm->iova + bm->length - 1;
+	if (!bm->length) {
+		*first = 1;
+		*last = 0;
+	}
+}
+
 int dmalog_iova_bitmap_for_each(struct dmalog_iova_bitmap *bm, uint64_t window_bits,
 				dmalog_iova_bitmap_fn fn, void *opaque)
 {

@@ -113,7 +113,15 @@ int dmalog_logging_stop(struct dmalog_device *dev, uint32_t flags, void *data, s
 	ret = dmalog_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
 	if (ret != 1)
 		return ret;
-	pthread_mutex_lock(&dev->log_lock);
+	/*
+	 * A REPORT holding the lock may be waiting on a stalled device: wake it (-EIO) as close
+	 * and reset do, or STOP would wait as long as the device does.
+	 */
+	if (pthread_mutex_trylock(&dev->log_lock)) {
+		if (dev->log_ops->log_abort)
+			dev->log_ops->log_abort(dev->priv);
+		pthread_mutex_lock(&dev->log_lock);
+	}
 	ret = dev->log_ops->log_stop(dev->priv);
 	dev->log_active = false;
 	pthread_mutex_unlock(&dev->log_lock);
@@ -152,10 +160,10 @@ int dmalog_logging_report(struct dmalog_device *dev, uint32_t flags, void *data,
 	} else if (!report.length) {
 		ret = 0;
 	} else {
-		/* Atomic ORs: reports from several devices may fill one bitmap concurrently. */
+		/* Plain ORs, as the kernel's; atomic ones when another reporter may share it. */
 		ret = dmalog_iova_bitmap_init(&bm, report.iova, report.length, report.page_size,
 					      (void *)(uintptr_t)report.bitmap,
-					      DMALOG_IOVA_BITMAP_ATOMIC);
+					      dev->report_shared ? DMALOG_IOVA_BITMAP_ATOMIC : 0);
 		if (!ret)
 			ret = dmalog_iova_bitmap_for_each(&bm, dev->report_window_bits,
 							  report_window, dev);

@@ -5,8 +5,11 @@
  * buffers; the host side (read_and_clear) drains the ring into the IOVA bitmap, reposting each
  * buffer, until a message whose status leaves REPORTING.
  *
- * Locks: log_lock (rwlock) keeps the page log alive for device writes; lock (mutex) guards
- * everything the host and the firmware share, with fw_cond and host_cond to wait on.
+ * Locks: the page log has its own (device writes against START/STOP and the firmware's
+ * flips); lock (mutex) guards everything the host and the firmware share, with fw_cond and
+ * host_cond to wait on. The firmware fills a posted buffer in place, outside the lock, and
+ * the host decodes a message outside it too, turning runs of consecutive addresses into one
+ * bitmap fill.
  */
 #include <endian.h>
 #include <errno.h>
@@ -36,7 +39,6 @@ struct dmalog_devtrack {
 	/* The windows of the last REPORTING commands, oldest first once the ring wraps. */
 	struct dmalog_range cmd_history[CMD_HISTORY];
 
-	pthread_rwlock_t log_lock;
 	bool active;
 	struct pagelog log;
 	struct dmalog_range *ranges; /* programmed, after combining */
@@ -52,6 +54,7 @@ struct dmalog_devtrack {
 	bool err; /* sticky until STOP and START */
 	bool cmd_pending;
 	uint64_t cmd_iova, cmd_last;
+	uint64_t cmd_clear_first, cmd_clear_last; /* the whole REPORT the command is a window of */
 	struct message *ring;
 	uint8_t *ring_data;
 	uint32_t head, tail, count;
@@ -79,7 +82,7 @@ int dmalog_devtrack_create(const struct dmalog_devtrack_caps *caps, struct dmalo
 	if (!t)
 		return -ENOMEM;
 	t->caps = *caps;
-	pthread_rwlock_init(&t->log_lock, NULL);
+	pagelog_setup(&t->log);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->fw_cond, NULL);
 	pthread_cond_init(&t->host_cond, NULL);
@@ -97,7 +100,7 @@ void dmalog_devtrack_destroy(struct dmalog_devtrack *t)
 	pthread_cond_destroy(&t->fw_cond);
 	pthread_cond_destroy(&t->host_cond);
 	pthread_mutex_destroy(&t->lock);
-	pthread_rwlock_destroy(&t->log_lock);
+	pagelog_teardown(&t->log);
 	free(t);
 }
 
@@ -110,20 +113,39 @@ static void set_error_locked(struct dmalog_devtrack *t)
 	pthread_cond_broadcast(&t->fw_cond);
 }
 
-/* The firmware's message being assembled. */
+/* The firmware's message being assembled, in place in the next posted buffer. */
 struct fw_report {
 	struct dmalog_devtrack *t;
-	uint8_t *buf;
+	uint8_t *buf; /* the buffer at head, once acquired; NULL before */
 	uint32_t nbytes;
 	bool aborted;
 };
 
-/* Send the assembled message with @status into the next posted buffer. */
+/* Wait for a posted buffer to fill (RNR retry while the queue is full); false when aborted. */
+static bool fw_acquire(struct fw_report *r)
+{
+	struct dmalog_devtrack *t = r->t;
+
+	pthread_mutex_lock(&t->lock);
+	while (t->count == t->caps.queue_depth && !t->stop && !t->err)
+		pthread_cond_wait(&t->fw_cond, &t->lock);
+	if (t->stop || t->err)
+		r->aborted = true;
+	else
+		r->buf = t->ring[t->head].data;
+	pthread_mutex_unlock(&t->lock);
+	r->nbytes = 0;
+	return !r->aborted;
+}
+
+/* Send the assembled message with @status: the buffer at head becomes the host's. */
 static void fw_post(struct fw_report *r, uint32_t status)
 {
 	struct dmalog_devtrack *t = r->t;
 	struct message *m;
 
+	if (!r->buf && !fw_acquire(r))
+		return;
 	pthread_mutex_lock(&t->lock);
 	while (t->stalled && !t->stop && !t->err)
 		pthread_cond_wait(&t->fw_cond, &t->lock);
@@ -132,16 +154,12 @@ static void fw_post(struct fw_report *r, uint32_t status)
 		t->f_overflow = false;
 		set_error_locked(t);
 	}
-	/* Backpressure: a full queue waits for the host to repost (RNR retry). */
-	while (t->count == t->caps.queue_depth && !t->stop && !t->err)
-		pthread_cond_wait(&t->fw_cond, &t->lock);
 	if (t->stop || t->err) {
 		r->aborted = true;
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
 	m = &t->ring[t->head];
-	memcpy(m->data, r->buf, r->nbytes);
 	m->byte_cnt = r->nbytes;
 	m->imm = htobe32(status << 28);
 	m->opcode = t->f_bad_opcode ? OPCODE_BAD : OPCODE_SEND_IMM;
@@ -152,7 +170,20 @@ static void fw_post(struct fw_report *r, uint32_t status)
 		t->state = status;
 	pthread_cond_broadcast(&t->host_cond);
 	pthread_mutex_unlock(&t->lock);
+	r->buf = NULL;
 	r->nbytes = 0;
+}
+
+static void fw_put_addr(struct fw_report *r, uint64_t addr)
+{
+	uint32_t be[2] = {htobe32(addr >> 32), htobe32((uint32_t)addr)};
+
+	if (!r->buf && !fw_acquire(r))
+		return;
+	memcpy(r->buf + r->nbytes, be, 8);
+	r->nbytes += 8;
+	if (r->nbytes == r->t->caps.max_msg_size)
+		fw_post(r, DMALOG_DEVTRACK_REPORTING);
 }
 
 /* pagelog_take's consumer: each dirty page becomes an 8-byte big-endian address entry. */
@@ -162,27 +193,21 @@ static void fw_emit(void *opaque, uint64_t page_iova, unsigned int shift, const 
 	struct fw_report *r = opaque;
 
 	for (uint64_t w = 0; w < nbits / 64 && !r->aborted; w++) {
-		for (uint64_t bits = words[w]; bits && !r->aborted; bits &= bits - 1) {
-			uint64_t addr = page_iova + ((w * 64 + __builtin_ctzll(bits)) << shift);
-			uint32_t hi = htobe32(addr >> 32), lo = htobe32((uint32_t)addr);
+		uint64_t base = page_iova + ((w * 64) << shift);
 
-			memcpy(r->buf + r->nbytes, &hi, 4);
-			memcpy(r->buf + r->nbytes + 4, &lo, 4);
-			r->nbytes += 8;
-			if (r->nbytes == r->t->caps.max_msg_size)
-				fw_post(r, DMALOG_DEVTRACK_REPORTING);
-		}
+		for (uint64_t bits = words[w]; bits && !r->aborted; bits &= bits - 1)
+			fw_put_addr(r, base + ((uint64_t)__builtin_ctzll(bits) << shift));
 	}
 }
 
 static void *firmware(void *arg)
 {
 	struct dmalog_devtrack *t = arg;
-	struct fw_report r = {.t = t, .buf = malloc(t->caps.max_msg_size)};
+	struct fw_report r = {.t = t};
 
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
-		uint64_t iova, last;
+		uint64_t iova, last, clear_first, clear_last;
 		bool zero_length;
 
 		while (!t->cmd_pending && !t->stop)
@@ -192,17 +217,20 @@ static void *firmware(void *arg)
 		t->cmd_pending = false;
 		iova = t->cmd_iova;
 		last = t->cmd_last;
+		clear_first = t->cmd_clear_first;
+		clear_last = t->cmd_clear_last;
 		zero_length = t->f_zero_length;
 		t->f_zero_length = false;
 		pthread_mutex_unlock(&t->lock);
 
+		r.buf = NULL;
 		r.nbytes = 0;
-		r.aborted = !r.buf;
-		if (zero_length && !r.aborted)
+		r.aborted = false;
+		if (zero_length)
 			fw_post(&r, DMALOG_DEVTRACK_REPORTING);
 		/* Scan and clear the range; pages go out as they are found. */
 		if (!r.aborted)
-			pagelog_take(&t->log, iova, last, fw_emit, &r);
+			pagelog_take(&t->log, iova, last, clear_first, clear_last, fw_emit, &r);
 		if (!r.aborted) {
 			bool fw_error;
 
@@ -213,17 +241,13 @@ static void *firmware(void *arg)
 			fw_post(&r, fw_error ? DMALOG_DEVTRACK_ERROR : DMALOG_DEVTRACK_TRACKING);
 		}
 		pthread_mutex_lock(&t->lock);
-		if (!r.buf)
-			set_error_locked(t);
 	}
 	pthread_mutex_unlock(&t->lock);
-	free(r.buf);
 	return NULL;
 }
 
 static void free_tracker(struct dmalog_devtrack *t)
 {
-	pagelog_free(&t->log);
 	free(t->ranges);
 	free(t->ring);
 	free(t->ring_data);
@@ -272,7 +296,6 @@ static int devtrack_start(void *priv, const struct dmalog_range *ranges, uint32_
 	uint32_t depth = t->caps.queue_depth;
 	int ret;
 
-	pthread_rwlock_wrlock(&t->log_lock);
 	pthread_mutex_lock(&t->lock);
 	if (t->active) {
 		ret = -EINVAL;
@@ -284,7 +307,7 @@ static int devtrack_start(void *priv, const struct dmalog_range *ranges, uint32_
 	}
 	ret = program_ranges(t, ranges, n, &shift);
 	if (!ret)
-		ret = pagelog_init(&t->log, t->ranges, t->nranges, shift);
+		ret = pagelog_start(&t->log, t->ranges, t->nranges, shift);
 	if (ret)
 		goto fail;
 	t->ring = calloc(depth, sizeof(*t->ring));
@@ -292,7 +315,7 @@ static int devtrack_start(void *priv, const struct dmalog_range *ranges, uint32_
 	t->addrs = malloc(t->caps.max_msg_size);
 	if (!t->ring || !t->ring_data || !t->addrs) {
 		ret = -ENOMEM;
-		goto fail;
+		goto fail_log;
 	}
 	for (uint32_t i = 0; i < depth; i++)
 		t->ring[i].data = t->ring_data + (size_t)i * t->caps.max_msg_size;
@@ -302,15 +325,16 @@ static int devtrack_start(void *priv, const struct dmalog_range *ranges, uint32_
 	t->state = DMALOG_DEVTRACK_TRACKING;
 	ret = -pthread_create(&t->fw, NULL, firmware, t);
 	if (ret)
-		goto fail;
+		goto fail_log;
 	t->active = true;
 	*page_size = 1ULL << shift;
 	goto out;
+fail_log:
+	pagelog_stop(&t->log);
 fail:
 	free_tracker(t);
 out:
 	pthread_mutex_unlock(&t->lock);
-	pthread_rwlock_unlock(&t->log_lock);
 	return ret;
 }
 
@@ -328,12 +352,11 @@ static int devtrack_stop(void *priv)
 	pthread_mutex_unlock(&t->lock);
 	pthread_join(t->fw, NULL);
 
-	pthread_rwlock_wrlock(&t->log_lock);
+	pagelog_stop(&t->log);
 	pthread_mutex_lock(&t->lock);
 	t->active = false;
 	free_tracker(t);
 	pthread_mutex_unlock(&t->lock);
-	pthread_rwlock_unlock(&t->log_lock);
 	return 0;
 }
 
@@ -345,6 +368,41 @@ static void devtrack_abort(void *priv)
 	if (t->active)
 		set_error_locked(t);
 	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * Decode @n big-endian entries and set their pages: consecutive addresses (what a dense log
+ * sends) become one run, scattered ones go through set_list's prefetching.
+ */
+static void decode_and_set(struct dmalog_devtrack *t, const uint8_t *data, uint32_t n,
+			   struct dmalog_iova_bitmap *bm)
+{
+	uint64_t page = 1ULL << t->log.pgshift, run_start = 0, run_len = 0;
+	uint32_t scattered = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t hi, lo;
+		uint64_t addr;
+
+		memcpy(&hi, data + 8 * i, 4);
+		memcpy(&lo, data + 8 * i + 4, 4);
+		addr = (uint64_t)be32toh(hi) << 32 | be32toh(lo);
+		if (run_len && addr == run_start + run_len) {
+			run_len += page;
+			continue;
+		}
+		if (run_len > page)
+			dmalog_iova_bitmap_set(bm, run_start, run_len);
+		else if (run_len)
+			t->addrs[scattered++] = run_start;
+		run_start = addr;
+		run_len = page;
+	}
+	if (run_len > page)
+		dmalog_iova_bitmap_set(bm, run_start, run_len);
+	else if (run_len)
+		t->addrs[scattered++] = run_start;
+	dmalog_iova_bitmap_set_list(bm, t->addrs, scattered, page);
 }
 
 /* Take one message off the ring (caller holds lock, ring not empty); decode it unlocked. */
@@ -363,14 +421,7 @@ static int consume(struct dmalog_devtrack *t, struct dmalog_iova_bitmap *bm, uin
 		/* Only the last message may be empty: a protocol violation, not a success. */
 		ret = -EIO;
 	} else {
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t hi, lo;
-
-			memcpy(&hi, m->data + 8 * i, 4);
-			memcpy(&lo, m->data + 8 * i + 4, 4);
-			t->addrs[i] = (uint64_t)be32toh(hi) << 32 | be32toh(lo);
-		}
-		dmalog_iova_bitmap_set_list(bm, t->addrs, n, 1ULL << t->log.pgshift);
+		decode_and_set(t, m->data, n, bm);
 	}
 	pthread_mutex_lock(&t->lock);
 	/* Repost the buffer. */
@@ -404,6 +455,7 @@ static int devtrack_read_and_clear(void *priv, uint64_t iova, uint64_t length,
 	t->state = DMALOG_DEVTRACK_REPORTING;
 	t->cmd_iova = iova;
 	t->cmd_last = iova + length - 1;
+	dmalog_iova_bitmap_span(dirty, &t->cmd_clear_first, &t->cmd_clear_last);
 	t->cmd_pending = true;
 	t->cmd_history[t->reports % CMD_HISTORY] = (struct dmalog_range){iova, length};
 	t->reports++;
@@ -429,10 +481,7 @@ static int devtrack_read_and_clear(void *priv, uint64_t iova, uint64_t length,
 
 void dmalog_devtrack_log_write(struct dmalog_devtrack *t, uint64_t iova, uint64_t length)
 {
-	pthread_rwlock_rdlock(&t->log_lock);
-	if (t->active)
-		pagelog_mark(&t->log, iova, length);
-	pthread_rwlock_unlock(&t->log_lock);
+	pagelog_mark(&t->log, iova, length);
 }
 
 int dmalog_devtrack_inject(struct dmalog_devtrack *t, enum dmalog_devtrack_fault f)

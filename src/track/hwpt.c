@@ -541,8 +541,9 @@ static int cmd_get_dirty_bitmap(struct dmalog_iommufd *ictx, void *arg)
 		return -EFAULT;
 	if (!fully_mapped(&ictx->objs[h->ioas], cmd.iova, last))
 		return -EINVAL;
+	/* Plain ORs, as the kernel's: commands on one context run one at a time. */
 	ret = dmalog_iova_bitmap_init(&bm, cmd.iova, cmd.length, cmd.page_size,
-				      (void *)(uintptr_t)cmd.data, DMALOG_IOVA_BITMAP_ATOMIC);
+				      (void *)(uintptr_t)cmd.data, 0);
 	if (ret)
 		return ret;
 	w.iopt = h->iopt;

@@ -370,7 +370,9 @@ int dmalog_iopt_unmap(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length)
 
 struct dirty_walk {
 	struct walk w;
-	uint64_t lo, hi; /* the query: only leaves wholly inside are cleaned */
+	uint64_t lo, hi;     /* the leaves to visit: those overlapping the window */
+	uint64_t c_lo, c_hi; /* only leaves wholly inside are cleaned: the whole report */
+	uint64_t f_lo, f_hi; /* what the cleaned leaves span, to invalidate */
 	bool clear;
 	bool cleared;
 	struct dmalog_iova_bitmap *bm;
@@ -378,7 +380,16 @@ struct dirty_walk {
 
 static bool leaf_inside(const struct dirty_walk *d, uint64_t base, uint64_t size)
 {
-	return base >= d->lo && base + size - 1 <= d->hi;
+	return base >= d->c_lo && base + size - 1 <= d->c_hi;
+}
+
+static void note_cleaned(struct dirty_walk *d, uint64_t lo, uint64_t hi)
+{
+	if (!d->cleared || lo < d->f_lo)
+		d->f_lo = lo;
+	if (!d->cleared || hi > d->f_hi)
+		d->f_hi = hi;
+	d->cleared = true;
 }
 
 static int dirty_leaf(struct walk *w, uint64_t *p, uint64_t pte, int level, uint64_t base)
@@ -392,7 +403,7 @@ static int dirty_leaf(struct walk *w, uint64_t *p, uint64_t pte, int level, uint
 		dmalog_iova_bitmap_set(d->bm, base, size);
 	if (d->clear && leaf_inside(d, base, size)) {
 		__atomic_fetch_and(p, ~DMALOG_IOPT_PTE_D, __ATOMIC_ACQ_REL);
-		d->cleared = true;
+		note_cleaned(d, base, base + size - 1);
 	}
 	return 0;
 }
@@ -406,10 +417,12 @@ static int dirty_leaf_table(struct walk *w, uint64_t *t, uint64_t base, unsigned
 {
 	const uint64_t want = DMALOG_IOPT_PTE_PR | DMALOG_IOPT_PTE_D;
 	struct dirty_walk *d = (struct dirty_walk *)w;
-	uint64_t mask[PTES_PER_PAGE / 64] = {0}, any = 0;
-	/* Pages wholly inside the query, the ones a clear may clean: indexes [c_lo, c_end). */
-	uint64_t c_lo = base >= d->lo ? 0 : (d->lo - base + 4095) >> 12;
-	uint64_t c_end = (d->hi + 1 - base) >> 12;
+	uint64_t mask[PTES_PER_PAGE / 64] = {0}, any = 0, cleaned = 0;
+	/* Pages wholly inside the clear bounds, the ones a clear may clean: [c_lo, c_end). */
+	uint64_t c_lo = base >= d->c_lo ? 0 : (d->c_lo - base + 4095) >> 12;
+	uint64_t c_end = d->c_hi < base				       ? 0
+			 : d->c_hi - base >= (PTES_PER_PAGE << 12) - 1 ? PTES_PER_PAGE
+								       : (d->c_hi + 1 - base) >> 12;
 
 	for (unsigned int wi = first / 64; wi <= last / 64; wi++) {
 		unsigned int lo = wi == first / 64 ? first % 64 : 0;
@@ -437,12 +450,15 @@ static int dirty_leaf_table(struct walk *w, uint64_t *t, uint64_t base, unsigned
 			 */
 			if (d->clear && idx >= c_lo && idx < c_end) {
 				__atomic_store_n(&p[i], pte & ~DMALOG_IOPT_PTE_D, __ATOMIC_RELAXED);
-				d->cleared = true;
+				cleaned = 1;
 			}
 		}
 	}
 	if (!any)
 		return 0;
+	if (cleaned)
+		note_cleaned(d, base + ((uint64_t)first << 12),
+			     base + ((uint64_t)last << 12) + 4095);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (d->bm)
 		dmalog_iova_bitmap_set_from(d->bm, base, 12, mask, PTES_PER_PAGE);
@@ -453,7 +469,7 @@ static void dirty_walk_locked(struct dmalog_iopt *iopt, struct dirty_walk *d)
 {
 	walk_range(iopt, &d->w, d->lo, d->hi);
 	if (d->cleared)
-		flush_and_wait(iopt, d->lo, d->hi);
+		flush_and_wait(iopt, d->f_lo, d->f_hi);
 }
 
 int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova, uint64_t length,
@@ -463,6 +479,8 @@ int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova, ui
 		.w = {.leaf = dirty_leaf, .leaf_table = dirty_leaf_table},
 		.lo = iova,
 		.hi = iova + length - 1,
+		.c_lo = iova,
+		.c_hi = iova + length - 1,
 		.clear = !(flags & DMALOG_IOPT_NO_CLEAR),
 		.bm = dirty,
 	};
@@ -471,6 +489,16 @@ int dmalog_iopt_read_and_clear_dirty(struct dmalog_iopt *iopt, uint64_t iova, ui
 		return -EINVAL;
 	if (!length)
 		return 0;
+	/* A window of a longer report: clean what the whole report covers (see dmalog_log_ops). */
+	if (dirty) {
+		uint64_t first, last;
+
+		dmalog_iova_bitmap_span(dirty, &first, &last);
+		if (first <= d.lo && last >= d.hi) {
+			d.c_lo = first;
+			d.c_hi = last;
+		}
+	}
 	if (!valid_range(iova, length))
 		return -EINVAL;
 	/* One-shot: the IOMMU could not read its tables this time. */
@@ -496,6 +524,8 @@ int dmalog_iopt_set_dirty_tracking(struct dmalog_iopt *iopt, bool enable)
 		.w = {.leaf = dirty_leaf, .leaf_table = dirty_leaf_table},
 		.lo = 0,
 		.hi = IOVA_LIMIT - 1,
+		.c_lo = 0,
+		.c_hi = IOVA_LIMIT - 1,
 		.clear = true,
 	};
 

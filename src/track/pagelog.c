@@ -1,59 +1,128 @@
 // SPDX-License-Identifier: MIT
-/* Per-range dirty-page log with atomic mark and take. */
+/* Per-range dirty-page log: two halves flipped under a lock, a summary level, plain-load takes. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pagelog.h"
 
-/* Words handed to the consumer at a time: a take's memory is bounded by this. */
-#define TAKE_CHUNK_WORDS 64
+/* Words per summary bit: 64 words are 4096 pages, 16 MiB at 4 KiB. */
+#define GROUP_SHIFT 6
 
 static uint64_t range_pages(const struct dmalog_range *r, unsigned int shift)
 {
 	return (dmalog_range_last(r) >> shift) - (r->iova >> shift) + 1;
 }
 
+static uint64_t words_for(uint64_t bits)
+{
+	return (bits + 63) / 64;
+}
+
 uint64_t pagelog_bytes(const struct dmalog_range *ranges, uint32_t n, unsigned int shift)
 {
 	uint64_t total = 0;
 
-	for (uint32_t i = 0; i < n; i++)
-		total += (range_pages(&ranges[i], shift) + 63) / 64 * 8;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t words = words_for(range_pages(&ranges[i], shift));
+		uint64_t sum = words_for(words_for(words));
+
+		total += 2 * 8 * (words + sum);
+	}
 	return total;
 }
 
-int pagelog_init(struct pagelog *log, const struct dmalog_range *ranges, uint32_t n,
-		 unsigned int shift)
+void pagelog_setup(struct pagelog *log)
 {
-	log->pgshift = shift;
+	pthread_rwlockattr_t attr;
+
+	memset(log, 0, sizeof(*log));
+	/* A flip must not wait behind a stream of writers that keeps the lock read-held. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&log->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
+void pagelog_teardown(struct pagelog *log)
+{
+	pagelog_stop(log);
+	pthread_rwlock_destroy(&log->lock);
+}
+
+static void free_ranges(struct pagelog *log)
+{
+	for (uint32_t i = 0; i < log->nranges; i++) {
+		for (int h = 0; h < 2; h++) {
+			free(log->ranges[i].bits[h]);
+			free(log->ranges[i].summary[h]);
+		}
+	}
+	free(log->ranges);
+	log->ranges = NULL;
 	log->nranges = 0;
+}
+
+int pagelog_start(struct pagelog *log, const struct dmalog_range *ranges, uint32_t n,
+		  unsigned int shift)
+{
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&log->lock);
+	if (log->active) {
+		ret = -EINVAL;
+		goto out;
+	}
 	log->ranges = calloc(n, sizeof(*log->ranges));
-	if (!log->ranges)
-		return -ENOMEM;
+	if (!log->ranges) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	log->nranges = n;
+	log->pgshift = shift;
+	log->last_hit = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct pagelog_range *r = &log->ranges[i];
+		uint64_t nsum;
 
 		r->iova = ranges[i].iova;
 		r->last = dmalog_range_last(&ranges[i]);
 		r->first_page = r->iova >> shift;
 		r->npages = range_pages(&ranges[i], shift);
-		r->bits = calloc((r->npages + 63) / 64, sizeof(uint64_t));
-		if (!r->bits) {
-			pagelog_free(log);
-			return -ENOMEM;
+		r->nwords = words_for(r->npages);
+		nsum = words_for(words_for(r->nwords));
+		for (int h = 0; h < 2; h++) {
+			r->bits[h] = calloc(r->nwords, sizeof(uint64_t));
+			r->summary[h] = calloc(nsum, sizeof(uint64_t));
+			if (!r->bits[h] || !r->summary[h]) {
+				free_ranges(log);
+				ret = -ENOMEM;
+				goto out;
+			}
 		}
 	}
-	return 0;
+	log->active = true;
+out:
+	pthread_rwlock_unlock(&log->lock);
+	return ret;
 }
 
-void pagelog_free(struct pagelog *log)
+void pagelog_stop(struct pagelog *log)
 {
-	for (uint32_t i = 0; i < log->nranges; i++)
-		free(log->ranges[i].bits);
-	free(log->ranges);
-	log->ranges = NULL;
-	log->nranges = 0;
+	pthread_rwlock_wrlock(&log->lock);
+	free_ranges(log);
+	log->active = false;
+	pthread_rwlock_unlock(&log->lock);
+}
+
+unsigned int pagelog_shift(struct pagelog *log)
+{
+	unsigned int shift;
+
+	pthread_rwlock_rdlock(&log->lock);
+	shift = log->active ? log->pgshift : 0;
+	pthread_rwlock_unlock(&log->lock);
+	return shift;
 }
 
 /* First range whose last byte is >= @iova (ranges are sorted and disjoint). */
@@ -73,98 +142,241 @@ static uint32_t first_range_ending_at_or_after(const struct pagelog *log, uint64
 }
 
 /* Mask of bits [lo, hi] within a word, 0 <= lo <= hi <= 63. */
-static uint64_t bit_mask(unsigned int lo, unsigned int hi)
+static inline uint64_t bit_mask(unsigned int lo, unsigned int hi)
 {
 	return (~0ULL << lo) & (~0ULL >> (63 - hi));
 }
 
-void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length)
+/* Set the summary bits of words [w0, w1] of half @h; a load only when they are already set. */
+static inline void mark_summary(struct pagelog_range *r, unsigned int h, uint64_t w0, uint64_t w1)
+{
+	uint64_t g0 = w0 >> GROUP_SHIFT, g1 = w1 >> GROUP_SHIFT;
+
+	for (uint64_t s = g0 / 64; s <= g1 / 64; s++) {
+		uint64_t m = bit_mask(s == g0 / 64 ? g0 % 64 : 0, s == g1 / 64 ? g1 % 64 : 63);
+		uint64_t *p = &r->summary[h][s];
+
+		if ((__atomic_load_n(p, __ATOMIC_RELAXED) & m) != m)
+			__atomic_fetch_or(p, m, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * Mark pages [b0, b1] (relative to the range) in the current half. Relaxed: the writer's data
+ * and its marks reach a taker through the lock (read-unlock, then the taker's write-lock).
+ */
+static inline void mark_pages(struct pagelog_range *r, uint64_t b0, uint64_t b1)
+{
+	unsigned int h = r->cur;
+	uint64_t *bits = r->bits[h];
+
+	for (uint64_t w = b0 / 64; w <= b1 / 64; w++) {
+		unsigned int from = w == b0 / 64 ? b0 % 64 : 0;
+		unsigned int to = w == b1 / 64 ? b1 % 64 : 63;
+
+		__atomic_fetch_or(&bits[w], bit_mask(from, to), __ATOMIC_RELAXED);
+	}
+	mark_summary(r, h, b0 / 64, b1 / 64);
+}
+
+/* Mark [iova, last] in every range it meets; caller holds the lock for reading. */
+static void mark_locked(struct pagelog *log, uint64_t iova, uint64_t last)
+{
+	uint32_t i = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
+
+	if (i >= log->nranges || log->ranges[i].iova > iova || log->ranges[i].last < last)
+		i = first_range_ending_at_or_after(log, iova);
+	for (; i < log->nranges && log->ranges[i].iova <= last; i++) {
+		struct pagelog_range *r = &log->ranges[i];
+		uint64_t lo = iova > r->iova ? iova : r->iova;
+		uint64_t hi = last < r->last ? last : r->last;
+
+		mark_pages(r, (lo >> log->pgshift) - r->first_page,
+			   (hi >> log->pgshift) - r->first_page);
+		/* Stored only on a change: writers on other CPUs keep the line shared. */
+		if (__atomic_load_n(&log->last_hit, __ATOMIC_RELAXED) != i)
+			__atomic_store_n(&log->last_hit, i, __ATOMIC_RELAXED);
+	}
+}
+
+static uint64_t last_byte(uint64_t iova, uint64_t length)
 {
 	uint64_t last;
 
-	if (!length)
-		return;
 	if (__builtin_add_overflow(iova, length - 1, &last))
 		last = UINT64_MAX;
+	return last;
+}
+
+void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length)
+{
+	if (!length)
+		return;
+	pthread_rwlock_rdlock(&log->lock);
+	if (log->active)
+		mark_locked(log, iova, last_byte(iova, length));
+	pthread_rwlock_unlock(&log->lock);
+}
+
+void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, uint64_t length)
+{
+	if (!length || !n)
+		return;
+	pthread_rwlock_rdlock(&log->lock);
+	if (log->active) {
+		for (uint64_t i = 0; i < n; i++)
+			mark_locked(log, iovas[i], last_byte(iovas[i], length));
+	}
+	pthread_rwlock_unlock(&log->lock);
+}
+
+/* Put bits a take must keep back into the current half (writers may be marking it). */
+static void keep_bits(struct pagelog_range *r, uint64_t w, uint64_t bits)
+{
+	__atomic_fetch_or(&r->bits[r->cur][w], bits, __ATOMIC_RELAXED);
+	mark_summary(r, r->cur, w, w);
+}
+
+/* What one take of a range needs: pages relative to the range, as [first, last] or [lo, end). */
+struct take {
+	struct pagelog_range *r;
+	unsigned int shift;
+	uint64_t b0, b1;      /* pages to report */
+	uint64_t c_lo, c_end; /* pages to clear */
+	pagelog_fn fn;
+	void *opaque;
+};
+
+static uint64_t page_iova(const struct take *t, uint64_t word)
+{
+	return (t->r->first_page + word * 64) << t->shift;
+}
+
+/* An edge word of the take: report the bits in range, keep what may not be cleared. */
+static void take_edge_word(const struct take *t, uint64_t *retired, uint64_t w)
+{
+	uint64_t v = retired[w], page0 = w * 64, rmask, cmask = 0;
+
+	if (!v)
+		return;
+	rmask = bit_mask(w == t->b0 / 64 ? t->b0 % 64 : 0, w == t->b1 / 64 ? t->b1 % 64 : 63);
+	if (t->c_lo < page0 + 64 && t->c_end > page0) {
+		uint64_t lo = t->c_lo > page0 ? t->c_lo - page0 : 0;
+		uint64_t end = t->c_end < page0 + 64 ? t->c_end - page0 : 64;
+
+		cmask = bit_mask(lo, end - 1);
+	}
+	retired[w] = 0;
+	if (v & ~(rmask & cmask))
+		keep_bits(t->r, w, v & ~(rmask & cmask));
+	v &= rmask;
+	if (v)
+		t->fn(t->opaque, page_iova(t, w), t->shift, &v, 64);
+}
+
+/* Words [a, b) of the retired half, from summary groups that are set. */
+static void take_words(const struct take *t, uint64_t *retired, uint64_t a, uint64_t b)
+{
+	uint64_t w0 = t->b0 / 64, w1 = t->b1 / 64;
+
+	/* Outside the take: everything goes back. */
+	for (uint64_t w = a; w < b && w < w0; w++) {
+		if (retired[w])
+			keep_bits(t->r, w, retired[w]);
+		retired[w] = 0;
+	}
+	for (uint64_t w = w1 + 1 > a ? w1 + 1 : a; w < b; w++) {
+		if (retired[w])
+			keep_bits(t->r, w, retired[w]);
+		retired[w] = 0;
+	}
+	if (a < w0)
+		a = w0;
+	if (b > w1 + 1)
+		b = w1 + 1;
+	if (a >= b)
+		return;
+	if (a == w0)
+		take_edge_word(t, retired, a++);
+	if (a < b && b - 1 == w1)
+		take_edge_word(t, retired, --b);
+	/* Between the edge words every page is reported and wholly inside the clear bounds. */
+	if (a < b) {
+		t->fn(t->opaque, page_iova(t, a), t->shift, &retired[a], (b - a) * 64);
+		memset(&retired[a], 0, (b - a) * sizeof(uint64_t));
+	}
+}
+
+static void take_range(struct pagelog *log, struct take *t)
+{
+	struct pagelog_range *r = t->r;
+	uint64_t ngroups = (r->nwords + 63) >> GROUP_SHIFT;
+	uint64_t nsum = words_for(ngroups);
+	uint64_t *retired, *summary;
+	unsigned int old;
+
+	/* The flip: once we hold the lock for writing, nobody marks the old half any more. */
+	pthread_rwlock_wrlock(&log->lock);
+	old = r->cur;
+	r->cur = !old;
+	pthread_rwlock_unlock(&log->lock);
+	retired = r->bits[old];
+	summary = r->summary[old];
+
+	/* Runs of set summary bits become one call each. */
+	for (uint64_t g = 0; g < ngroups;) {
+		uint64_t s = summary[g / 64] >> (g % 64), run_end;
+
+		if (!s) {
+			g = (g / 64 + 1) * 64;
+			continue;
+		}
+		g += __builtin_ctzll(s);
+		run_end = g;
+		while (run_end < ngroups && (summary[run_end / 64] >> (run_end % 64) & 1))
+			run_end++;
+		take_words(t, retired, g << GROUP_SHIFT,
+			   (run_end << GROUP_SHIFT) < r->nwords ? run_end << GROUP_SHIFT
+								: r->nwords);
+		g = run_end;
+	}
+	memset(summary, 0, nsum * sizeof(uint64_t));
+}
+
+int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t clear_first,
+		 uint64_t clear_last, pagelog_fn fn, void *opaque)
+{
+	unsigned int shift = log->pgshift;
+	uint64_t c_first, c_end;
+
+	if (!log->active)
+		return -EINVAL;
+	if (clear_first > iova || clear_last < last) {
+		clear_first = iova;
+		clear_last = last;
+	}
+	/* Absolute pages wholly inside: the first starting at or after clear_first, up to the
+	 * last ending by clear_last. */
+	c_first = (clear_first >> shift) + ((clear_first & ((1ULL << shift) - 1)) != 0);
+	c_end = clear_last == UINT64_MAX ? (1ULL << (64 - shift)) : (clear_last + 1) >> shift;
+
 	for (uint32_t i = first_range_ending_at_or_after(log, iova);
 	     i < log->nranges && log->ranges[i].iova <= last; i++) {
 		struct pagelog_range *r = &log->ranges[i];
 		uint64_t lo = iova > r->iova ? iova : r->iova;
 		uint64_t hi = last < r->last ? last : r->last;
-		uint64_t b0 = (lo >> log->pgshift) - r->first_page;
-		uint64_t b1 = (hi >> log->pgshift) - r->first_page;
+		struct take t = {
+			.r = r,
+			.shift = shift,
+			.b0 = (lo >> shift) - r->first_page,
+			.b1 = (hi >> shift) - r->first_page,
+			.c_lo = c_first > r->first_page ? c_first - r->first_page : 0,
+			.c_end = c_end > r->first_page ? c_end - r->first_page : 0,
+			.fn = fn,
+			.opaque = opaque,
+		};
 
-		/*
-		 * Always a release RMW, never "skip if already set": a skipped OR could let the
-		 * reader clear the bit and copy the page before our data is visible to it.
-		 */
-		for (uint64_t w = b0 / 64; w <= b1 / 64; w++) {
-			unsigned int from = w == b0 / 64 ? b0 % 64 : 0;
-			unsigned int to = w == b1 / 64 ? b1 % 64 : 63;
-
-			__atomic_fetch_or(&r->bits[w], bit_mask(from, to), __ATOMIC_RELEASE);
-		}
+		take_range(log, &t);
 	}
-}
-
-/* Bits of word (page0, bits from..to) whose pages are in [c_first, c_end). */
-static uint64_t clear_mask(uint64_t page0, unsigned int from, unsigned int to, uint64_t c_first,
-			   uint64_t c_end)
-{
-	uint64_t lo = c_first > page0 + from ? c_first : page0 + from;
-	uint64_t end = c_end < page0 + to + 1 ? c_end : page0 + to + 1;
-
-	if (lo >= end)
-		return 0;
-	return bit_mask(lo - page0, end - 1 - page0);
-}
-
-/*
- * Take the pages of @r overlapping [iova, last], clearing those wholly inside it, and hand
- * them to @fn TAKE_CHUNK_WORDS words at a time.
- */
-static void take_range(struct pagelog *log, struct pagelog_range *r, uint64_t iova, uint64_t last,
-		       pagelog_fn fn, void *opaque)
-{
-	unsigned int shift = log->pgshift;
-	uint64_t lo = iova > r->iova ? iova : r->iova;
-	uint64_t hi = last < r->last ? last : r->last;
-	uint64_t b0 = (lo >> shift) - r->first_page, b1 = (hi >> shift) - r->first_page;
-	/* Pages wholly inside: from the first starting at or after iova to the last ending by last.
-	 */
-	uint64_t c_first = (iova >> shift) + ((iova & ((1ULL << shift) - 1)) != 0);
-	uint64_t c_end = (last + 1) >> shift;
-	uint64_t tmp[TAKE_CHUNK_WORDS];
-	uint64_t chunk_w0 = b0 / 64, nonzero = 0;
-	unsigned int n = 0;
-
-	for (uint64_t w = b0 / 64; w <= b1 / 64; w++) {
-		unsigned int from = w == b0 / 64 ? b0 % 64 : 0;
-		unsigned int to = w == b1 / 64 ? b1 % 64 : 63;
-		uint64_t page0 = r->first_page + w * 64;
-		uint64_t rmask = bit_mask(from, to);
-		uint64_t cmask = clear_mask(page0, from, to, c_first, c_end);
-		uint64_t old = __atomic_load_n(&r->bits[w], __ATOMIC_ACQUIRE);
-
-		if (old & cmask)
-			old = __atomic_fetch_and(&r->bits[w], ~cmask, __ATOMIC_ACQ_REL);
-		tmp[n] = old & rmask;
-		nonzero |= tmp[n];
-		n++;
-		if (n == TAKE_CHUNK_WORDS || w == b1 / 64) {
-			if (nonzero)
-				fn(opaque, (r->first_page + chunk_w0 * 64) << shift, shift, tmp,
-				   (uint64_t)n * 64);
-			chunk_w0 = w + 1;
-			n = 0;
-			nonzero = 0;
-		}
-	}
-}
-
-void pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, pagelog_fn fn, void *opaque)
-{
-	for (uint32_t i = first_range_ending_at_or_after(log, iova);
-	     i < log->nranges && log->ranges[i].iova <= last; i++)
-		take_range(log, &log->ranges[i], iova, last, fn, opaque);
+	return 0;
 }

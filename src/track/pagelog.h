@@ -1,15 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A dirty-page log kept per tracked range, one bit per page: what the software tracker keeps
- * in host memory and what the emulated device tracker keeps on the device. Writers mark pages
- * with a release OR after their data has landed; a reader takes pages with an AND (so a page
- * written meanwhile is in this take or stays for the next), clearing only pages that lie
- * wholly inside the range it takes: a page cut by the range edge is reported and kept.
- * The caller excludes init/free against mark/take.
+ * in host memory and what the emulated device tracker keeps on the device.
+ *
+ * Each range has two halves. Writers mark pages in the current half (an atomic OR, after their
+ * data has landed) while holding the log's lock for reading; a taker flips the current half
+ * under the lock held for writing, which waits out every writer still marking the old one,
+ * and then owns the retired half alone: it reads and clears it with plain loads and stores,
+ * no locked instruction per word. Bits the take must keep (outside the range taken, or pages
+ * cut by the edge of the range being cleared) go back into the current half. Outside a take
+ * the retired half is all zero.
+ *
+ * A summary bit per 64 words of each half (set by the writers, one load when it is already
+ * set) lets a take skip clean stretches without reading them: a clean take reads 1/4096 of
+ * the log.
+ *
+ * One taker at a time, and stop never runs during a take: the owner serialises them.
  */
 #ifndef DMALOG_PAGELOG_H
 #define DMALOG_PAGELOG_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <dmalog/ranges.h>
@@ -19,31 +31,52 @@ struct pagelog_range {
 	uint64_t last;
 	uint64_t first_page; /* absolute page number of bit 0 */
 	uint64_t npages;
-	uint64_t *bits;
+	uint64_t nwords;
+	unsigned int cur;     /* the half writers mark; changes only under the write lock */
+	uint64_t *bits[2];    /* one bit per page, nwords each */
+	uint64_t *summary[2]; /* bit g: words [64 g, 64 g + 64) of that half may be non-zero */
 };
 
 struct pagelog {
+	/* Writers hold it for reading; start, stop and a take's flip hold it for writing. */
+	pthread_rwlock_t lock;
+	bool active;
 	unsigned int pgshift;
 	uint32_t nranges;
+	uint32_t last_hit; /* range of the last mark: writes come in runs (a hint, racy) */
 	struct pagelog_range *ranges;
 };
 
-/* Bytes the log for @ranges takes at page size 2^@shift. */
+/* Once per log, before anything else / after everything else. */
+void pagelog_setup(struct pagelog *log);
+void pagelog_teardown(struct pagelog *log);
+
+/* Bytes the log for @ranges takes at page size 2^@shift (both halves and their summaries). */
 uint64_t pagelog_bytes(const struct dmalog_range *ranges, uint32_t n, unsigned int shift);
 
-int pagelog_init(struct pagelog *log, const struct dmalog_range *ranges, uint32_t n,
-		 unsigned int shift);
-void pagelog_free(struct pagelog *log);
+/* Start logging @ranges (sorted, disjoint) at 2^@shift: 0, -EINVAL when active, -ENOMEM. */
+int pagelog_start(struct pagelog *log, const struct dmalog_range *ranges, uint32_t n,
+		  unsigned int shift);
+/* Stop and free; a no-op when not active. */
+void pagelog_stop(struct pagelog *log);
+/* Page shift while active, 0 otherwise. */
+unsigned int pagelog_shift(struct pagelog *log);
 
-/* Mark the pages of [iova, iova + length) that fall in tracked ranges. */
+/* Mark the pages of [iova, iova + length) that fall in tracked ranges; a no-op when stopped. */
 void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length);
+/* Mark @n writes of @length bytes each under one hold of the lock. */
+void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, uint64_t length);
 
 /*
- * Take the dirty pages overlapping [iova, last], handing them to @fn a chunk of at most 64
- * words at a time: bit k of @words is page (@page_iova >> shift) + k.
+ * Take the dirty pages overlapping [iova, last]: hand them to @fn (bit k of @words is page
+ * (@page_iova >> shift) + k; @words stays valid during the call only) and clear those lying
+ * wholly inside [clear_first, clear_last], which must contain [iova, last] (otherwise
+ * [iova, last] is used). A page cut by the clear bounds is reported and kept. -EINVAL when
+ * not active.
  */
 typedef void (*pagelog_fn)(void *opaque, uint64_t page_iova, unsigned int shift,
 			   const uint64_t *words, uint64_t nbits);
-void pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, pagelog_fn fn, void *opaque);
+int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t clear_first,
+		 uint64_t clear_last, pagelog_fn fn, void *opaque);
 
 #endif

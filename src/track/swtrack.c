@@ -4,7 +4,6 @@
  * hands the log's words straight to the bitmap writer, which converts page sizes.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include <dmalog/swtrack.h>
@@ -12,10 +11,9 @@
 #include "pagelog.h"
 
 struct dmalog_swtrack {
-	/* Writers and the reporter share it; START and STOP exclude them. */
-	pthread_rwlock_t lock;
-	bool active;
+	/* Bytes a START may take for its log; read by START, set at any time. */
 	uint64_t log_limit;
+	/* Writers, the reporter and START/STOP synchronise through the log's own lock. */
 	struct pagelog log;
 };
 
@@ -25,7 +23,7 @@ int dmalog_swtrack_create(struct dmalog_swtrack **out)
 
 	if (!t)
 		return -ENOMEM;
-	pthread_rwlock_init(&t->lock, NULL);
+	pagelog_setup(&t->log);
 	t->log_limit = DMALOG_SWTRACK_MAX_LOG_BYTES;
 	*out = t;
 	return 0;
@@ -35,8 +33,7 @@ void dmalog_swtrack_destroy(struct dmalog_swtrack *t)
 {
 	if (!t)
 		return;
-	pagelog_free(&t->log);
-	pthread_rwlock_destroy(&t->lock);
+	pagelog_teardown(&t->log);
 	free(t);
 }
 
@@ -45,25 +42,17 @@ static int swtrack_start(void *priv, const struct dmalog_range *ranges, uint32_t
 {
 	struct dmalog_swtrack *t = priv;
 	unsigned int shift = __builtin_ctzll(*page_size);
-	int ret = 0;
+	uint64_t limit = __atomic_load_n(&t->log_limit, __ATOMIC_RELAXED);
+	int ret;
 
-	pthread_rwlock_wrlock(&t->lock);
-	if (t->active) {
-		ret = -EINVAL;
-		goto out;
-	}
 	if (shift < 12)
 		shift = 12;
 	/* The driver's choice when the hint would need too big a log: coarser pages. */
-	while (shift < 63 && pagelog_bytes(ranges, n, shift) > t->log_limit)
+	while (shift < 63 && pagelog_bytes(ranges, n, shift) > limit)
 		shift++;
-	ret = pagelog_init(&t->log, ranges, n, shift);
-	if (!ret) {
-		t->active = true;
+	ret = pagelog_start(&t->log, ranges, n, shift);
+	if (!ret)
 		*page_size = 1ULL << shift;
-	}
-out:
-	pthread_rwlock_unlock(&t->lock);
 	return ret;
 }
 
@@ -71,19 +60,19 @@ static int swtrack_stop(void *priv)
 {
 	struct dmalog_swtrack *t = priv;
 
-	pthread_rwlock_wrlock(&t->lock);
-	pagelog_free(&t->log);
-	t->active = false;
-	pthread_rwlock_unlock(&t->lock);
+	pagelog_stop(&t->log);
 	return 0;
 }
 
 void dmalog_swtrack_log_write(struct dmalog_swtrack *t, uint64_t iova, uint64_t length)
 {
-	pthread_rwlock_rdlock(&t->lock);
-	if (t->active)
-		pagelog_mark(&t->log, iova, length);
-	pthread_rwlock_unlock(&t->lock);
+	pagelog_mark(&t->log, iova, length);
+}
+
+void dmalog_swtrack_log_writes(struct dmalog_swtrack *t, const uint64_t *iovas, uint64_t n,
+			       uint64_t length)
+{
+	pagelog_mark_list(&t->log, iovas, n, length);
 }
 
 static void to_bitmap(void *opaque, uint64_t page_iova, unsigned int shift, const uint64_t *words,
@@ -96,34 +85,26 @@ static int swtrack_read_and_clear(void *priv, uint64_t iova, uint64_t length,
 				  struct dmalog_iova_bitmap *dirty)
 {
 	struct dmalog_swtrack *t = priv;
-	int ret = 0;
+	uint64_t first, last;
 
 	if (!length)
 		return 0;
-	pthread_rwlock_rdlock(&t->lock);
-	if (t->active)
-		pagelog_take(&t->log, iova, iova + length - 1, to_bitmap, dirty);
-	else
-		ret = -EINVAL;
-	pthread_rwlock_unlock(&t->lock);
-	return ret;
+	/* Clear what the whole report covers, not just this window: see dmalog_log_ops. */
+	dmalog_iova_bitmap_span(dirty, &first, &last);
+	return pagelog_take(&t->log, iova, iova + length - 1, first, last, to_bitmap, dirty);
 }
 
 void dmalog_swtrack_set_log_limit(struct dmalog_swtrack *t, uint64_t bytes)
 {
-	pthread_rwlock_wrlock(&t->lock);
-	t->log_limit = bytes ? bytes : DMALOG_SWTRACK_MAX_LOG_BYTES;
-	pthread_rwlock_unlock(&t->lock);
+	__atomic_store_n(&t->log_limit, bytes ? bytes : DMALOG_SWTRACK_MAX_LOG_BYTES,
+			 __ATOMIC_RELAXED);
 }
 
 uint64_t dmalog_swtrack_page_size(struct dmalog_swtrack *t)
 {
-	uint64_t size;
+	unsigned int shift = pagelog_shift(&t->log);
 
-	pthread_rwlock_rdlock(&t->lock);
-	size = t->active ? 1ULL << t->log.pgshift : 0;
-	pthread_rwlock_unlock(&t->lock);
-	return size;
+	return shift ? 1ULL << shift : 0;
 }
 
 static const struct dmalog_log_ops swtrack_ops = {
