@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Per-range dirty-page log: two halves flipped under a lock, a summary level, plain-load takes. */
+/* Per-range dirty-page log: two halves flipped by a take, a summary level, plain-load takes. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "markers.h"
 #include "pagelog.h"
 
 /* Words per summary bit: 64 words are 4096 pages, 16 MiB at 4 KiB. */
@@ -34,20 +35,13 @@ uint64_t pagelog_bytes(const struct dmalog_range *ranges, uint32_t n, unsigned i
 
 void pagelog_setup(struct pagelog *log)
 {
-	pthread_rwlockattr_t attr;
-
 	memset(log, 0, sizeof(*log));
-	/* A flip must not wait behind a stream of writers that keeps the lock read-held. */
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&log->lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	marks_init();
 }
 
 void pagelog_teardown(struct pagelog *log)
 {
 	pagelog_stop(log);
-	pthread_rwlock_destroy(&log->lock);
 }
 
 static void free_ranges(struct pagelog *log)
@@ -66,20 +60,13 @@ static void free_ranges(struct pagelog *log)
 int pagelog_start(struct pagelog *log, const struct dmalog_range *ranges, uint32_t n,
 		  unsigned int shift)
 {
-	int ret = 0;
-
-	pthread_rwlock_wrlock(&log->lock);
-	if (log->active) {
-		ret = -EINVAL;
-		goto out;
-	}
+	if (__atomic_load_n(&log->active, __ATOMIC_RELAXED))
+		return -EINVAL;
 	log->ranges = calloc(n, sizeof(*log->ranges));
-	if (!log->ranges) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!log->ranges)
+		return -ENOMEM;
 	log->nranges = n;
-	log->pgshift = shift;
+	__atomic_store_n(&log->pgshift, shift, __ATOMIC_RELAXED);
 	log->last_hit = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct pagelog_range *r = &log->ranges[i];
@@ -96,33 +83,30 @@ int pagelog_start(struct pagelog *log, const struct dmalog_range *ranges, uint32
 			r->summary[h] = calloc(nsum, sizeof(uint64_t));
 			if (!r->bits[h] || !r->summary[h]) {
 				free_ranges(log);
-				ret = -ENOMEM;
-				goto out;
+				return -ENOMEM;
 			}
 		}
 	}
-	log->active = true;
-out:
-	pthread_rwlock_unlock(&log->lock);
-	return ret;
+	/* Release: a writer that sees the log active sees its ranges. */
+	__atomic_store_n(&log->active, true, __ATOMIC_RELEASE);
+	return 0;
 }
 
 void pagelog_stop(struct pagelog *log)
 {
-	pthread_rwlock_wrlock(&log->lock);
+	if (!__atomic_load_n(&log->active, __ATOMIC_RELAXED))
+		return;
+	__atomic_store_n(&log->active, false, __ATOMIC_SEQ_CST);
+	/* Writers that saw it active may still be marking: free only once they are out. */
+	marks_wait();
 	free_ranges(log);
-	log->active = false;
-	pthread_rwlock_unlock(&log->lock);
 }
 
 unsigned int pagelog_shift(struct pagelog *log)
 {
-	unsigned int shift;
-
-	pthread_rwlock_rdlock(&log->lock);
-	shift = log->active ? log->pgshift : 0;
-	pthread_rwlock_unlock(&log->lock);
-	return shift;
+	return __atomic_load_n(&log->active, __ATOMIC_ACQUIRE)
+		       ? __atomic_load_n(&log->pgshift, __ATOMIC_RELAXED)
+		       : 0;
 }
 
 /* First range whose last byte is >= @iova (ranges are sorted and disjoint). */
@@ -162,24 +146,37 @@ static inline void mark_summary(struct pagelog_range *r, unsigned int h, uint64_
 }
 
 /*
+ * OR @mask into a word of the current half; a load alone when the bits are there. Skipping is
+ * safe because a taker clears this half only after it has become the retired one and every
+ * writer that could have seen it current has left its mark section: a bit we see set stays
+ * set until after we have left, and our data reaches the taker through marks_exit().
+ */
+static inline void or_bits(uint64_t *word, uint64_t mask)
+{
+	if ((__atomic_load_n(word, __ATOMIC_RELAXED) & mask) != mask)
+		__atomic_fetch_or(word, mask, __ATOMIC_RELAXED);
+}
+
+/*
  * Mark pages [b0, b1] (relative to the range) in the current half. Relaxed: the writer's data
- * and its marks reach a taker through the lock (read-unlock, then the taker's write-lock).
+ * and its marks reach a taker through marks_exit() and marks_wait().
  */
 static inline void mark_pages(struct pagelog_range *r, uint64_t b0, uint64_t b1)
 {
-	unsigned int h = r->cur;
+	/* Acquire: pairs with the flip that made this half current after a take cleared it. */
+	unsigned int h = __atomic_load_n(&r->cur, __ATOMIC_ACQUIRE);
 	uint64_t *bits = r->bits[h];
 
 	for (uint64_t w = b0 / 64; w <= b1 / 64; w++) {
 		unsigned int from = w == b0 / 64 ? b0 % 64 : 0;
 		unsigned int to = w == b1 / 64 ? b1 % 64 : 63;
 
-		__atomic_fetch_or(&bits[w], bit_mask(from, to), __ATOMIC_RELAXED);
+		or_bits(&bits[w], bit_mask(from, to));
 	}
 	mark_summary(r, h, b0 / 64, b1 / 64);
 }
 
-/* Mark [iova, last] in every range it meets; caller holds the lock for reading. */
+/* Mark [iova, last] in every range it meets; caller is in a mark section, log active. */
 static void mark_locked(struct pagelog *log, uint64_t iova, uint64_t last)
 {
 	uint32_t i = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
@@ -210,29 +207,88 @@ static uint64_t last_byte(uint64_t iova, uint64_t length)
 
 void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length)
 {
+	struct marker *m;
+
 	if (!length)
 		return;
-	pthread_rwlock_rdlock(&log->lock);
-	if (log->active)
+	m = marks_enter();
+	if (__atomic_load_n(&log->active, __ATOMIC_ACQUIRE))
 		mark_locked(log, iova, last_byte(iova, length));
-	pthread_rwlock_unlock(&log->lock);
+	marks_exit(m);
+}
+
+/* Marks of one word gathered from a burst, written with one atomic OR. */
+struct pending {
+	struct pagelog_range *r;
+	uint64_t w;
+	uint64_t mask;
+};
+
+static void flush_pending(struct pending *p)
+{
+	if (!p->mask)
+		return;
+	unsigned int h = __atomic_load_n(&p->r->cur, __ATOMIC_ACQUIRE);
+
+	or_bits(&p->r->bits[h][p->w], p->mask);
+	mark_summary(p->r, h, p->w, p->w);
+	p->mask = 0;
+}
+
+/* The range holding page @iova, or NULL; caller is in a mark section, log active. */
+static struct pagelog_range *range_of(struct pagelog *log, uint64_t iova)
+{
+	uint32_t i = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
+
+	if (i >= log->nranges || log->ranges[i].iova > iova || log->ranges[i].last < iova) {
+		i = first_range_ending_at_or_after(log, iova);
+		if (i >= log->nranges || log->ranges[i].iova > iova)
+			return NULL;
+		__atomic_store_n(&log->last_hit, i, __ATOMIC_RELAXED);
+	}
+	return &log->ranges[i];
 }
 
 void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, uint64_t length)
 {
+	struct pending p = {0};
+	struct marker *m;
+	unsigned int shift;
+
 	if (!length || !n)
 		return;
-	pthread_rwlock_rdlock(&log->lock);
-	if (log->active) {
-		for (uint64_t i = 0; i < n; i++)
-			mark_locked(log, iovas[i], last_byte(iovas[i], length));
+	m = marks_enter();
+	if (!__atomic_load_n(&log->active, __ATOMIC_ACQUIRE))
+		goto out;
+	shift = log->pgshift;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t last = last_byte(iovas[i], length);
+		struct pagelog_range *r;
+		uint64_t page;
+
+		/* Writes within one page (the common burst) gather per word. */
+		if ((iovas[i] >> shift) != (last >> shift) || !(r = range_of(log, iovas[i]))) {
+			flush_pending(&p);
+			mark_locked(log, iovas[i], last);
+			continue;
+		}
+		page = (iovas[i] >> shift) - r->first_page;
+		if (p.r != r || p.w != page / 64) {
+			flush_pending(&p);
+			p.r = r;
+			p.w = page / 64;
+		}
+		p.mask |= 1ULL << (page % 64);
 	}
-	pthread_rwlock_unlock(&log->lock);
+	flush_pending(&p);
+out:
+	marks_exit(m);
 }
 
 /* Put bits a take must keep back into the current half (writers may be marking it). */
 static void keep_bits(struct pagelog_range *r, uint64_t w, uint64_t bits)
 {
+	/* Only a taker flips cur, and we are the taker: a plain read. */
 	__atomic_fetch_or(&r->bits[r->cur][w], bits, __ATOMIC_RELAXED);
 	mark_summary(r, r->cur, w, w);
 }
@@ -307,21 +363,12 @@ static void take_words(const struct take *t, uint64_t *retired, uint64_t a, uint
 	}
 }
 
-static void take_range(struct pagelog *log, struct take *t)
+static void take_range(struct take *t)
 {
 	struct pagelog_range *r = t->r;
 	uint64_t ngroups = (r->nwords + 63) >> GROUP_SHIFT;
 	uint64_t nsum = words_for(ngroups);
-	uint64_t *retired, *summary;
-	unsigned int old;
-
-	/* The flip: once we hold the lock for writing, nobody marks the old half any more. */
-	pthread_rwlock_wrlock(&log->lock);
-	old = r->cur;
-	r->cur = !old;
-	pthread_rwlock_unlock(&log->lock);
-	retired = r->bits[old];
-	summary = r->summary[old];
+	uint64_t *retired = r->bits[!r->cur], *summary = r->summary[!r->cur];
 
 	/* Runs of set summary bits become one call each. */
 	for (uint64_t g = 0; g < ngroups;) {
@@ -349,7 +396,9 @@ int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t cle
 	unsigned int shift = log->pgshift;
 	uint64_t c_first, c_end;
 
-	if (!log->active)
+	uint32_t first;
+
+	if (!__atomic_load_n(&log->active, __ATOMIC_RELAXED))
 		return -EINVAL;
 	if (clear_first > iova || clear_last < last) {
 		clear_first = iova;
@@ -360,8 +409,16 @@ int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t cle
 	c_first = (clear_first >> shift) + ((clear_first & ((1ULL << shift) - 1)) != 0);
 	c_end = clear_last == UINT64_MAX ? (1ULL << (64 - shift)) : (clear_last + 1) >> shift;
 
-	for (uint32_t i = first_range_ending_at_or_after(log, iova);
-	     i < log->nranges && log->ranges[i].iova <= last; i++) {
+	/*
+	 * The flip: writers mark the other half from here; once those still inside a section
+	 * (who may have read the old cur) are out, the retired halves are ours alone.
+	 */
+	first = first_range_ending_at_or_after(log, iova);
+	for (uint32_t i = first; i < log->nranges && log->ranges[i].iova <= last; i++)
+		__atomic_store_n(&log->ranges[i].cur, !log->ranges[i].cur, __ATOMIC_SEQ_CST);
+	marks_wait();
+
+	for (uint32_t i = first; i < log->nranges && log->ranges[i].iova <= last; i++) {
 		struct pagelog_range *r = &log->ranges[i];
 		uint64_t lo = iova > r->iova ? iova : r->iova;
 		uint64_t hi = last < r->last ? last : r->last;
@@ -376,7 +433,7 @@ int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t cle
 			.opaque = opaque,
 		};
 
-		take_range(log, &t);
+		take_range(&t);
 	}
 	return 0;
 }

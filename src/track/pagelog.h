@@ -4,23 +4,23 @@
  * in host memory and what the emulated device tracker keeps on the device.
  *
  * Each range has two halves. Writers mark pages in the current half (an atomic OR, after their
- * data has landed) while holding the log's lock for reading; a taker flips the current half
- * under the lock held for writing, which waits out every writer still marking the old one,
- * and then owns the retired half alone: it reads and clears it with plain loads and stores,
- * no locked instruction per word. Bits the take must keep (outside the range taken, or pages
- * cut by the edge of the range being cleared) go back into the current half. Outside a take
- * the retired half is all zero.
+ * data has landed) inside a mark section (markers.h: no lock, no locked instruction besides
+ * the OR); a taker flips the current half, waits out every writer still inside a section
+ * (which may still mark the old half) and then owns the retired half alone: it reads and
+ * clears it with plain loads and stores, no locked instruction per word. Bits the take must keep
+ * (outside the range taken, or pages cut by the edge of the range being cleared) go back into the
+ * current half. Outside a take the retired half is all zero.
  *
  * A summary bit per 64 words of each half (set by the writers, one load when it is already
  * set) lets a take skip clean stretches without reading them: a clean take reads 1/4096 of
  * the log.
  *
- * One taker at a time, and stop never runs during a take: the owner serialises them.
+ * Start, stop and takes are serialised by the owner (one at a time); stop waits out the
+ * writers before it frees the log.
  */
 #ifndef DMALOG_PAGELOG_H
 #define DMALOG_PAGELOG_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,16 +32,14 @@ struct pagelog_range {
 	uint64_t first_page; /* absolute page number of bit 0 */
 	uint64_t npages;
 	uint64_t nwords;
-	unsigned int cur;     /* the half writers mark; changes only under the write lock */
+	unsigned int cur;     /* the half writers mark; flipped by a take */
 	uint64_t *bits[2];    /* one bit per page, nwords each */
 	uint64_t *summary[2]; /* bit g: words [64 g, 64 g + 64) of that half may be non-zero */
 };
 
 struct pagelog {
-	/* Writers hold it for reading; start, stop and a take's flip hold it for writing. */
-	pthread_rwlock_t lock;
-	bool active;
-	unsigned int pgshift;
+	bool active;	      /* written by start/stop, read by writers in a mark section */
+	unsigned int pgshift; /* fixed while active */
 	uint32_t nranges;
 	uint32_t last_hit; /* range of the last mark: writes come in runs (a hint, racy) */
 	struct pagelog_range *ranges;
@@ -64,7 +62,7 @@ unsigned int pagelog_shift(struct pagelog *log);
 
 /* Mark the pages of [iova, iova + length) that fall in tracked ranges; a no-op when stopped. */
 void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length);
-/* Mark @n writes of @length bytes each under one hold of the lock. */
+/* Mark @n writes of @length bytes each in one mark section, a word's pages in one OR. */
 void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, uint64_t length);
 
 /*

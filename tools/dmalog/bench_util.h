@@ -31,6 +31,7 @@ void bench_print(const struct bench_opts *o, const char *bench, const char *name
 		 const char *unit, double baseline, double limit);
 
 int bench_bitmap(const struct bench_opts *o);
+int bench_report(const struct bench_opts *o);
 int bench_iopt(const struct bench_opts *o);
 int bench_devtrack(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);
