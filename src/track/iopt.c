@@ -574,9 +574,18 @@ void dmalog_iopt_dma_destroy(struct dmalog_iopt_dma *dma)
 	free(dma);
 }
 
+/*
+ * A DMA context's counters have one writer, its thread: a relaxed load and store, no locked
+ * add (readers of the statistics see a value that was true a moment ago).
+ */
+static inline void count(uint64_t *stat)
+{
+	__atomic_store_n(stat, __atomic_load_n(stat, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 static void dma_fault(struct dmalog_iopt_dma *dma)
 {
-	__atomic_fetch_add(&dma->faults, 1, __ATOMIC_RELAXED);
+	count(&dma->faults);
 	dmalog_iopt_dma_end(dma);
 }
 
@@ -632,9 +641,9 @@ int dmalog_iopt_dma_begin(struct dmalog_iopt_dma *dma, uint64_t iova, bool write
 	}
 	if (iotlb_lookup(iopt->tlb, iova >> 12, &v) && (!write || v.writable) &&
 	    (!write || v.dirty || !__atomic_load_n(&iopt->tracking, __ATOMIC_RELAXED))) {
-		__atomic_fetch_add(&dma->hits, 1, __ATOMIC_RELAXED);
+		count(&dma->hits);
 	} else {
-		__atomic_fetch_add(&dma->misses, 1, __ATOMIC_RELAXED);
+		count(&dma->misses);
 		gen = __atomic_load_n(&iopt->gen, __ATOMIC_SEQ_CST);
 		if (translate_walk(iopt, iova, write, &v)) {
 			dma_fault(dma);

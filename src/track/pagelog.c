@@ -266,6 +266,16 @@ void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, u
 		struct pagelog_range *r;
 		uint64_t page;
 
+		/* The hot case: another page of the word being gathered. */
+		if (p.mask && iovas[i] >= p.r->iova && last <= p.r->last &&
+		    (iovas[i] >> shift) == (last >> shift)) {
+			page = (iovas[i] >> shift) - p.r->first_page;
+			if (page / 64 == p.w) {
+				p.mask |= 1ULL << (page % 64);
+				continue;
+			}
+		}
+
 		/* Writes within one page (the common burst) gather per word. */
 		if ((iovas[i] >> shift) != (last >> shift) || !(r = range_of(log, iovas[i]))) {
 			flush_pending(&p);
