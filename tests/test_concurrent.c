@@ -190,6 +190,7 @@ struct guest {
 	struct dmalog_device *dev;
 	int writers_done;
 	uint64_t rounds;
+	unsigned int burst; /* > 0: log through dmalog_swtrack_log_writes() this many at once */
 };
 
 struct writer {
@@ -201,7 +202,8 @@ static void *dma_writer(void *arg)
 {
 	struct writer *w = arg;
 	struct guest *g = w->g;
-	uint64_t seed = w->id + 1, words = g->bytes / 8;
+	uint64_t seed = w->id + 1, words = g->bytes / 8, pending[64];
+	unsigned int npending = 0;
 
 	/* Enough writes, and on for at least three syncs however the threads are scheduled. */
 	for (uint64_t seq = 1; seq <= 200000 || __atomic_load_n(&g->rounds, __ATOMIC_RELAXED) < 3;
@@ -212,11 +214,21 @@ static void *dma_writer(void *arg)
 		word = (seed >> 17) % words;
 		/* Data first, then the log: the order a device page tracker guarantees. */
 		__atomic_store_n(&g->mem[word], (w->id << 56) | seq, __ATOMIC_RELAXED);
-		if (g->sw)
+		if (g->burst) {
+			/* A burst's data all lands before the burst is logged. */
+			pending[npending++] = word * 8;
+			if (npending == g->burst) {
+				dmalog_swtrack_log_writes(g->sw, pending, npending, 8);
+				npending = 0;
+			}
+		} else if (g->sw) {
 			dmalog_swtrack_log_write(g->sw, word * 8, 8);
-		else
+		} else {
 			dmalog_devtrack_log_write(g->dt, word * 8, 8);
+		}
 	}
+	if (npending)
+		dmalog_swtrack_log_writes(g->sw, pending, npending, 8);
 	__atomic_fetch_add(&g->writers_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -281,6 +293,76 @@ static void writers_race_reporter(void **state)
 	race(&g);
 	dmalog_device_destroy(g.dev);
 	dmalog_swtrack_destroy(g.sw);
+}
+
+/* The same with writers logging bursts: a word's pages gathered into one OR. */
+static void burst_writers_race_reporter(void **state)
+{
+	struct guest g = {.bytes = 16ULL << 20, .burst = 37};
+
+	g.dev = swtrack_device(&g.sw);
+	race(&g);
+	dmalog_device_destroy(g.dev);
+	dmalog_swtrack_destroy(g.sw);
+}
+
+struct churn {
+	struct dmalog_swtrack *sw;
+	int stop;
+};
+
+static void *churn_writer(void *arg)
+{
+	struct churn *c = arg;
+	uint64_t seed = 7, list[16];
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		dmalog_swtrack_log_write(c->sw, (seed >> 20) % SZ_1G, 64);
+		for (int i = 0; i < 16; i++)
+			list[i] = (seed >> 20) % SZ_1G + i * SZ_4K;
+		dmalog_swtrack_log_writes(c->sw, list, 16, 8);
+	}
+	return NULL;
+}
+
+/*
+ * Writers that never stop while logging starts, reports and stops over and over: STOP frees
+ * the log only once every writer that saw it is out (ASan and TSan watch for the rest), and
+ * sessions see the writes made during them.
+ */
+static void stop_races_writers(void **state)
+{
+	struct vfio_device_feature_dma_logging_range r = {0, SZ_1G};
+	uint64_t *bitmap = calloc(SZ_1G / SZ_4K / 64, 8);
+	struct churn c = {0};
+	struct dmalog_device *dev = swtrack_device(&c.sw);
+	pthread_t t[THREADS];
+	int saw_writes = 0;
+
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, churn_writer, &c);
+	for (int cycle = 0; cycle < 200; cycle++) {
+		uint64_t bits = 0;
+
+		assert_int_equal(log_start(dev, &r, 1, cycle % 2 ? SZ_4K : SZ_2M, NULL), 0);
+		for (int rep = 0; rep < 2 && !bits; rep++) {
+			memset(bitmap, 0, SZ_1G / SZ_4K / 8);
+			assert_int_equal(log_report(dev, 0, SZ_1G, SZ_4K, bitmap), 0);
+			for (uint64_t w = 0; w < SZ_1G / SZ_4K / 64; w++)
+				bits |= bitmap[w];
+		}
+		assert_int_equal(log_stop(dev), 0);
+		saw_writes += bits != 0;
+	}
+	/* Not every cycle: on a busy machine the writers may sit out a whole one. */
+	assert_true(saw_writes > 0);
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	dmalog_device_destroy(dev);
+	dmalog_swtrack_destroy(c.sw);
+	free(bitmap);
 }
 
 /* The same through the device tracker: messages from its firmware thread. */
@@ -420,6 +502,8 @@ int main(void)
 		cmocka_unit_test(b46_two_devices_one_bitmap),
 		cmocka_unit_test(b46_two_reporters_contend),
 		cmocka_unit_test(writers_race_reporter),
+		cmocka_unit_test(burst_writers_race_reporter),
+		cmocka_unit_test(stop_races_writers),
 		cmocka_unit_test(device_writers_race_reporter),
 		cmocka_unit_test(iommu_writers_race_reporter),
 		cmocka_unit_test(iommu_race_without_invalidation_loses),

@@ -43,8 +43,10 @@ struct report_bench {
 	/* The subjects. */
 	struct dmalog_swtrack *sw;
 	struct dmalog_device *sw_dev;
+	struct dmalog_handle *sw_h;
 	struct dmalog_devtrack *dt;
 	struct dmalog_device *dt_dev;
+	struct dmalog_handle *dt_h;
 	struct dmalog_iopt *iopt;
 	struct dmalog_iopt_dma *dma;
 	uint8_t *naive; /* a byte per page */
@@ -63,36 +65,11 @@ static void evict_caches(struct report_bench *b)
 	bench_sink(sum);
 }
 
-static int report_call(struct dmalog_device *dev, uint64_t iova, uint64_t length, uint64_t *bitmap)
-{
-	struct {
-		struct vfio_device_feature hdr;
-		struct vfio_device_feature_dma_logging_report r;
-	} f = {
-		.hdr = {.argsz = sizeof(f),
-			.flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT},
-		.r = {.iova = iova,
-		      .length = length,
-		      .page_size = SZ_4K,
-		      .bitmap = (uintptr_t)bitmap},
-	};
-
-	return dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, &f);
-}
-
-static int start_call(struct dmalog_device *dev, uint64_t space)
+static int start_call(struct dmalog_handle *h, uint64_t space)
 {
 	struct vfio_device_feature_dma_logging_range range = {0, space};
-	struct {
-		struct vfio_device_feature hdr;
-		struct vfio_device_feature_dma_logging_control c;
-	} f = {
-		.hdr = {.argsz = sizeof(f),
-			.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START},
-		.c = {.page_size = SZ_4K, .num_ranges = 1, .ranges = (uintptr_t)&range},
-	};
 
-	return dmalog_device_ioctl(dev, VFIO_DEVICE_FEATURE, &f);
+	return dmalog_handle_log_start(h, &range, 1, SZ_4K, NULL);
 }
 
 static int iopt_window(struct dmalog_iova_bitmap *bm, uint64_t iova, uint64_t length, void *o)
@@ -117,10 +94,10 @@ static void do_report(struct report_bench *b, enum tracker t)
 
 	switch (t) {
 	case SW:
-		report_call(b->sw_dev, 0, b->space, b->bitmap);
+		dmalog_handle_log_report(b->sw_h, 0, b->space, SZ_4K, b->bitmap);
 		break;
 	case DEV:
-		report_call(b->dt_dev, 0, b->space, b->bitmap);
+		dmalog_handle_log_report(b->dt_h, 0, b->space, SZ_4K, b->bitmap);
 		break;
 	case IOMMU:
 		dmalog_iova_bitmap_init(&bm, 0, b->space, SZ_4K, b->bitmap, 0);
@@ -310,7 +287,10 @@ static int setup(struct report_bench *b)
 	dt.priv = b->dt;
 	if (dmalog_device_create(&sw, &b->sw_dev) || dmalog_device_create(&dt, &b->dt_dev))
 		return -1;
-	if (start_call(b->sw_dev, b->space) || start_call(b->dt_dev, b->space))
+	if (dmalog_handle_from_device(b->sw_dev, &b->sw_h) ||
+	    dmalog_handle_from_device(b->dt_dev, &b->dt_h))
+		return -1;
+	if (start_call(b->sw_h, b->space) || start_call(b->dt_h, b->space))
 		return -1;
 	/* A physical address off the 2 MiB grid: 4 KiB leaves throughout. */
 	if (dmalog_iopt_create(NULL, &b->iopt) ||
@@ -323,6 +303,8 @@ static int setup(struct report_bench *b)
 
 static void teardown(struct report_bench *b)
 {
+	dmalog_handle_destroy(b->sw_h);
+	dmalog_handle_destroy(b->dt_h);
 	dmalog_device_destroy(b->sw_dev);
 	dmalog_device_destroy(b->dt_dev);
 	dmalog_swtrack_destroy(b->sw);
