@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -353,6 +354,19 @@ static void reset_wakes_reporter(void **state)
 	assert_int_equal(log_start(f->dev, &r, 1, SZ_4K, NULL), 0);
 }
 
+struct stop_call {
+	struct dmalog_device *dev;
+	int *ret;
+};
+
+static void *stop_thread(void *arg)
+{
+	struct stop_call *c = arg;
+
+	*c->ret = log_stop(c->dev);
+	return NULL;
+}
+
 /*
  * STOP wakes a REPORT blocked on a stalled tracker (-EIO), as close and reset do, instead of
  * waiting as long as the firmware does; the next START tracks afresh.
@@ -363,9 +377,20 @@ static void stop_wakes_reporter(void **state)
 	range_t r = {0, SZ_1G};
 	uint64_t bm[8] = {0};
 	struct blocked b;
-	pthread_t th = start_blocked_report(f, &b);
+	pthread_t th = start_blocked_report(f, &b), stopper;
+	struct timespec deadline;
+	/* Static: a STOP that never returns must not write into a frame that is gone. */
+	static int stop_ret;
+	static struct stop_call call;
 
-	assert_int_equal(log_stop(f->dev), 0); /* would never return without the wake-up */
+	call = (struct stop_call){f->dev, &stop_ret};
+	stop_ret = -1;
+	/* A STOP that waits for the stalled firmware would never return: fail, do not hang. */
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, &call), 0);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;
+	assert_int_equal(pthread_timedjoin_np(stopper, NULL, &deadline), 0);
+	assert_int_equal(stop_ret, 0);
 	pthread_join(th, NULL);
 	assert_int_equal(b.ret, -EIO);
 	assert_int_equal(log_report(f->dev, 0, SZ_4K, SZ_4K, bm), -EINVAL);
