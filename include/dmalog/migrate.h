@@ -200,6 +200,9 @@ enum dmalog_mig_switchover {
  *	PRE_COPY), QEMU's setup-time
  * @not_converged_why: source, when it did not converge: each tracker whose pages alone
  *	would not fit the limit, by name, with its rate and the bandwidth ("" otherwise)
+ * @migration_ms: source: from the start to the destination's RUNNING (QEMU's total-time;
+ *	0 when it never came)
+ * @verify_ms: source: the proof after it (digests on both ends, compared)
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -221,6 +224,8 @@ struct dmalog_mig_result {
 	bool cancelled;
 	double setup_ms;
 	char not_converged_why[200];
+	double migration_ms;
+	double verify_ms;
 };
 
 struct dmalog_mig;

@@ -312,6 +312,22 @@ DMALOG_API void dmalog_sink_destroy(struct dmalog_sink *s);
  */
 DMALOG_API int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length);
 
+/**
+ * dmalog_sink_recv_buffer() - Where the next bytes of the stream should land, for a caller that
+ * receives straight into the sink (recv() into *@buf, at most *@len bytes, then
+ * dmalog_sink_received()). The pages of a PAGES frame land in guest memory itself once the
+ * frame's header and page run have been checked; its checksum is checked there, and a frame
+ * whose checksum fails fails the stream (the guest they landed in must not run then, as with
+ * any failed stream). Everything else lands in the sink's own buffers.
+ */
+DMALOG_API void dmalog_sink_recv_buffer(struct dmalog_sink *s, void **buf, size_t *len);
+
+/**
+ * dmalog_sink_received() - @n bytes (0 < @n <= the length dmalog_sink_recv_buffer() gave) have
+ * landed where it said: returns as dmalog_sink_feed() does.
+ */
+DMALOG_API int dmalog_sink_received(struct dmalog_sink *s, size_t n);
+
 /** dmalog_sink_error() - why the stream failed ("" while it has not) */
 DMALOG_API const char *dmalog_sink_error(const struct dmalog_sink *s);
 /** dmalog_sink_get_stats() - what the sink has taken and compared so far */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * CRC-32C: the SSE4.2 crc32 instruction eight bytes at a time where the CPU has it, else
- * tables sliced eight bytes at a time. Both give the same value. DMALOG_CRC32C=soft in the
- * environment forces the tables, so tests cover them on any machine.
+ * CRC-32C: the SSE4.2 crc32 instruction eight bytes at a time, three streams at once on long
+ * buffers, where the CPU has it; else tables sliced eight bytes at a time. Both give the same
+ * value. DMALOG_CRC32C=soft in the environment forces the tables, so tests cover them on any
+ * machine.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -17,12 +18,18 @@ static uint32_t table[8][256];
 static bool use_hw;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
+static void init_shift(void);
+#endif
+
 static void init(void)
 {
 	const char *mode = getenv("DMALOG_CRC32C");
 
 #if defined(__x86_64__)
 	use_hw = __builtin_cpu_supports("sse4.2") && !(mode && !strcmp(mode, "soft"));
+	if (use_hw)
+		init_shift();
 #else
 	(void)mode;
 #endif
@@ -61,8 +68,18 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
-							    size_t len)
+/*
+ * The crc32 instruction has a latency of three cycles and a throughput of one: one stream
+ * runs at a third of what the unit can do. Long buffers go as three streams over consecutive
+ * STREAM_BYTES blocks, combined with the zeros operator: advancing a CRC register over n zero
+ * bytes is linear, so a table per register byte applies it in four lookups (shift[]).
+ */
+#define STREAM_BYTES 1024
+
+static uint32_t shift[4][256]; /* register advanced over STREAM_BYTES zero bytes, per byte */
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw1(uint32_t crc, const uint8_t *p,
+							     size_t len)
 {
 	uint64_t c = crc;
 
@@ -76,6 +93,54 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 	while (len--)
 		crc = __builtin_ia32_crc32qi(crc, *p++);
 	return crc;
+}
+
+static void init_shift(void)
+{
+	static const uint8_t zeros[STREAM_BYTES];
+	uint32_t basis[32];
+
+	for (int b = 0; b < 32; b++)
+		basis[b] = crc32c_hw1(1u << b, zeros, STREAM_BYTES);
+	for (int k = 0; k < 4; k++) {
+		for (uint32_t v = 0; v < 256; v++) {
+			uint32_t r = 0;
+
+			for (int b = 0; b < 8; b++)
+				if (v >> b & 1)
+					r ^= basis[8 * k + b];
+			shift[k][v] = r;
+		}
+	}
+}
+
+static inline uint32_t shift_block(uint32_t c)
+{
+	return shift[0][c & 0xff] ^ shift[1][(c >> 8) & 0xff] ^ shift[2][(c >> 16) & 0xff] ^
+	       shift[3][c >> 24];
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+							    size_t len)
+{
+	while (len >= 3 * STREAM_BYTES) {
+		uint64_t a = crc, b = 0, c = 0;
+
+		for (size_t i = 0; i < STREAM_BYTES; i += 8) {
+			uint64_t x, y, z;
+
+			memcpy(&x, p + i, 8);
+			memcpy(&y, p + STREAM_BYTES + i, 8);
+			memcpy(&z, p + 2 * STREAM_BYTES + i, 8);
+			a = __builtin_ia32_crc32di(a, x);
+			b = __builtin_ia32_crc32di(b, y);
+			c = __builtin_ia32_crc32di(c, z);
+		}
+		crc = shift_block(shift_block((uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;
+		p += 3 * STREAM_BYTES;
+		len -= 3 * STREAM_BYTES;
+	}
+	return crc32c_hw1(crc, p, len);
 }
 
 #endif

@@ -23,8 +23,6 @@
 #include "engine.h"
 #include "link.h"
 
-#define READ_BYTES (1u << 20)
-
 struct dest {
 	struct dmalog_mig *m;
 	const struct dmalog_mig_config *c;
@@ -163,7 +161,8 @@ static int answer_verify(void *opaque, uint64_t nonce)
 				memcpy(f + sizeof(run) + 8 * k, &h, 8);
 			}
 			link_frame_seal(&d->l, DMALOG_FRAME_VERIFY_PAGES);
-			if (d->l.len >= LINK_FLUSH_BYTES && link_flush(&d->l))
+			/* Each answer goes at once: the source digests its pages meanwhile. */
+			if (link_flush(&d->l))
 				return -EPIPE;
 		}
 	}
@@ -281,10 +280,11 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 }
 
 /*
- * Take the stream as it comes. The deadline moves only when a whole frame has been taken: a
- * source that trickles bytes (slowloris) or stops mid-frame is given up on like a silent one.
+ * Take the stream as it comes, received straight where the sink wants it (page data into
+ * guest memory). The deadline moves only when a whole frame has been taken: a source that
+ * trickles bytes (slowloris) or stops mid-frame is given up on like a silent one.
  */
-static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
+static int receive(struct dest *d, struct dmalog_sink *sink)
 {
 	double deadline = link_now_ms() + d->c->timeout_ms;
 	uint64_t frames = 0;
@@ -292,33 +292,40 @@ static int receive(struct dest *d, struct dmalog_sink *sink, uint8_t *buf)
 	for (;;) {
 		struct pollfd pfd = {.fd = d->l.fd, .events = POLLIN};
 		struct dmalog_sink_stats st;
-		double left = deadline - link_now_ms();
+		double left;
+		void *at;
+		size_t room;
 		ssize_t n;
-		/* In slices, so that a cancel is noticed while the source is quiet. */
-		int ret = left > 0 ? poll(&pfd, 1, left > 200 ? 200 : (int)left + 1) : 0;
+		int ret;
 
 		if (!d->resumed && __atomic_load_n(&d->m->cancel, __ATOMIC_ACQUIRE)) {
 			d->m->r.cancelled = true;
 			return stream_failed(d, -EINTR, "cancelled at the destination");
 		}
-		if ((ret < 0 && errno == EINTR) || (!ret && link_now_ms() < deadline))
-			continue;
-		if (!ret) {
-			char reason[96];
+		dmalog_sink_recv_buffer(sink, &at, &room);
+		n = recv(d->l.fd, at, room, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* Nothing to read: wait, in slices so that a cancel is noticed. */
+			left = deadline - link_now_ms();
+			if (left <= 0) {
+				char reason[96];
 
-			snprintf(reason, sizeof(reason), "no whole frame from the source for %u ms",
-				 d->c->timeout_ms);
-			return stream_failed(d, -ETIMEDOUT, reason);
+				snprintf(reason, sizeof(reason),
+					 "no whole frame from the source for %u ms",
+					 d->c->timeout_ms);
+				return stream_failed(d, -ETIMEDOUT, reason);
+			}
+			poll(&pfd, 1, left > 200 ? 200 : (int)left + 1);
+			continue;
 		}
-		n = ret < 0 ? -1 : recv(d->l.fd, buf, READ_BYTES, MSG_DONTWAIT);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return stream_failed(d, -errno, "the connection to the source broke");
 		if (!n)
 			return stream_failed(d, -ECONNRESET,
 					     "the source closed the connection mid-stream");
-		ret = dmalog_sink_feed(sink, buf, (size_t)n);
+		ret = dmalog_sink_received(sink, (size_t)n);
 		if (ret == 1)
 			return 0;
 		dmalog_sink_get_stats(sink, &st);
@@ -363,8 +370,7 @@ int dest_run(struct dmalog_mig *m)
 	struct dmalog_sink_mem mem[DMALOG_RAM_MAX_REGIONS];
 	struct dmalog_sink *sink = NULL;
 	double t0 = link_now_ms();
-	uint8_t *buf = malloc(READ_BYTES);
-	int ret = buf ? 0 : -ENOMEM;
+	int ret = 0;
 
 	link_init(&d.l, m->cfg.fd, (int)m->cfg.timeout_ms);
 	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
@@ -391,7 +397,7 @@ int dest_run(struct dmalog_mig *m)
 			 strerror(-ret));
 		refuse(&d, ret, reason);
 	} else {
-		ret = receive(&d, sink, buf);
+		ret = receive(&d, sink);
 	}
 	if (!ret)
 		ret = take_result(&d, sink);
@@ -402,6 +408,5 @@ int dest_run(struct dmalog_mig *m)
 			close(d.data_fd[i]);
 	dmalog_sink_destroy(sink);
 	link_fini(&d.l);
-	free(buf);
 	return ret;
 }

@@ -29,6 +29,13 @@ struct dmalog_sink {
 	uint8_t hdr[DMALOG_FRAME_HDR_BYTES];
 	uint32_t hdr_have;
 	bool in_payload;
+	/*
+	 * A PAGES frame in the stream proper is received in place: its run header into
+	 * payload, checked, then its pages straight into guest memory, checksummed there.
+	 */
+	bool direct;
+	struct dmalog_frame_run run;
+	uint32_t crc_have; /* CRC of what has arrived of the frame so far */
 	uint16_t type;
 	uint32_t seq, length, payload_crc, have;
 	uint8_t *payload;
@@ -292,6 +299,146 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	}
 }
 
+/* A header has arrived whole: check it and get ready for the payload. */
+static int take_header(struct dmalog_sink *s)
+{
+	int ret;
+
+	s->hdr_have = 0;
+	ret = dmalog_frame_parse_header(s->hdr, &s->type, &s->seq, &s->length, &s->payload_crc);
+	if (ret == -E2BIG)
+		return fail(s, ret, "frame too large: %u bytes (at most %u)", s->length,
+			    DMALOG_FRAME_MAX_PAYLOAD);
+	if (ret)
+		return fail(s, ret, "corrupt frame header");
+	/* Checked before its payload is even read: nothing of it is applied. */
+	if (s->seq != s->st.frames)
+		return fail(s, -EPROTO,
+			    "frame %u (%s) arrived where frame %llu was expected: "
+			    "lost, repeated or reordered",
+			    s->seq, dmalog_frame_type_name(s->type),
+			    (unsigned long long)s->st.frames);
+	s->have = 0;
+	s->in_payload = s->length > 0;
+	s->direct = s->type == DMALOG_FRAME_PAGES && s->phase == STREAMING && !s->st.complete &&
+		    s->length > sizeof(s->run);
+	if (!s->direct && s->length > s->cap) {
+		uint8_t *p = realloc(s->payload, s->length);
+
+		if (!p)
+			return fail(s, -ENOMEM, "out of memory");
+		s->payload = p;
+		s->cap = s->length;
+	}
+	return 0;
+}
+
+/* A whole buffered frame: check, then take it. */
+static int end_frame(struct dmalog_sink *s)
+{
+	s->in_payload = false;
+	if (s->length && dmalog_crc32c(0, s->payload, s->length) != s->payload_crc)
+		return fail(s, -EBADMSG, "checksum mismatch in a %s frame",
+			    dmalog_frame_type_name(s->type));
+	if (!s->length && s->payload_crc)
+		return fail(s, -EBADMSG, "corrupt frame header");
+	return take_frame(s, s->payload, s->length);
+}
+
+/* Where the next page bytes of a direct PAGES frame go: guest memory, up to a region's end. */
+static uint8_t *direct_dst(const struct dmalog_sink *s, size_t *len)
+{
+	uint64_t done = s->have - sizeof(s->run),
+		 page = s->run.first_page + (done >> s->page_shift);
+	uint64_t in_page = done & ((1ULL << s->page_shift) - 1), left;
+	uint8_t *dst = page_at(s, page, &left);
+
+	*len = (left << s->page_shift) - in_page;
+	if (*len > s->length - s->have)
+		*len = s->length - s->have;
+	return dst + in_page;
+}
+
+void dmalog_sink_recv_buffer(struct dmalog_sink *s, void **buf, size_t *len)
+{
+	if (!s->in_payload) {
+		*buf = s->hdr + s->hdr_have;
+		*len = DMALOG_FRAME_HDR_BYTES - s->hdr_have;
+	} else if (s->direct && s->have >= sizeof(s->run)) {
+		*buf = direct_dst(s, len);
+	} else {
+		uint32_t end = s->direct ? (uint32_t)sizeof(s->run) : s->length;
+
+		*buf = (s->direct ? (uint8_t *)&s->run : s->payload) + s->have;
+		*len = end - s->have;
+	}
+}
+
+/* @n bytes of a direct PAGES frame have landed where dmalog_sink_recv_buffer() said. */
+static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n)
+{
+	struct dmalog_frame_run run;
+
+	if (s->have < sizeof(s->run)) {
+		s->have += (uint32_t)n;
+		if (s->have < sizeof(s->run))
+			return 0;
+		/* The run is checked before a byte of it reaches guest memory. */
+		memcpy(&run, &s->run, sizeof(run));
+		if (page_run(s, (const uint8_t *)&run, s->length, s->page_shift, &s->run))
+			return s->err;
+		s->crc_have = dmalog_crc32c(0, &run, sizeof(run));
+		return 0;
+	}
+	s->crc_have = dmalog_crc32c(s->crc_have, at, n);
+	s->have += (uint32_t)n;
+	if (s->have < s->length)
+		return 0;
+	/*
+	 * The pages are already in place: a bad checksum fails the stream, and the guest they
+	 * landed in never runs (the destination resumes only after COMPLETE).
+	 */
+	s->in_payload = false;
+	if (s->crc_have != s->payload_crc)
+		return fail(s, -EBADMSG, "checksum mismatch in a %s frame",
+			    dmalog_frame_type_name(s->type));
+	s->st.frames++;
+	s->st.pages += s->run.count;
+	return 0;
+}
+
+int dmalog_sink_received(struct dmalog_sink *s, size_t n)
+{
+	void *at;
+	size_t room;
+	int ret = 0;
+
+	if (s->phase == FAILED)
+		return s->err;
+	if (s->phase == ENDED)
+		return fail(s, -EPROTO, "data after the end of the stream");
+	dmalog_sink_recv_buffer(s, &at, &room);
+	if (!n || n > room)
+		return fail(s, -EINVAL, "received %zu bytes where %zu were room", n, room);
+	if (!s->in_payload) {
+		s->hdr_have += (uint32_t)n;
+		if (s->hdr_have < DMALOG_FRAME_HDR_BYTES)
+			return 0;
+		ret = take_header(s);
+		if (!ret && !s->in_payload)
+			ret = end_frame(s);
+	} else if (s->direct) {
+		ret = direct_received(s, at, n);
+	} else {
+		s->have += (uint32_t)n;
+		if (s->have == s->length)
+			ret = end_frame(s);
+	}
+	if (ret < 0)
+		return ret;
+	return s->phase == ENDED ? 1 : 0;
+}
+
 int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 {
 	const uint8_t *in = data;
@@ -299,68 +446,19 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 	if (s->phase == FAILED)
 		return s->err;
 	while (length) {
+		void *buf;
+		size_t room;
 		int ret;
 
 		if (s->phase == ENDED)
 			return fail(s, -EPROTO, "data after the end of the stream");
-		if (!s->in_payload) {
-			uint32_t n = DMALOG_FRAME_HDR_BYTES - s->hdr_have;
-
-			if (n > length)
-				n = length;
-			memcpy(s->hdr + s->hdr_have, in, n);
-			s->hdr_have += n;
-			in += n;
-			length -= n;
-			if (s->hdr_have < DMALOG_FRAME_HDR_BYTES)
-				break;
-			s->hdr_have = 0;
-			ret = dmalog_frame_parse_header(s->hdr, &s->type, &s->seq, &s->length,
-							&s->payload_crc);
-			if (ret == -E2BIG)
-				return fail(s, ret, "frame too large: %u bytes (at most %u)",
-					    s->length, DMALOG_FRAME_MAX_PAYLOAD);
-			if (ret)
-				return fail(s, ret, "corrupt frame header");
-			/* Checked before its payload is even read: nothing of it is applied. */
-			if (s->seq != s->st.frames)
-				return fail(s, -EPROTO,
-					    "frame %u (%s) arrived where frame %llu was expected: "
-					    "lost, repeated or reordered",
-					    s->seq, dmalog_frame_type_name(s->type),
-					    (unsigned long long)s->st.frames);
-			s->have = 0;
-			s->in_payload = s->length > 0;
-			if (s->length > s->cap) {
-				uint8_t *p = realloc(s->payload, s->length);
-
-				if (!p)
-					return fail(s, -ENOMEM, "out of memory");
-				s->payload = p;
-				s->cap = s->length;
-			}
-			if (s->in_payload)
-				continue;
-		} else {
-			uint32_t n = s->length - s->have;
-
-			if (n > length)
-				n = length;
-			memcpy(s->payload + s->have, in, n);
-			s->have += n;
-			in += n;
-			length -= n;
-			if (s->have < s->length)
-				break;
-			s->in_payload = false;
-		}
-		/* A whole frame: check, then take it. */
-		if (s->length && dmalog_crc32c(0, s->payload, s->length) != s->payload_crc)
-			return fail(s, -EBADMSG, "checksum mismatch in a %s frame",
-				    dmalog_frame_type_name(s->type));
-		if (!s->length && s->payload_crc)
-			return fail(s, -EBADMSG, "corrupt frame header");
-		ret = take_frame(s, s->payload, s->length);
+		dmalog_sink_recv_buffer(s, &buf, &room);
+		if (room > length)
+			room = length;
+		memcpy(buf, in, room);
+		in += room;
+		length -= room;
+		ret = dmalog_sink_received(s, room);
 		if (ret < 0)
 			return ret;
 	}

@@ -101,6 +101,39 @@ static int bench_max_bandwidth(const struct bench_opts *bo, struct mig_options *
 	return !r.verified;
 }
 
+/*
+ * An idle guest (no devices, a CPU that writes almost nothing): everything goes in the first
+ * round, so its rate is the engine's transfer rate, put against the raw socket of the run.
+ */
+static int bench_idle(const struct bench_opts *bo, struct mig_options o, double raw)
+{
+	struct mig_result r;
+	double rate;
+
+	o.ndevices = 0;
+	o.cpu_rate = 1;
+	o.tracker = MIG_TRACK_ALL;
+	migrate_run(&o, &r);
+	rate = first_round_rate(&r);
+	if (bo->json)
+		printf("{\"bench\":\"migrate\",\"case\":\"idle\",\"value\":%.4g,\"unit\":\"B/s\","
+		       "\"baseline\":null,\"limit\":%.4g,\"ratio_to_limit\":%.3f,\"verified\":%s,"
+		       "\"rounds\":%u,\"downtime_ms\":%.1f,\"migration_ms\":%.1f,"
+		       "\"verify_ms\":%.1f,\"guest_bytes\":%llu}\n",
+		       rate, raw, raw > 0 ? rate / raw : 0, r.verified ? "true" : "false",
+		       r.nrounds, r.downtime_ms, r.migration_ms, r.verify_ms,
+		       (unsigned long long)r.guest_bytes);
+	else
+		printf("migrate  idle    %5.0f MB/s = %4.1f%% of the raw socket  migration %6.1f "
+		       "ms  "
+		       "proof %6.1f ms  %s\n",
+		       rate / 1e6, raw > 0 ? 100 * rate / raw : 0, r.migration_ms, r.verify_ms,
+		       r.verified ? "verified" : r.error);
+	fflush(stdout);
+	free(r.rounds);
+	return !r.verified;
+}
+
 int bench_migrate(const struct bench_opts *bo)
 {
 	double raw, baseline = 0, uncapped = 0;
@@ -118,6 +151,7 @@ int bench_migrate(const struct bench_opts *bo)
 		printf("bench migrate: %llu MiB guest; a raw UNIX socket moves it at %.0f MB/s\n",
 		       (unsigned long long)(o.mem_bytes >> 20), raw / 1e6);
 
+	failed |= bench_idle(bo, o, raw);
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		struct mig_result r;
 		double ratio, rate;

@@ -184,6 +184,8 @@ struct mig_result {
 	bool not_converged; /* refused to switch over (--on-no-converge abort) */
 	bool cancelled;	    /* SIGINT, SIGTERM or SIGHUP stopped it */
 	double setup_ms;
+	double migration_ms; /* to the destination's RUNNING, QEMU's total-time */
+	double verify_ms;    /* the proof after it */
 	char not_converged_why[200];
 	int engine_error; /* the engine's -errno, for the error code */
 	double bandwidth; /* bytes per second, measured over the precopy rounds */
@@ -192,7 +194,13 @@ struct mig_result {
 /* The source end over a connected fd; @dest_pid (or 0) is the destination to kill on demand. */
 int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r);
 /* The destination end over a connected fd: 0 verified, 3 resumed unverified, 1 refused. */
-int migrate_dest(const struct mig_options *o, int fd);
+/*
+ * The destination's guest, made before the connection is taken (as QEMU's -incoming
+ * allocates guest RAM first): its prefault never lands in the first round. 0 or -errno, said.
+ */
+int migrate_dest_guest(const struct mig_options *o, struct guest **g);
+/* The destination end over a connected fd, with the guest from migrate_dest_guest() (freed). */
+int migrate_dest(const struct mig_options *o, struct guest *g, int fd);
 
 /* Run a whole migration as the options say (spawning the destination unless --connect). */
 int migrate_run(const struct mig_options *o, struct mig_result *r);

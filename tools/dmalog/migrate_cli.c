@@ -522,9 +522,14 @@ static int run_destination(const struct mig_options *o)
 {
 	struct tls_link *tls = NULL;
 	char err[200], where[128];
-	int lfd = socket_listen(o->listen, err, sizeof(err)), fd, ret;
+	struct guest *g;
+	int lfd, fd, ret;
 
+	if (migrate_dest_guest(o, &g))
+		return 5;
+	lfd = socket_listen(o->listen, err, sizeof(err));
 	if (lfd < 0) {
+		guest_destroy(g);
 		fprintf(stderr, "dmalog migrate: %s\n", err);
 		return 5;
 	}
@@ -539,9 +544,10 @@ static int run_destination(const struct mig_options *o)
 		fd = secure(o, fd, true, &tls, err, sizeof(err));
 	if (fd < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
+		guest_destroy(g);
 		return 5;
 	}
-	ret = migrate_dest(o, fd);
+	ret = migrate_dest(o, g, fd);
 	tls_finish(tls);
 	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
 		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
@@ -587,13 +593,17 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
+		struct guest *g;
+
+		if (migrate_dest_guest(o, &g))
+			_exit(5);
 		fd = socket_accept(lfd, err, sizeof(err));
 		close(lfd);
 		if (fd >= 0)
 			fd = secure(o, fd, true, &tls, err, sizeof(err));
 		if (fd < 0)
 			_exit(5);
-		ret = migrate_dest(o, fd);
+		ret = migrate_dest(o, g, fd);
 		tls_finish(tls);
 		_exit(ret);
 	}

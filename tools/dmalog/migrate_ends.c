@@ -288,6 +288,8 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 			   strstr(er->message, "did not converge");
 	r->cancelled = er->cancelled;
 	r->setup_ms = er->setup_ms;
+	r->migration_ms = er->migration_ms;
+	r->verify_ms = er->verify_ms;
 	snprintf(r->not_converged_why, sizeof(r->not_converged_why), "%s", er->not_converged_why);
 	r->engine_error = er->error;
 }
@@ -393,7 +395,17 @@ static void dest_report(const struct mig_options *o, const struct dmalog_mig_res
 		       (unsigned long long)r->pages_mismatched, r->devices_mismatched);
 }
 
-int migrate_dest(const struct mig_options *o, int fd)
+int migrate_dest_guest(const struct mig_options *o, struct guest **g)
+{
+	int ret = guest_create(o, false, g);
+
+	if (ret)
+		fprintf(stderr, "dmalog migrate: destination: cannot create the guest (%s)\n",
+			strerror(-ret));
+	return ret;
+}
+
+int migrate_dest(const struct mig_options *o, struct guest *g, int fd)
 {
 	/* A self-spawned destination leaves the events to its source. */
 	struct end e = {.o = o, .events = o->listen ? open_events(o) : NULL};
@@ -401,16 +413,10 @@ int migrate_dest(const struct mig_options *o, int fd)
 	const struct dmalog_mig_result *r;
 	struct dmalog_mig *m = NULL;
 	struct mig_result mr = {0};
-	int ret = guest_create(o, false, &e.g), status;
+	int ret, status;
 
+	e.g = g;
 	report_event(e.events, "setup", NULL);
-	if (ret) {
-		fprintf(stderr, "dmalog migrate: destination: cannot create the guest (%s)\n",
-			strerror(-ret));
-		close_events(e.events);
-		close(fd);
-		return 5;
-	}
 	cfg = engine_config(&e, fd);
 	ret = dmalog_mig_dest_create(&cfg, &m);
 	if (ret) {

@@ -143,7 +143,7 @@ static double last_dirty_rate(const struct mig_result *r)
 static void qemu_json(const struct mig_options *o, const struct mig_result *r, FILE *f)
 {
 	uint64_t pages = 0, precopy = 0, final = 0;
-	double secs = r->total_ms / 1e3;
+	double secs = r->migration_ms / 1e3;
 
 	for (uint32_t i = 0; i < r->nrounds; i++) {
 		pages += r->rounds[i].pages;
@@ -162,7 +162,7 @@ static void qemu_json(const struct mig_options *o, const struct mig_result *r, F
 		r->cancelled			    ? "cancelled"
 		: r->outcome == DMALOG_MIG_MIGRATED ? "completed"
 						    : "failed",
-		r->total_ms, r->setup_ms, r->downtime_ms, r->expected_downtime_ms,
+		r->migration_ms, r->setup_ms, r->downtime_ms, r->expected_downtime_ms,
 		(unsigned long long)r->bytes_sent,
 		(unsigned long long)(r->outcome == DMALOG_MIG_MIGRATED ? 0 : r->guest_bytes),
 		(unsigned long long)r->guest_bytes, (unsigned long long)pages,
@@ -177,17 +177,18 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		"{\"verified\":%s,\"completed\":%s,\"pages_compared\":%llu,"
 		"\"mismatched_pages\":%llu,\"devices_compared\":%u,\"mismatched_devices\":%u,"
 		"\"rounds\":%u,\"downtime_ms\":%.3f,\"downtime_limit_ms\":%.3f,"
-		"\"total_ms\":%.3f,\"bytes_sent\":%llu,\"guest_bytes\":%llu,\"tracker\":\"%s\","
+		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"bytes_sent\":%llu,"
+		"\"guest_bytes\":%llu,\"tracker\":\"%s\","
 		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
 		"\"dirty_rate_pages_s\":%.0f,\"tracker_errors\":%llu,\"pages_per_round\":[",
 		r->verified ? "true" : "false",
 		r->outcome == DMALOG_MIG_MIGRATED ? "true" : "false",
 		(unsigned long long)r->pages_compared, (unsigned long long)r->pages_mismatched,
 		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
-		o->downtime_limit_ms, r->total_ms, (unsigned long long)r->bytes_sent,
-		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker),
-		mig_workload_name(o->workload), o->ndevices, r->bandwidth / 1e6, last_dirty_rate(r),
-		(unsigned long long)r->tracker_errors);
+		o->downtime_limit_ms, r->total_ms, r->migration_ms, r->verify_ms,
+		(unsigned long long)r->bytes_sent, (unsigned long long)r->guest_bytes,
+		mig_tracker_name(o->tracker), mig_workload_name(o->workload), o->ndevices,
+		r->bandwidth / 1e6, last_dirty_rate(r), (unsigned long long)r->tracker_errors);
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "]");
@@ -282,7 +283,8 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 		fprintf(f,
 			"  warning          the downtime (%.0f ms) exceeded the limit (%.0f ms)\n",
 			r->downtime_ms, o->downtime_limit_ms);
-	fprintf(f, "  total time       %.2f s\n", r->total_ms / 1e3);
+	fprintf(f, "  total time       %.2f s (migration %.2f s, then the proof %.2f s)\n",
+		r->total_ms / 1e3, r->migration_ms / 1e3, r->verify_ms / 1e3);
 	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)\n", mib(r->bytes_sent),
 		mib(r->guest_bytes), (double)r->bytes_sent / (double)r->guest_bytes);
 	fprintf(f, "  tracker          %s, %llu report errors recovered\n",
