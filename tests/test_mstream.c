@@ -501,7 +501,8 @@ static void received_in_place(void **state)
 	for (int rep = 0; rep < 20; rep++) {
 		memset(dst, 0, PAGES * PAGE);
 		memset(&dev, 0, sizeof(dev));
-		assert_int_equal(dmalog_sink_create(dst, PAGES * PAGE, 12, 1, &ops, &dev, &sink), 0);
+		assert_int_equal(dmalog_sink_create(dst, PAGES * PAGE, 12, 1, &ops, &dev, &sink),
+				 0);
 		assert_int_equal(receive_into(sink, st.buf, st.len, &seed), 1);
 		assert_memory_equal(dst, src, PAGES * PAGE);
 		assert_true(dev.resumed);
@@ -588,8 +589,8 @@ int main(void)
 		cmocka_unit_test(whole_and_bytewise),	   cmocka_unit_test(result_counts_taken),
 		cmocka_unit_test(page_digest_keyed),	   cmocka_unit_test(refusals),
 		cmocka_unit_test(out_of_sequence_refused), cmocka_unit_test(every_frame_checked),
-		cmocka_unit_test(received_in_place),
-		cmocka_unit_test(truncated_wants_more),	   cmocka_unit_test(payload_crc_is_crc32c),
+		cmocka_unit_test(received_in_place),	   cmocka_unit_test(truncated_wants_more),
+		cmocka_unit_test(payload_crc_is_crc32c),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -13,29 +14,25 @@ __thread struct marker *marks_self __attribute__((tls_model("initial-exec")));
 int marks_need_fence = 1;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Every marker a thread ever had, pushed lock-free and never freed: a thread that exits hands
+ * its marker back (in_use 0) for the next thread to take. Neither registering nor waiting takes
+ * a lock, so a busy reporter can never keep a writer from starting.
+ */
 static struct marker *registry;
 static pthread_key_t exit_key;
 
-/* A thread that exits leaves the registry (it cannot be inside a section then). */
-static void unregister(void *arg)
+static void hand_back(void *arg)
 {
 	struct marker *m = arg;
 
-	pthread_mutex_lock(&registry_lock);
-	for (struct marker **pp = &registry; *pp; pp = &(*pp)->next) {
-		if (*pp == m) {
-			*pp = m->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
-	free(m);
+	/* Outside any section (seq even) by now: waiters pass it by. */
+	__atomic_store_n(&m->in_use, 0, __ATOMIC_RELEASE);
 }
 
 static void init_once(void)
 {
-	pthread_key_create(&exit_key, unregister);
+	pthread_key_create(&exit_key, hand_back);
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
 		__atomic_store_n(&marks_need_fence, 0, __ATOMIC_RELAXED);
 }
@@ -47,16 +44,27 @@ void marks_init(void)
 
 struct marker *marks_register(void)
 {
-	struct marker *m = calloc(1, sizeof(*m));
+	struct marker *m;
 
-	/* Sixteen bytes once per thread: without them no write could be logged safely. */
-	if (!m)
-		abort();
 	marks_init();
-	pthread_mutex_lock(&registry_lock);
-	m->next = registry;
-	registry = m;
-	pthread_mutex_unlock(&registry_lock);
+	for (m = __atomic_load_n(&registry, __ATOMIC_ACQUIRE); m; m = m->next) {
+		int free_one = 0;
+
+		if (__atomic_compare_exchange_n(&m->in_use, &free_one, 1, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			break;
+	}
+	if (!m) {
+		/* Sixteen bytes once per thread: without them no write could be logged safely. */
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			abort();
+		m->in_use = 1;
+		m->next = __atomic_load_n(&registry, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(&registry, &m->next, m, true, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED))
+			;
+	}
 	pthread_setspecific(exit_key, m);
 	marks_self = m;
 	return m;
@@ -67,13 +75,11 @@ void marks_wait(void)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!__atomic_load_n(&marks_need_fence, __ATOMIC_RELAXED))
 		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-	pthread_mutex_lock(&registry_lock);
-	for (struct marker *m = registry; m; m = m->next) {
+	for (struct marker *m = __atomic_load_n(&registry, __ATOMIC_ACQUIRE); m; m = m->next) {
 		uint64_t seq = __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE);
 
 		/* Sections are a few instructions long; a preempted writer needs its CPU back. */
 		while (seq & 1 && __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE) == seq)
 			sched_yield();
 	}
-	pthread_mutex_unlock(&registry_lock);
 }

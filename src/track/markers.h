@@ -19,8 +19,9 @@
 #include <stdint.h>
 
 struct marker {
-	uint64_t seq; /* odd while inside a mark section */
-	struct marker *next;
+	uint64_t seq;	     /* odd while inside a mark section */
+	int in_use;	     /* a thread owns it */
+	struct marker *next; /* set once, before the marker is published */
 };
 
 /* initial-exec: a writer reaches its marker without a call into the dynamic linker. */
