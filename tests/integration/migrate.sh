@@ -70,10 +70,10 @@ migrate "auto-converge" 0 "$VERIFIED and not r['converged'] and r['switchover_re
 # under ThreadSanitizer, whose slowdown changes both rates: there the suite runs on 32M.)
 if [ "$MEM" = 64M ]; then
 	migrate "no-auto-converge" 0 "$VERIFIED and not r['converged'] and r['throttle_percent'] == 0" \
-		--devices none --cpu-rate 2000000 --downtime-limit 30 --max-rounds 20 --no-auto-converge
+		--devices none --cpu-rate 2000000 --downtime-limit 15 --max-rounds 20 --no-auto-converge
 	migrate "auto-converge-reaches-limit" 0 "$VERIFIED and r['converged'] and \
 r['throttle_percent'] >= 20 and r['switchover_reason'] == 'fits-limit'" \
-		--devices none --cpu-rate 2000000 --downtime-limit 30 --max-rounds 20
+		--devices none --cpu-rate 2000000 --downtime-limit 15 --max-rounds 20
 fi
 migrate "converged" 0 "$VERIFIED and r['converged'] and r['switchover_reason'] == 'fits-limit' \
 and r['expected_downtime_ms'] <= 1000 and r['throttle_percent'] == 0" --downtime-limit 1000
