@@ -145,6 +145,61 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 
 #endif
 
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t copy_hw(uint32_t crc, uint8_t *dst,
+							  const uint64_t *src, size_t len)
+{
+	/* Three streams over consecutive blocks, as crc32c_hw(), storing as they go. */
+	while (len >= 3 * STREAM_BYTES) {
+		uint64_t a = crc, b = 0, c = 0;
+		const uint64_t *s0 = src, *s1 = src + STREAM_BYTES / 8,
+			       *s2 = src + STREAM_BYTES / 4;
+
+		for (size_t i = 0; i < STREAM_BYTES / 8; i++) {
+			uint64_t x = __atomic_load_n(&s0[i], __ATOMIC_RELAXED);
+			uint64_t y = __atomic_load_n(&s1[i], __ATOMIC_RELAXED);
+			uint64_t z = __atomic_load_n(&s2[i], __ATOMIC_RELAXED);
+
+			memcpy(dst + 8 * i, &x, 8);
+			memcpy(dst + STREAM_BYTES + 8 * i, &y, 8);
+			memcpy(dst + 2 * STREAM_BYTES + 8 * i, &z, 8);
+			a = __builtin_ia32_crc32di(a, x);
+			b = __builtin_ia32_crc32di(b, y);
+			c = __builtin_ia32_crc32di(c, z);
+		}
+		crc = shift_block(shift_block((uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;
+		src += 3 * STREAM_BYTES / 8;
+		dst += 3 * STREAM_BYTES;
+		len -= 3 * STREAM_BYTES;
+	}
+	for (size_t i = 0; i < len / 8; i++) {
+		uint64_t x = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+
+		memcpy(dst + 8 * i, &x, 8);
+		crc = (uint32_t)__builtin_ia32_crc32di(crc, x);
+	}
+	return crc;
+}
+#endif
+
+uint32_t dmalog_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
+{
+	const uint64_t *from = src;
+	uint8_t *to = dst;
+
+	pthread_once(&init_once, init);
+#if defined(__x86_64__)
+	if (use_hw)
+		return ~copy_hw(~crc, to, from, len);
+#endif
+	for (size_t i = 0; i < len / 8; i++) {
+		uint64_t x = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+
+		memcpy(to + 8 * i, &x, 8);
+	}
+	return ~crc32c_sw(~crc, to, len);
+}
+
 uint32_t dmalog_crc32c(uint32_t crc, const void *data, size_t len)
 {
 	pthread_once(&init_once, init);

@@ -12,4 +12,11 @@
 /* Continue a CRC: start with crc = 0. */
 uint32_t dmalog_crc32c(uint32_t crc, const void *data, size_t len);
 
+/*
+ * Copy @len bytes (a multiple of 8) from @src, which others may be writing, to @dst and
+ * continue @crc over what was copied, in one pass: each 8-byte word is loaded once (a relaxed
+ * atomic load: whole words, as DMA stores them) and both stored and checksummed.
+ */
+uint32_t dmalog_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
+
 #endif

@@ -36,6 +36,8 @@ void link_fini(struct link *l);
 /* Queue a frame (nothing is sent before link_flush); fill its payload, then seal it. */
 uint8_t *link_frame_begin(struct link *l, uint32_t length);
 void link_frame_seal(struct link *l, uint16_t type);
+/* The same when the payload's CRC-32C is known already (computed as it was filled). */
+void link_frame_seal_crc(struct link *l, uint16_t type, uint32_t payload_crc);
 /* A frame of only its typed fixed part (@msg may be NULL for an empty one). */
 int link_msg(struct link *l, uint16_t type, const void *msg);
 /* A frame whose payload is @length raw bytes (ABORT's reason). */

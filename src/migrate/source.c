@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/le.h"
+#include "core/crc32c.h"
 #include "engine.h"
 #include "link.h"
 
@@ -193,49 +194,26 @@ static int queue_msg(struct source *s, uint16_t type, const void *msg)
 	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
-/*
- * Copy guest memory that the guest may be writing. A page that changes during the copy is
- * dirty again and goes in a later round, so a torn word does not matter and the C library's
- * memcpy (the widest moves the CPU has) does the copy. Under ThreadSanitizer the copy goes
- * word by word with relaxed atomic loads, as DMA engines store, so that the race it does not
- * matter for is not reported.
- */
-static void copy_guest(uint8_t *dst, const uint8_t *src, uint64_t bytes)
-{
-#ifdef UNDER_TSAN
-	const uint64_t *from = (const uint64_t *)src;
-
-	for (uint64_t i = 0; i < bytes / 8; i++) {
-		uint64_t w = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
-
-		memcpy(dst + 8 * i, &w, 8);
-	}
-#else
-	memcpy(dst, src, bytes);
-#endif
-}
-
 /* One PAGES frame for @n pages from RAM page @first, all inside region @r. */
 static int send_run(struct source *s, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
 {
 	struct dmalog_frame_run run = {.first_page = first, .count = n};
 	uint64_t off = (first << DMALOG_RAM_PAGE_SHIFT) - r->ram_offset;
 	uint8_t *p = link_frame_begin(&s->l, sizeof(run) + (n << DMALOG_RAM_PAGE_SHIFT));
+	uint32_t crc;
 
 	if (!p)
 		return engine_fail(s->m, -ENOMEM, "out of memory");
 	dmalog_frame_encode(DMALOG_FRAME_PAGES, &run, p);
-	copy_guest(p + sizeof(run), (const uint8_t *)r->host + off,
-		   (uint64_t)n << DMALOG_RAM_PAGE_SHIFT);
-	link_frame_seal(&s->l, DMALOG_FRAME_PAGES);
+	/*
+	 * One pass over guest memory, which the guest may be writing: each word is copied and
+	 * checksummed as it was read, so the frame is consistent whatever happens meanwhile (a
+	 * page that changes is dirty again and goes in a later round).
+	 */
+	crc = dmalog_crc32c_copy(dmalog_crc32c(0, p, sizeof(run)), p + sizeof(run),
+				 (const uint8_t *)r->host + off,
+				 (uint64_t)n << DMALOG_RAM_PAGE_SHIFT);
+	link_frame_seal_crc(&s->l, DMALOG_FRAME_PAGES, crc);
 	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
