@@ -295,6 +295,13 @@ static void *loader_thread(void *arg)
 	if (!buf)
 		r->error = -ENOMEM;
 	for (;;) {
+		/*
+		 * Seen before the read: once told to stop, one more read that finds the pipe
+		 * empty means everything written before RESUMING -> STOP has been taken. (Looked
+		 * at after an empty read, the stop could follow the last writes that the read
+		 * just missed, and they would be lost: a truncated stream.)
+		 */
+		bool stopping = __atomic_load_n(&r->stop, __ATOMIC_ACQUIRE);
 		ssize_t n =
 			buf ? read(r->fd, buf, LOADER_BYTES) : read(r->fd, drain, sizeof(drain));
 
@@ -309,8 +316,7 @@ static void *loader_thread(void *arg)
 			r->error = -errno;
 			break;
 		}
-		/* Told to stop: what was written before RESUMING -> STOP is already here. */
-		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+		if (stopping)
 			break;
 		poll(&(struct pollfd){.fd = r->fd, .events = POLLIN}, 1, 20);
 	}
