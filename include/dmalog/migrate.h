@@ -203,6 +203,11 @@ enum dmalog_mig_switchover {
  * @migration_ms: source: from the start to the destination's RUNNING (QEMU's total-time;
  *	0 when it never came)
  * @verify_ms: source: the proof after it (digests on both ends, compared)
+ * @downtime_parts: source: where the downtime went, in ms: [0] stopping the guest (vCPUs
+ *	paused, devices to STOP_COPY), [1] the final dirty sync, [2] the last pages, [3] the
+ *	devices' final state, [4] COMPLETE until the destination's RUNNING (it checks, resumes
+ *	its devices, answers). [0], [1] and [4] are the fixed part: they do not grow with what
+ *	is left to send.
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -226,6 +231,7 @@ struct dmalog_mig_result {
 	char not_converged_why[200];
 	double migration_ms;
 	double verify_ms;
+	double downtime_parts[5];
 };
 
 struct dmalog_mig;

@@ -594,23 +594,32 @@ static int stop_guest(struct source *s)
  */
 static int final_state(struct source *s, struct dmalog_mig_round *rd, double *t_stop)
 {
+	double *part = s->m->r.downtime_parts, t;
 	int ret;
 
-	*t_stop = link_now_ms();
+	*t_stop = t = link_now_ms();
 	s->stop_deadline = *t_stop + s->c->downtime_cap_ms;
 	ret = stop_guest(s);
+	part[0] = link_now_ms() - t;
 	if (!ret)
 		ret = engine_event(s->m, DMALOG_MIG_EVENT_STOPPED, s->round);
 	if (!ret)
 		ret = queue_msg(s, DMALOG_FRAME_SWITCHOVER, NULL);
+	t = link_now_ms();
 	if (!ret)
 		ret = sync_dirty(s, rd);
+	part[1] = link_now_ms() - t;
+	t = link_now_ms();
 	if (!ret)
 		ret = send_dirty_pages(s, rd);
+	part[2] = link_now_ms() - t;
+	t = link_now_ms();
 	if (!ret)
 		ret = send_device_data(s, rd, true);
 	if (!ret)
 		ret = flush(s);
+	/* Queued pages went out with the device data: the flush counts for both. */
+	part[3] = link_now_ms() - t;
 	if (!ret && (ret = engine_event(s->m, DMALOG_MIG_EVENT_COMPLETE, s->round)))
 		engine_fail(s->m, ret, "stopped by the embedder before COMPLETE");
 	if (ret)
@@ -912,6 +921,9 @@ int source_run(struct dmalog_mig *m)
 		goto out;
 	}
 	m->r.downtime_ms = link_now_ms() - t_stop;
+	m->r.downtime_parts[4] = m->r.downtime_ms - m->r.downtime_parts[0] -
+				 m->r.downtime_parts[1] - m->r.downtime_parts[2] -
+				 m->r.downtime_parts[3];
 	rd->ms = m->r.downtime_ms;
 	rd->bytes = s.l.bytes - bytes_before;
 	stay_stopped(&s, DMALOG_MIG_MIGRATED);

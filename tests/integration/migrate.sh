@@ -46,6 +46,10 @@ for t in all device iommu type1; do
 	migrate "tracker-$t" 0 "$VERIFIED and r['tracker'] == '$t' and r['rounds'] >= 2" \
 		--tracker "$t"
 done
+# Where the downtime went adds up to it, and each round's sync time is there.
+check "downtime-parts" "$WORK/tracker-all.json" "all(v >= 0 for v in r['downtime_parts_ms'].values()) \
+and abs(sum(r['downtime_parts_ms'].values()) - r['downtime_ms']) < 0.5 \
+and len(r['sync_ms_per_round']) == r['rounds'] and r['migration_ms'] + r['verify_ms'] <= r['total_ms'] + 1"
 # type1 cannot tell what a device wrote: every round resends all of memory.
 migrate "type1-resends-everything" 0 "$VERIFIED and all(p == $PAGES for p in r['pages_per_round'])" \
 	--tracker type1 --max-rounds 3 --downtime-limit 0

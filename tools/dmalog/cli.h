@@ -186,6 +186,8 @@ struct mig_result {
 	double setup_ms;
 	double migration_ms; /* to the destination's RUNNING, QEMU's total-time */
 	double verify_ms;    /* the proof after it */
+	/* stop, final sync, last pages, device state, destination's answer (ms) */
+	double downtime_parts[5];
 	char not_converged_why[200];
 	int engine_error; /* the engine's -errno, for the error code */
 	double bandwidth; /* bytes per second, measured over the precopy rounds */

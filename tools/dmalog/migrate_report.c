@@ -191,7 +191,14 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		r->bandwidth / 1e6, last_dirty_rate(r), (unsigned long long)r->tracker_errors);
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
-	fprintf(f, "]");
+	fprintf(f, "],\"sync_ms_per_round\":[");
+	for (uint32_t i = 0; i < r->nrounds; i++)
+		fprintf(f, "%s%.3f", i ? "," : "", r->rounds[i].sync_ms);
+	fprintf(f,
+		"],\"downtime_parts_ms\":{\"stop\":%.3f,\"final_sync\":%.3f,\"pages\":%.3f,"
+		"\"device_state\":%.3f,\"destination\":%.3f}",
+		r->downtime_parts[0], r->downtime_parts[1], r->downtime_parts[2],
+		r->downtime_parts[3], r->downtime_parts[4]);
 	fprintf(f, ",\"outcome\":\"%s\",\"status\":\"%s\"", dmalog_mig_outcome_name(r->outcome),
 		r->cancelled			    ? "cancelled"
 		: r->outcome == DMALOG_MIG_MIGRATED ? "completed"
@@ -272,6 +279,14 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 	fprintf(f, "  bandwidth        %.0f MB/s\n", r->bandwidth / 1e6);
 	fprintf(f, "  downtime         %.1f ms (limit %.0f ms, %.1f ms expected)\n", r->downtime_ms,
 		o->downtime_limit_ms, r->expected_downtime_ms);
+	if (r->outcome == DMALOG_MIG_MIGRATED) {
+		const double *p = r->downtime_parts;
+
+		fprintf(f,
+			"  downtime parts   stop %.1f, final sync %.1f, pages %.1f, device state "
+			"%.1f, destination %.1f ms (fixed part %.1f ms)\n",
+			p[0], p[1], p[2], p[3], p[4], p[0] + p[1] + p[4]);
+	}
 	fprintf(f, "  switchover       %s%s", dmalog_mig_switchover_name(r->switchover),
 		r->converged ? " (converged)" : " (did NOT converge)");
 	if (r->throttle_percent)
