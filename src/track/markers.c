@@ -30,9 +30,25 @@ static void hand_back(void *arg)
 	__atomic_store_n(&m->in_use, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * In a child after fork() only the forking thread lives on: a marker another thread held,
+ * perhaps inside a section, must not be waited for there.
+ */
+static void after_fork_in_child(void)
+{
+	for (struct marker *m = __atomic_load_n(&registry, __ATOMIC_ACQUIRE); m; m = m->next) {
+		if (m == marks_self)
+			continue;
+		if (m->seq & 1)
+			m->seq++;
+		m->in_use = 0;
+	}
+}
+
 static void init_once(void)
 {
 	pthread_key_create(&exit_key, hand_back);
+	pthread_atfork(NULL, NULL, after_fork_in_child);
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
 		__atomic_store_n(&marks_need_fence, 0, __ATOMIC_RELAXED);
 }

@@ -226,9 +226,11 @@ struct pending {
 
 static void flush_pending(struct pending *p)
 {
+	unsigned int h;
+
 	if (!p->mask)
 		return;
-	unsigned int h = __atomic_load_n(&p->r->cur, __ATOMIC_ACQUIRE);
+	h = __atomic_load_n(&p->r->cur, __ATOMIC_ACQUIRE);
 
 	or_bits(&p->r->bits[h][p->w], p->mask);
 	mark_summary(p->r, h, p->w, p->w);
@@ -424,6 +426,8 @@ int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t cle
 	 * (who may have read the old cur) are out, the retired halves are ours alone.
 	 */
 	first = first_range_ending_at_or_after(log, iova);
+	if (first >= log->nranges || log->ranges[first].iova > last)
+		return 0; /* nothing tracked there */
 	for (uint32_t i = first; i < log->nranges && log->ranges[i].iova <= last; i++)
 		__atomic_store_n(&log->ranges[i].cur, !log->ranges[i].cur, __ATOMIC_SEQ_CST);
 	marks_wait();

@@ -6,6 +6,7 @@
  * socket, apply) is put against the same number of bytes moved through the same kind of
  * socket between the same two processes with no protocol at all: the link's limit.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,34 @@ static uint8_t *backed(uint64_t bytes)
 	return p;
 }
 
+/* A connected pair: a UNIX socketpair, or two ends of a TCP connection over loopback. */
+static int connected_pair(bool tcp, int sv[2])
+{
+	char err[200], where[128];
+	int lfd;
+
+	if (!tcp)
+		return socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	lfd = socket_listen("127.0.0.1:0", err, sizeof(err));
+	if (lfd < 0)
+		return -1;
+	sv[0] = socket_describe(lfd, where, sizeof(where))
+			? -1
+			: socket_connect(where, err, sizeof(err));
+	sv[1] = sv[0] >= 0 ? socket_accept(lfd, err, sizeof(err)) : -1;
+	close(lfd);
+	if (sv[1] < 0 && sv[0] >= 0)
+		close(sv[0]);
+	return sv[0] >= 0 && sv[1] >= 0 ? 0 : -1;
+}
+
 /*
  * The link's limit: @bytes of memory from one process to the same amount of memory in
- * another, through a UNIX socketpair set up as the engine sets its own up, in 1 MiB writes
- * and reads, until the receiver says it has them all; no protocol, no checksum, no copy but
- * the socket's. Bytes per second, best of three.
+ * another, through a UNIX socketpair or TCP over loopback set up as the engine sets its own
+ * up, in 1 MiB writes and reads, until the receiver says it has them all; no protocol, no
+ * checksum, no copy but the socket's. Bytes per second, best of three.
  */
-static double raw_socket_rate(uint64_t bytes)
+static double raw_socket_rate(uint64_t bytes, bool tcp)
 {
 	uint8_t *src = backed(bytes);
 	double best = 0;
@@ -48,7 +70,7 @@ static double raw_socket_rate(uint64_t bytes)
 		pid_t pid;
 		char ack;
 
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		if (connected_pair(tcp, sv))
 			break;
 		dmalog_mig_socket_setup(sv[0], 30000);
 		dmalog_mig_socket_setup(sv[1], 30000);
@@ -137,9 +159,46 @@ static double median3(double *v)
 	return v[1];
 }
 
-static int bench_idle(const struct bench_opts *bo, struct mig_options o, double raw)
+/*
+ * One migration with the destination a child listening on TCP loopback (as --listen does):
+ * the same ends as migrate_run(), over TCP instead of a UNIX socket.
+ */
+static void migrate_tcp(const struct mig_options *o, struct mig_result *r)
+{
+	char err[200], where[128];
+	struct mig_options src = *o;
+	struct guest *g;
+	int lfd = socket_listen("127.0.0.1:0", err, sizeof(err)), status;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	if (lfd < 0 || socket_describe(lfd, where, sizeof(where))) {
+		snprintf(r->error, sizeof(r->error), "cannot listen on TCP loopback");
+		return;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int fd;
+
+		if (migrate_dest_guest(o, &g))
+			_exit(5);
+		fd = socket_accept(lfd, err, sizeof(err));
+		close(lfd);
+		_exit(fd < 0 ? 5 : migrate_dest(o, g, fd));
+	}
+	close(lfd);
+	src.connect = where;
+	if (pid > 0)
+		migrate_run(&src, r);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+}
+
+static int bench_idle(const struct bench_opts *bo, struct mig_options o, double raw, bool tcp)
 {
 	double rate[3], mig_ms[3], proof_ms[3];
+	const char *name = tcp ? "idle_tcp" : "idle";
 	int failed = 0;
 
 	o.ndevices = 0;
@@ -149,7 +208,10 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, double 
 	for (int i = 0; i < 3; i++) {
 		struct mig_result r;
 
-		migrate_run(&o, &r);
+		if (tcp)
+			migrate_tcp(&o, &r);
+		else
+			migrate_run(&o, &r);
 		rate[i] = first_round_rate(&r);
 		mig_ms[i] = r.migration_ms;
 		proof_ms[i] = r.verify_ms;
@@ -157,17 +219,16 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, double 
 		free(r.rounds);
 	}
 	if (bo->json)
-		printf("{\"bench\":\"migrate\",\"case\":\"idle\",\"value\":%.4g,\"unit\":\"B/s\","
+		printf("{\"bench\":\"migrate\",\"case\":\"%s\",\"value\":%.4g,\"unit\":\"B/s\","
 		       "\"baseline\":null,\"limit\":%.4g,\"ratio_to_limit\":%.3f,\"verified\":%s,"
 		       "\"migration_ms\":%.1f,\"verify_ms\":%.1f,\"guest_bytes\":%llu}\n",
-		       median3(rate), raw, raw > 0 ? median3(rate) / raw : 0,
+		       name, median3(rate), raw, raw > 0 ? median3(rate) / raw : 0,
 		       failed ? "false" : "true", median3(mig_ms), median3(proof_ms),
 		       (unsigned long long)o.mem_bytes);
 	else
-		printf("migrate  idle    %5.0f MB/s = %4.1f%% of the raw socket  migration %6.1f "
-		       "ms  "
+		printf("migrate  %-8s %5.0f MB/s = %4.1f%% of the raw socket  migration %6.1f ms  "
 		       "proof %6.1f ms  (medians of 3)  %s\n",
-		       median3(rate) / 1e6, raw > 0 ? 100 * median3(rate) / raw : 0,
+		       name, median3(rate) / 1e6, raw > 0 ? 100 * median3(rate) / raw : 0,
 		       median3(mig_ms), median3(proof_ms), failed ? "NOT verified" : "verified");
 	fflush(stdout);
 	return failed;
@@ -175,7 +236,7 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, double 
 
 int bench_migrate(const struct bench_opts *bo)
 {
-	double raw, baseline = 0, uncapped = 0;
+	double raw, raw_tcp, baseline = 0, uncapped = 0;
 	struct mig_options o;
 	int failed = 0;
 
@@ -185,12 +246,15 @@ int bench_migrate(const struct bench_opts *bo)
 	o.workload = DMALOG_WORKLOAD_HOTCOLD;
 	o.max_rounds = 10;
 	o.quiet = true;
-	raw = raw_socket_rate(o.mem_bytes);
+	raw = raw_socket_rate(o.mem_bytes, false);
+	raw_tcp = raw_socket_rate(o.mem_bytes, true);
 	if (!bo->json)
-		printf("bench migrate: %llu MiB guest; a raw UNIX socket moves it at %.0f MB/s\n",
-		       (unsigned long long)(o.mem_bytes >> 20), raw / 1e6);
+		printf("bench migrate: %llu MiB guest; a raw UNIX socket moves it at %.0f MB/s, "
+		       "TCP over loopback at %.0f MB/s\n",
+		       (unsigned long long)(o.mem_bytes >> 20), raw / 1e6, raw_tcp / 1e6);
 
-	failed |= bench_idle(bo, o, raw);
+	failed |= bench_idle(bo, o, raw, false);
+	failed |= bench_idle(bo, o, raw_tcp, true);
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		struct mig_result r;
 		double ratio, rate;
