@@ -558,6 +558,39 @@ static void reset_and_close_stop_logging(void **state)
 	assert_int_equal(f->spy.stops, 2);
 }
 
+/*
+ * A burst (dmalog_swtrack_log_writes) marks exactly what its writes touch, one at a time or
+ * not: runs of neighbouring pages (gathered into one OR per word), scattered pages, writes
+ * across page and range edges, and writes outside the ranges.
+ */
+static void burst_marks_every_page(void **state)
+{
+	struct fixture *f = *state;
+	range_t r[] = {{0, 256 * SZ_4K}, {512 * SZ_4K, 256 * SZ_4K}};
+	static const uint64_t lengths[] = {1, 8, SZ_4K, SZ_4K + 1, 3 * SZ_4K};
+	uint64_t seed = 11, iovas[300], got[16], want[16];
+
+	assert_int_equal(log_start(f->sw_dev, r, 2, SZ_4K, NULL), 0);
+	for (int trial = 0; trial < 200; trial++) {
+		uint64_t len = lengths[trial % 5], n = 1 + trial % 300, page = 0;
+
+		memset(want, 0, sizeof(want));
+		for (uint64_t i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			/* Mostly the next page or the same one, sometimes a jump anywhere. */
+			page = (seed >> 60) < 12 ? page + (seed >> 62) : (seed >> 20) % 1024;
+			iovas[i] = page * SZ_4K + (seed >> 8) % SZ_4K;
+			for (uint64_t p = iovas[i] / SZ_4K; p <= (iovas[i] + len - 1) / SZ_4K; p++)
+				if (p < 256 || (p >= 512 && p < 768))
+					want[p / 64] |= 1ULL << (p % 64);
+		}
+		dmalog_swtrack_log_writes(f->sw, iovas, n, len);
+		memset(got, 0, sizeof(got));
+		assert_int_equal(log_report(f->sw_dev, 0, 1024 * SZ_4K, SZ_4K, got), 0);
+		assert_memory_equal(got, want, sizeof(want));
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -591,6 +624,7 @@ int main(void)
 		T(partial_page_kept_dirty),
 		T(swtrack_coarsens_huge_ranges),
 		T(reset_and_close_stop_logging),
+		T(burst_marks_every_page),
 	};
 
 	return cmocka_run_group_tests_name("logging", tests, NULL, NULL);
