@@ -16,6 +16,7 @@ def stream():
     # HELLO: no regions, then a 32-byte name per device.
     items = [(1, struct.pack("<IIQII", VERSION, 12, PAGES * PAGE, DEVICES, 0) + b"\0" * 32 * DEVICES),
              (2, struct.pack("<QII", 0, 2, 0) + bytes(range(256)) * 32),
+             (15, struct.pack("<QII", 2, 3, 0)),
              (3, struct.pack("<II", 0, 0) + b"state"),
              (5, struct.pack("<IIQ", 1, 0, 2)),
              (6, b"")]
@@ -34,6 +35,7 @@ os.makedirs(OUT, exist_ok=True)
 seeds = {
     "raw_stream": b"\x40" + stream(),
     "frames_pages": frame_list([(2, struct.pack("<QII", 3, 1, 0) + b"\xab" * PAGE)]),
+    "frames_zero": frame_list([(15, struct.pack("<QII", 5, 4, 0))]),
     "frames_devices": frame_list([(3, struct.pack("<II", 1, 0) + b"x" * 8), (6, b""),
                                   (4, struct.pack("<II", 0, 0)), (4, struct.pack("<II", 1, 0)),
                                   (12, b""), (14, struct.pack("<Q", 3)),

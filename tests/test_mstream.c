@@ -535,6 +535,59 @@ static void received_in_place(void **state)
 	free(dst);
 }
 
+/*
+ * ZERO frames: their pages become zero bytes (whatever an earlier round put there) and count
+ * as pages taken; a run outside guest memory, an empty run or one with data is refused.
+ */
+static void zero_pages(void **state)
+{
+	uint8_t *src = source_memory(), *dst = calloc(1, PAGES * PAGE);
+	struct dmalog_frame_run zero = {.first_page = 2, .count = 3};
+	struct dmalog_sink_stats st_stats;
+	struct fake_dev dev = {0};
+	struct dmalog_sink *sink;
+	struct stream st = {0};
+	uint8_t with_data[sizeof(zero) + 8] = {0};
+
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+	put_pages(&st, 0, PAGES, src);
+	put_msg(&st, DMALOG_FRAME_ZERO, &zero);
+	assert_int_equal(dmalog_sink_create(dst, PAGES * PAGE, 12, 1, &ops, &dev, &sink), 0);
+	assert_int_equal(dmalog_sink_feed(sink, st.buf, st.len), 0);
+	for (size_t i = 0; i < PAGES * PAGE; i++)
+		assert_int_equal(dst[i], i / PAGE >= 2 && i / PAGE < 5 ? 0 : src[i]);
+	dmalog_sink_get_stats(sink, &st_stats);
+	assert_int_equal(st_stats.pages, PAGES + 3);
+	assert_int_equal(st_stats.zero_pages, 3);
+	dmalog_sink_destroy(sink);
+	free(st.buf);
+
+	for (int bad = 0; bad < 3; bad++) {
+		struct dmalog_frame_run run = {.first_page = bad == 0 ? PAGES - 1 : 0,
+					       .count = bad == 0   ? 2
+							: bad == 1 ? 0
+								   : 1};
+
+		memset(&st, 0, sizeof(st));
+		put_hello(&st, DMALOG_STREAM_VERSION, 12, PAGES * PAGE, 1);
+		if (bad < 2) {
+			put_msg(&st, DMALOG_FRAME_ZERO, &run);
+		} else {
+			dmalog_frame_encode(DMALOG_FRAME_ZERO, &run, with_data);
+			put(&st, DMALOG_FRAME_ZERO, with_data, sizeof(with_data));
+		}
+		assert_int_equal(dmalog_sink_create(dst, PAGES * PAGE, 12, 1, &ops, &dev, &sink),
+				 0);
+		assert_int_equal(dmalog_sink_feed(sink, st.buf, st.len), -EPROTO);
+		assert_non_null(strstr(dmalog_sink_error(sink),
+				       bad == 2 ? "malformed ZERO" : "outside guest memory"));
+		dmalog_sink_destroy(sink);
+		free(st.buf);
+	}
+	free(src);
+	free(dst);
+}
+
 /* A truncated stream is simply not finished: the caller sees no END at EOF. */
 static void truncated_wants_more(void **state)
 {
@@ -589,8 +642,8 @@ int main(void)
 		cmocka_unit_test(whole_and_bytewise),	   cmocka_unit_test(result_counts_taken),
 		cmocka_unit_test(page_digest_keyed),	   cmocka_unit_test(refusals),
 		cmocka_unit_test(out_of_sequence_refused), cmocka_unit_test(every_frame_checked),
-		cmocka_unit_test(received_in_place),	   cmocka_unit_test(truncated_wants_more),
-		cmocka_unit_test(payload_crc_is_crc32c),
+		cmocka_unit_test(received_in_place),	   cmocka_unit_test(zero_pages),
+		cmocka_unit_test(truncated_wants_more),	   cmocka_unit_test(payload_crc_is_crc32c),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -208,6 +208,7 @@ enum dmalog_mig_switchover {
  *	devices' final state, [4] COMPLETE until the destination's RUNNING (it checks, resumes
  *	its devices, answers). [0], [1] and [4] are the fixed part: they do not grow with what
  *	is left to send.
+ * @zero_pages: source: of the pages sent, those that went as zero-page markers (no data)
  */
 struct dmalog_mig_result {
 	enum dmalog_mig_outcome outcome;
@@ -232,6 +233,7 @@ struct dmalog_mig_result {
 	double migration_ms;
 	double verify_ms;
 	double downtime_parts[5];
+	uint64_t zero_pages;
 };
 
 struct dmalog_mig;

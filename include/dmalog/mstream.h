@@ -6,7 +6,8 @@
  *   frame   := header payload
  *   header  := u32 magic "DMLG" | u16 type | u16 flags (0) | u32 seq | u32 length
  *              | u32 crc32c(payload) | u32 crc32c(the 20 bytes before it)
- *   stream  := HELLO (PAGES | DEVICE_DATA | ROUND)* SWITCHOVER (PAGES | DEVICE_DATA)*
+ *   stream  := HELLO (PAGES | ZERO | DEVICE_DATA | ROUND)* SWITCHOVER
+ *              (PAGES | ZERO | DEVICE_DATA)*
  *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE VERIFY RESULT END
  *
  * Each direction numbers its frames from 0; a frame whose number is not the next one (lost,
@@ -16,6 +17,8 @@
  *            nregions (u64 gpa, u64 length) and ndevices names of 32 bytes (NUL-padded): the
  *            destination refuses another layout or other devices at once
  * PAGES      u64 first_page, u32 count, u32 0, then count pages of data
+ * ZERO       u64 first_page, u32 count, u32 0: count pages that are all zero bytes (QEMU's
+ *            "duplicate"); the destination zeroes them
  * DEVICE_DATA u32 device, u32 0, then bytes of that device's migration data stream
  * DEVICE_DONE u32 device, u32 0: its stream is complete
  * ROUND      u32 round, u32 0, u64 pages sent in the round
@@ -56,7 +59,7 @@ extern "C" {
 #endif
 
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
-#define DMALOG_STREAM_VERSION	  4
+#define DMALOG_STREAM_VERSION	  5
 #define DMALOG_FRAME_HDR_BYTES	  24
 #define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
 #define DMALOG_STREAM_MAX_DEVICES 64
@@ -76,6 +79,7 @@ enum dmalog_frame_type {
 	DMALOG_FRAME_COMPLETE = 12,
 	DMALOG_FRAME_RUNNING = 13,
 	DMALOG_FRAME_VERIFY = 14,
+	DMALOG_FRAME_ZERO = 15,
 };
 
 /*
@@ -264,6 +268,7 @@ struct dmalog_sink_ops {
 /* What the stream brought; the compared and mismatched counts are the source's RESULT. */
 struct dmalog_sink_stats {
 	uint64_t frames, pages, device_bytes, rounds;
+	uint64_t zero_pages; /* of pages, those that came as ZERO runs */
 	uint64_t pages_compared, pages_mismatched;
 	uint32_t devices_compared, devices_mismatched;
 	bool switched_over;

@@ -189,6 +189,30 @@ static int take_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
+/* A ZERO frame: its pages are all zero bytes. */
+static int take_zero(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
+{
+	struct dmalog_frame_run run;
+	uint64_t page, count;
+
+	if (dmalog_frame_decode(s->type, p, len, &run))
+		return fail(s, -EPROTO, "malformed ZERO frame");
+	if (!run.count || run.count > s->npages || run.first_page > s->npages - run.count)
+		return fail(s, -EPROTO, "pages outside guest memory");
+	for (page = run.first_page, count = run.count; count;) {
+		uint64_t left, n;
+		uint8_t *dst = page_at(s, page, &left);
+
+		n = count < left ? count : left;
+		memset(dst, 0, n << s->page_shift);
+		page += n;
+		count -= n;
+	}
+	s->st.pages += run.count;
+	s->st.zero_pages += run.count;
+	return 0;
+}
+
 /* DEVICE_DATA and DEVICE_DONE start with the device's index. */
 static int device_of(struct dmalog_sink *s, const uint8_t *p, uint32_t len, void *msg,
 		     uint32_t *dev)
@@ -224,6 +248,10 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		if (s->phase != STREAMING || s->st.complete)
 			return fail(s, -EPROTO, "pages after the final state was complete");
 		return take_pages(s, p, len);
+	case DMALOG_FRAME_ZERO:
+		if (s->phase != STREAMING || s->st.complete)
+			return fail(s, -EPROTO, "pages after the final state was complete");
+		return take_zero(s, p, len);
 	case DMALOG_FRAME_DEVICE_DATA:
 		if ((ret = device_of(s, p, len, &d, &dev)))
 			return ret;

@@ -237,6 +237,55 @@ static void progress(struct source *s, struct dmalog_mig_round *rd, uint64_t tot
 	hook(s->c->opaque, rd->round, rd->pages, total, now - start);
 }
 
+/*
+ * Whether a page of guest memory is all zero bytes (whole words, as the guest stores them).
+ * A page with data usually says so in its first word. A page that changes after this look
+ * is dirty again and goes in a later round, as with any copy.
+ */
+static bool page_is_zero(const uint8_t *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	for (uint32_t i = 0; i < DMALOG_RAM_PAGE_SIZE / 8; i++)
+		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED))
+			return false;
+	return true;
+}
+
+/* A ZERO frame for @n pages from RAM page @first: no data, the destination zeroes them. */
+static int send_zero(struct source *s, uint64_t first, uint32_t n)
+{
+	struct dmalog_frame_run run = {.first_page = first, .count = n};
+
+	s->m->r.zero_pages += n;
+	return queue_msg(s, DMALOG_FRAME_ZERO, &run);
+}
+
+/*
+ * Dirty pages [p, p + n) of region @r, all in it: data runs as PAGES, zero pages as ZERO
+ * runs, in page order.
+ */
+static int send_dirty_run(struct source *s, const struct dmalog_ram_region *r, uint64_t p,
+			  uint32_t n)
+{
+	const uint8_t *host = (const uint8_t *)r->host - r->ram_offset;
+
+	while (n) {
+		bool zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
+		uint32_t k = 1;
+		int ret;
+
+		while (k < n && page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT)) == zero)
+			k++;
+		ret = zero ? send_zero(s, p, k) : send_run(s, r, p, k);
+		if (ret)
+			return ret;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
 /* Send every page set in the bitmap, region by region so no run crosses one; clear it. */
 static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
 {
@@ -261,7 +310,7 @@ static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
 			while (p + n < end && n < RUN_PAGES &&
 			       (s->bitmap[(p + n) / 64] >> ((p + n) % 64) & 1))
 				n++;
-			ret = send_run(s, r, p, n);
+			ret = send_dirty_run(s, r, p, n);
 			if (ret)
 				return ret;
 			rd->pages += n;

@@ -50,6 +50,10 @@ done
 check "downtime-parts" "$WORK/tracker-all.json" "all(v >= 0 for v in r['downtime_parts_ms'].values()) \
 and abs(sum(r['downtime_parts_ms'].values()) - r['downtime_ms']) < 0.5 \
 and len(r['sync_ms_per_round']) == r['rounds'] and r['migration_ms'] + r['verify_ms'] <= r['total_ms'] + 1"
+# Pages that are all zero go as markers (QEMU's "duplicate"), and the guest still matches.
+migrate "zero-pages" 0 "$VERIFIED and r['zero_pages'] > 0 and \
+r['qemu']['ram']['duplicate'] == r['zero_pages'] and r['bytes_sent'] < r['guest_bytes']" \
+	--zero-pages 60 --devices none --cpu-rate 1000
 # type1 cannot tell what a device wrote: every round resends all of memory.
 migrate "type1-resends-everything" 0 "$VERIFIED and all(p == $PAGES for p in r['pages_per_round'])" \
 	--tracker type1 --max-rounds 3 --downtime-limit 0

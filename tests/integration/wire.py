@@ -2,7 +2,7 @@
 include/dmalog/mstream.h): CRC-32C and version-3 frame headers."""
 import struct
 
-MAGIC, VERSION, HDR = 0x474C4D44, 4, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
+MAGIC, VERSION, HDR = 0x474C4D44, 5, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
 
 
 def crc32c(data):

@@ -48,6 +48,7 @@ struct mig_options {
 	enum dmalog_workload workload;
 	uint64_t dma_rate; /* writes per second per device */
 	uint64_t cpu_rate; /* writes per second of the CPU */
+	uint32_t zero_pct; /* percent of guest pages that start all zero */
 	enum mig_tracker tracker;
 	bool iommu_huge; /* map guest RAM with huge IOPTEs (dirty bits per 2M/1G leaf) */
 	double downtime_limit_ms;
@@ -78,6 +79,7 @@ struct guest {
 	enum mig_tracker tracker;
 	uint8_t *ram;
 	uint64_t ram_bytes;
+	uint32_t zero_pct; /* page p starts all zero when p % 100 < zero_pct */
 	/* RAM slots: guest-physical [gpa, gpa + length) at ram + ram_offset. */
 	struct dmalog_ram_region slots[MIG_MAX_SLOTS];
 	uint32_t nslots;
@@ -186,6 +188,7 @@ struct mig_result {
 	double setup_ms;
 	double migration_ms; /* to the destination's RUNNING, QEMU's total-time */
 	double verify_ms;    /* the proof after it */
+	uint64_t zero_pages; /* sent as zero-page markers */
 	/* stop, final sync, last pages, device state, destination's answer (ms) */
 	double downtime_parts[5];
 	char not_converged_why[200];

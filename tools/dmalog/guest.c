@@ -218,12 +218,18 @@ static int make_trackers(struct guest *g)
 	return ret;
 }
 
+/* Page @p of RAM starts all zero (--zero-pages): no data until a writer comes. */
+static bool starts_zero(const struct guest *g, uint64_t word)
+{
+	return (word * 8 / 4096) % 100 < g->zero_pct;
+}
+
 static void fill_ram(struct guest *g)
 {
 	uint64_t *w = (uint64_t *)g->ram, n = g->ram_bytes / 8;
 
 	for (uint64_t i = 0; i < n; i++)
-		w[i] = (uint64_t)GUEST_INIT_TAG << 48 | i;
+		w[i] = starts_zero(g, i) ? 0 : (uint64_t)GUEST_INIT_TAG << 48 | i;
 }
 
 struct touch_part {
@@ -277,6 +283,7 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 	g->source = source;
 	g->tracker = o->tracker;
 	g->ram_bytes = o->mem_bytes;
+	g->zero_pct = o->zero_pct;
 	g->ndevices = o->ndevices;
 	memcpy(g->kinds, o->devices, sizeof(g->kinds));
 	/*
@@ -385,7 +392,8 @@ uint64_t guest_stray_words(struct guest *g)
 
 	for (uint64_t i = 0; i < n; i++) {
 		uint16_t tag = (uint16_t)(w[i] >> 48);
-		bool ok = tag == GUEST_CPU_TAG || (tag == GUEST_INIT_TAG && (w[i] & mask) == i);
+		bool ok = tag == GUEST_CPU_TAG || (tag == GUEST_INIT_TAG && (w[i] & mask) == i) ||
+			  (!w[i] && starts_zero(g, i));
 
 		for (uint32_t d = 0; d < g->ndevices && !ok; d++)
 			ok = tag == g->dev_tag[d];

@@ -57,6 +57,8 @@ static const char *const usage_lines[] = {
 	"  --dma-rate N           writes per second per device, 0 = unthrottled (default 50000)",
 	"  --cpu-rate N           CPU writes per second, 0 = unthrottled (default 100000)",
 	"  --seed N               randomness of the workloads (default 1)",
+	"  --zero-pages PCT       percent of guest pages that start all zero (default 0):",
+	"                         they go as zero-page markers, with no data",
 	"",
 	"migration:",
 	"  --tracker T            how device DMA is tracked (the CPU always has its own log):",
@@ -309,6 +311,7 @@ static const struct option long_options[] = {
 	{"iommu-pages", required_argument, NULL, OPT_VALUE},
 	{"dma-rate", required_argument, NULL, OPT_VALUE},
 	{"cpu-rate", required_argument, NULL, OPT_VALUE},
+	{"zero-pages", required_argument, NULL, OPT_VALUE},
 	{"seed", required_argument, NULL, OPT_VALUE},
 	{"downtime-limit", required_argument, NULL, OPT_VALUE},
 	{"downtime-cap", required_argument, NULL, OPT_VALUE},
@@ -400,6 +403,12 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 		} else if (!strcmp(opt, "--cpu-rate")) {
 			if (parse_u64(val, &o->cpu_rate))
 				return bad(opt, val);
+		} else if (!strcmp(opt, "--zero-pages")) {
+			uint64_t pct;
+
+			if (parse_u64(val, &pct) || pct > 100)
+				return bad(opt, val);
+			o->zero_pct = (uint32_t)pct;
 		} else if (!strcmp(opt, "--seed")) {
 			if (parse_u64(val, &o->seed))
 				return bad(opt, val);

@@ -291,6 +291,7 @@ static void take_result(struct mig_result *r, const struct dmalog_mig_result *er
 	r->migration_ms = er->migration_ms;
 	r->verify_ms = er->verify_ms;
 	memcpy(r->downtime_parts, er->downtime_parts, sizeof(r->downtime_parts));
+	r->zero_pages = er->zero_pages;
 	snprintf(r->not_converged_why, sizeof(r->not_converged_why), "%s", er->not_converged_why);
 	r->engine_error = er->error;
 }

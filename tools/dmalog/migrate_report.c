@@ -137,8 +137,8 @@ static double last_dirty_rate(const struct mig_result *r)
 
 /*
  * QEMU's query-migrate, field for field, so tools written for QEMU read it unchanged: times
- * in ms, mbps in megabits per second, ram counts in bytes and pages. dmalog sends no zero-page
- * markers, so duplicate is 0 and every page sent is "normal".
+ * in ms, mbps in megabits per second, ram counts in bytes and pages: duplicate counts the pages
+ * sent as zero-page markers, normal the pages sent with their data.
  */
 static void qemu_json(const struct mig_options *o, const struct mig_result *r, FILE *f)
 {
@@ -155,7 +155,7 @@ static void qemu_json(const struct mig_options *o, const struct mig_result *r, F
 	fprintf(f,
 		",\"qemu\":{\"status\":\"%s\",\"total-time\":%.0f,\"setup-time\":%.0f,"
 		"\"downtime\":%.0f,\"expected-downtime\":%.0f,\"ram\":{\"transferred\":%llu,"
-		"\"remaining\":%llu,\"total\":%llu,\"duplicate\":0,\"normal\":%llu,"
+		"\"remaining\":%llu,\"total\":%llu,\"duplicate\":%llu,\"normal\":%llu,"
 		"\"normal-bytes\":%llu,\"mbps\":%.2f,\"dirty-pages-rate\":%.0f,"
 		"\"dirty-sync-count\":%u,\"precopy-bytes\":%llu,\"downtime-bytes\":%llu,"
 		"\"pages-per-second\":%.0f}}",
@@ -165,9 +165,10 @@ static void qemu_json(const struct mig_options *o, const struct mig_result *r, F
 		r->migration_ms, r->setup_ms, r->downtime_ms, r->expected_downtime_ms,
 		(unsigned long long)r->bytes_sent,
 		(unsigned long long)(r->outcome == DMALOG_MIG_MIGRATED ? 0 : r->guest_bytes),
-		(unsigned long long)r->guest_bytes, (unsigned long long)pages,
-		(unsigned long long)(pages << MIG_PAGE_SHIFT), r->bandwidth * 8 / 1e6,
-		last_dirty_rate(r), r->nrounds, (unsigned long long)precopy,
+		(unsigned long long)r->guest_bytes, (unsigned long long)r->zero_pages,
+		(unsigned long long)(pages - r->zero_pages),
+		(unsigned long long)((pages - r->zero_pages) << MIG_PAGE_SHIFT),
+		r->bandwidth * 8 / 1e6, last_dirty_rate(r), r->nrounds, (unsigned long long)precopy,
 		(unsigned long long) final, secs > 0 ? (double)pages / secs : 0);
 }
 
@@ -177,7 +178,8 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		"{\"verified\":%s,\"completed\":%s,\"pages_compared\":%llu,"
 		"\"mismatched_pages\":%llu,\"devices_compared\":%u,\"mismatched_devices\":%u,"
 		"\"rounds\":%u,\"downtime_ms\":%.3f,\"downtime_limit_ms\":%.3f,"
-		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"bytes_sent\":%llu,"
+		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"zero_pages\":%llu,"
+		"\"bytes_sent\":%llu,"
 		"\"guest_bytes\":%llu,\"tracker\":\"%s\","
 		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
 		"\"dirty_rate_pages_s\":%.0f,\"tracker_errors\":%llu,\"pages_per_round\":[",
@@ -186,9 +188,10 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		(unsigned long long)r->pages_compared, (unsigned long long)r->pages_mismatched,
 		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
 		o->downtime_limit_ms, r->total_ms, r->migration_ms, r->verify_ms,
-		(unsigned long long)r->bytes_sent, (unsigned long long)r->guest_bytes,
-		mig_tracker_name(o->tracker), mig_workload_name(o->workload), o->ndevices,
-		r->bandwidth / 1e6, last_dirty_rate(r), (unsigned long long)r->tracker_errors);
+		(unsigned long long)r->zero_pages, (unsigned long long)r->bytes_sent,
+		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker),
+		mig_workload_name(o->workload), o->ndevices, r->bandwidth / 1e6, last_dirty_rate(r),
+		(unsigned long long)r->tracker_errors);
 	for (uint32_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->rounds[i].pages);
 	fprintf(f, "],\"sync_ms_per_round\":[");
@@ -300,8 +303,11 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 			r->downtime_ms, o->downtime_limit_ms);
 	fprintf(f, "  total time       %.2f s (migration %.2f s, then the proof %.2f s)\n",
 		r->total_ms / 1e3, r->migration_ms / 1e3, r->verify_ms / 1e3);
-	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)\n", mib(r->bytes_sent),
+	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)", mib(r->bytes_sent),
 		mib(r->guest_bytes), (double)r->bytes_sent / (double)r->guest_bytes);
+	if (r->zero_pages)
+		fprintf(f, "; %llu zero pages sent as markers", (unsigned long long)r->zero_pages);
+	fprintf(f, "\n");
 	fprintf(f, "  tracker          %s, %llu report errors recovered\n",
 		mig_tracker_name(o->tracker), (unsigned long long)r->tracker_errors);
 }
