@@ -79,7 +79,8 @@ struct guest {
 	enum mig_tracker tracker;
 	uint8_t *ram;
 	uint64_t ram_bytes;
-	uint32_t zero_pct; /* page p starts all zero when p % 100 < zero_pct */
+	uint32_t zero_pct;  /* page p starts all zero when p % 100 < zero_pct */
+	double prefault_ms; /* backing its RAM, before any clock starts */
 	/* RAM slots: guest-physical [gpa, gpa + length) at ram + ram_offset. */
 	struct dmalog_ram_region slots[MIG_MAX_SLOTS];
 	uint32_t nslots;
@@ -189,6 +190,7 @@ struct mig_result {
 	double migration_ms; /* to the destination's RUNNING, QEMU's total-time */
 	double verify_ms;    /* the proof after it */
 	uint64_t zero_pages; /* sent as zero-page markers */
+	double prefault_ms;  /* the source's guest RAM backed, before the engine's clock */
 	/* stop, final sync, last pages, device state, destination's answer (ms) */
 	double downtime_parts[5];
 	char not_converged_why[200];

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -297,7 +298,14 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 		free(g);
 		return -ENOMEM;
 	}
-	prefault(g->ram, g->ram_bytes);
+	{
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		prefault(g->ram, g->ram_bytes);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		g->prefault_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	}
 	lay_out_ram(g);
 	if (source) {
 		fill_ram(g);

@@ -346,6 +346,7 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 		close(fd);
 		return ret;
 	}
+	r->prefault_ms = e.g->prefault_ms;
 	report_event(e.events, "setup", NULL);
 	cfg = engine_config(&e, fd);
 	ret = dmalog_mig_source_create(&cfg, &m);

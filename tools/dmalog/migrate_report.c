@@ -178,7 +178,8 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		"{\"verified\":%s,\"completed\":%s,\"pages_compared\":%llu,"
 		"\"mismatched_pages\":%llu,\"devices_compared\":%u,\"mismatched_devices\":%u,"
 		"\"rounds\":%u,\"downtime_ms\":%.3f,\"downtime_limit_ms\":%.3f,"
-		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"zero_pages\":%llu,"
+		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"prefault_ms\":%.3f,"
+		"\"zero_pages\":%llu,"
 		"\"bytes_sent\":%llu,"
 		"\"guest_bytes\":%llu,\"tracker\":\"%s\","
 		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
@@ -187,7 +188,7 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		r->outcome == DMALOG_MIG_MIGRATED ? "true" : "false",
 		(unsigned long long)r->pages_compared, (unsigned long long)r->pages_mismatched,
 		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
-		o->downtime_limit_ms, r->total_ms, r->migration_ms, r->verify_ms,
+		o->downtime_limit_ms, r->total_ms, r->migration_ms, r->verify_ms, r->prefault_ms,
 		(unsigned long long)r->zero_pages, (unsigned long long)r->bytes_sent,
 		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker),
 		mig_workload_name(o->workload), o->ndevices, r->bandwidth / 1e6, last_dirty_rate(r),
@@ -303,6 +304,10 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 			r->downtime_ms, o->downtime_limit_ms);
 	fprintf(f, "  total time       %.2f s (migration %.2f s, then the proof %.2f s)\n",
 		r->total_ms / 1e3, r->migration_ms / 1e3, r->verify_ms / 1e3);
+	fprintf(f,
+		"  setup            guest RAM backed in %.0f ms before the clock; the engine's "
+		"setup %.1f ms\n",
+		r->prefault_ms, r->setup_ms);
 	fprintf(f, "  bytes sent       %.1f MiB for a %.1f MiB guest (%.2fx)", mib(r->bytes_sent),
 		mib(r->guest_bytes), (double)r->bytes_sent / (double)r->guest_bytes);
 	if (r->zero_pages)
