@@ -326,10 +326,15 @@ static void b73_b74_close_wakes_reporter(void **state)
 	struct blocked b;
 	pthread_t th = start_blocked_report(f, &b);
 
-	dmalog_device_destroy(f->dev); /* returns only once the reporter has left */
+	/*
+	 * Returns only once the reporter has left the device (ASan would see it touch freed
+	 * memory otherwise); the reporter's thread may still be on its way out of the helpers,
+	 * so it is joined before its result is looked at.
+	 */
+	dmalog_device_destroy(f->dev);
 	f->dev = NULL;
-	assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 1);
 	pthread_join(th, NULL);
+	assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 1);
 	assert_int_equal(b.ret, -EIO);
 	dmalog_devtrack_get_stats(f->t, &st);
 	assert_int_equal(st.page_size, 0); /* the tracker is not tracking */
