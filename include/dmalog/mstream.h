@@ -213,6 +213,18 @@ DMALOG_API void dmalog_frame_header(uint8_t *hdr, uint16_t type, uint32_t seq, c
 				    uint32_t length);
 
 /**
+ * dmalog_frame_header_crc() - fill a frame's header when the payload's CRC-32C is known
+ *	already (a sender that checksummed the payload as it built it)
+ * @hdr: DMALOG_FRAME_HDR_BYTES bytes
+ * @type: the frame type
+ * @seq: the frame's number in its direction
+ * @length: payload bytes
+ * @payload_crc: CRC-32C of the payload (0 for an empty one)
+ */
+DMALOG_API void dmalog_frame_header_crc(uint8_t *hdr, uint16_t type, uint32_t seq, uint32_t length,
+					uint32_t payload_crc);
+
+/**
  * dmalog_frame_parse_header() - check a header and read its fields
  * @hdr: DMALOG_FRAME_HDR_BYTES bytes
  * @type: its type

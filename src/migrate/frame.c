@@ -176,16 +176,23 @@ int dmalog_frame_decode(uint16_t type, const uint8_t *in, uint32_t length, void 
 	return 0;
 }
 
-void dmalog_frame_header(uint8_t *hdr, uint16_t type, uint32_t seq, const void *payload,
-			 uint32_t length)
+void dmalog_frame_header_crc(uint8_t *hdr, uint16_t type, uint32_t seq, uint32_t length,
+			     uint32_t payload_crc)
 {
 	put32(hdr, DMALOG_STREAM_MAGIC);
 	put16(hdr + 4, type);
 	put16(hdr + 6, 0);
 	put32(hdr + 8, seq);
 	put32(hdr + 12, length);
-	put32(hdr + 16, length && payload ? dmalog_crc32c(0, payload, length) : 0);
+	put32(hdr + 16, payload_crc);
 	put32(hdr + 20, dmalog_crc32c(0, hdr, 20));
+}
+
+void dmalog_frame_header(uint8_t *hdr, uint16_t type, uint32_t seq, const void *payload,
+			 uint32_t length)
+{
+	dmalog_frame_header_crc(hdr, type, seq, length,
+				length && payload ? dmalog_crc32c(0, payload, length) : 0);
 }
 
 int dmalog_frame_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *seq, uint32_t *length,

@@ -91,28 +91,13 @@ uint8_t *link_frame_begin(struct link *l, uint32_t length)
 	return l->buf + l->len + DMALOG_FRAME_HDR_BYTES;
 }
 
-/* The header's own checksum over its first 20 bytes, little-endian at byte 20. */
-static void put_header_crc(uint8_t *hdr)
-{
-	uint32_t crc = dmalog_crc32c(0, hdr, 20);
-
-	for (int i = 0; i < 4; i++)
-		hdr[20 + i] = (uint8_t)(crc >> (8 * i));
-}
-
 void link_frame_seal_crc(struct link *l, uint16_t type, uint32_t payload_crc)
 {
 	uint8_t *hdr = l->buf + l->len;
 	uint32_t length;
 
 	memcpy(&length, hdr + 8, 4);
-	/* The header with no payload checksum, then the one we have put in and resealed. */
-	dmalog_frame_header(hdr, type, (uint32_t)l->frames, NULL, length);
-	hdr[16] = (uint8_t)payload_crc;
-	hdr[17] = (uint8_t)(payload_crc >> 8);
-	hdr[18] = (uint8_t)(payload_crc >> 16);
-	hdr[19] = (uint8_t)(payload_crc >> 24);
-	put_header_crc(hdr);
+	dmalog_frame_header_crc(hdr, type, (uint32_t)l->frames, length, payload_crc);
 	if (l->tap)
 		l->tap(l->tap_opaque, type, hdr, DMALOG_FRAME_HDR_BYTES + length);
 	l->len += DMALOG_FRAME_HDR_BYTES + length;
@@ -121,15 +106,12 @@ void link_frame_seal_crc(struct link *l, uint16_t type, uint32_t payload_crc)
 
 void link_frame_seal(struct link *l, uint16_t type)
 {
-	uint8_t *hdr = l->buf + l->len;
 	uint32_t length;
 
-	memcpy(&length, hdr + 8, 4);
-	dmalog_frame_header(hdr, type, (uint32_t)l->frames, hdr + DMALOG_FRAME_HDR_BYTES, length);
-	if (l->tap)
-		l->tap(l->tap_opaque, type, hdr, DMALOG_FRAME_HDR_BYTES + length);
-	l->len += DMALOG_FRAME_HDR_BYTES + length;
-	l->frames++;
+	memcpy(&length, l->buf + l->len + 8, 4);
+	link_frame_seal_crc(
+		l, type,
+		length ? dmalog_crc32c(0, l->buf + l->len + DMALOG_FRAME_HDR_BYTES, length) : 0);
 }
 
 int link_msg(struct link *l, uint16_t type, const void *msg)

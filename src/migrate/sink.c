@@ -153,7 +153,10 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-/* A PAGES frame's run header, checked against guest memory and the frame's length. */
+/*
+ * A PAGES or ZERO frame's page run, checked against guest memory and, for PAGES, against the
+ * frame's length (ZERO carries no data: its codec takes the run alone).
+ */
 static int page_run(struct dmalog_sink *s, const uint8_t *p, uint32_t len, unsigned int shift,
 		    struct dmalog_frame_run *run)
 {
@@ -161,55 +164,43 @@ static int page_run(struct dmalog_sink *s, const uint8_t *p, uint32_t len, unsig
 		return fail(s, -EPROTO, "malformed %s frame", dmalog_frame_type_name(s->type));
 	if (!run->count || run->count > s->npages || run->first_page > s->npages - run->count)
 		return fail(s, -EPROTO, "pages outside guest memory");
-	if (len - sizeof(*run) != (uint64_t)run->count << shift)
+	if (s->type == DMALOG_FRAME_PAGES && len - sizeof(*run) != (uint64_t)run->count << shift)
 		return fail(s, -EPROTO, "page frame length does not match its count");
 	return 0;
 }
 
+/* Pages @run (checked) of guest memory become @data, or zero bytes for NULL. */
+static void put_pages(struct dmalog_sink *s, const struct dmalog_frame_run *run,
+		      const uint8_t *data)
+{
+	for (uint64_t page = run->first_page, count = run->count; count;) {
+		uint64_t left, n;
+		uint8_t *dst = page_at(s, page, &left);
+
+		n = count < left ? count : left;
+		if (data) {
+			memcpy(dst, data, n << s->page_shift);
+			data += n << s->page_shift;
+		} else {
+			memset(dst, 0, n << s->page_shift);
+		}
+		page += n;
+		count -= n;
+	}
+	s->st.pages += run->count;
+	if (!data)
+		s->st.zero_pages += run->count;
+}
+
+/* PAGES carries its pages; ZERO (QEMU's "duplicate") says they are all zero bytes. */
 static int take_pages(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
 	struct dmalog_frame_run run;
 	int ret = page_run(s, p, len, s->page_shift, &run);
-	uint64_t page = run.first_page, count = run.count;
 
 	if (ret)
 		return ret;
-	p += sizeof(run);
-	while (count) {
-		uint64_t left, n;
-		uint8_t *dst = page_at(s, page, &left);
-
-		n = count < left ? count : left;
-		memcpy(dst, p, n << s->page_shift);
-		p += n << s->page_shift;
-		page += n;
-		count -= n;
-	}
-	s->st.pages += run.count;
-	return 0;
-}
-
-/* A ZERO frame: its pages are all zero bytes. */
-static int take_zero(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
-{
-	struct dmalog_frame_run run;
-	uint64_t page, count;
-
-	if (dmalog_frame_decode(s->type, p, len, &run))
-		return fail(s, -EPROTO, "malformed ZERO frame");
-	if (!run.count || run.count > s->npages || run.first_page > s->npages - run.count)
-		return fail(s, -EPROTO, "pages outside guest memory");
-	for (page = run.first_page, count = run.count; count;) {
-		uint64_t left, n;
-		uint8_t *dst = page_at(s, page, &left);
-
-		n = count < left ? count : left;
-		memset(dst, 0, n << s->page_shift);
-		page += n;
-		count -= n;
-	}
-	s->st.pages += run.count;
-	s->st.zero_pages += run.count;
+	put_pages(s, &run, s->type == DMALOG_FRAME_PAGES ? p + sizeof(run) : NULL);
 	return 0;
 }
 
@@ -245,13 +236,10 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 		return take_hello(s, p, len);
 	switch (s->type) {
 	case DMALOG_FRAME_PAGES:
-		if (s->phase != STREAMING || s->st.complete)
-			return fail(s, -EPROTO, "pages after the final state was complete");
-		return take_pages(s, p, len);
 	case DMALOG_FRAME_ZERO:
 		if (s->phase != STREAMING || s->st.complete)
 			return fail(s, -EPROTO, "pages after the final state was complete");
-		return take_zero(s, p, len);
+		return take_pages(s, p, len);
 	case DMALOG_FRAME_DEVICE_DATA:
 		if ((ret = device_of(s, p, len, &d, &dev)))
 			return ret;

@@ -269,19 +269,23 @@ static int send_dirty_run(struct source *s, const struct dmalog_ram_region *r, u
 			  uint32_t n)
 {
 	const uint8_t *host = (const uint8_t *)r->host - r->ram_offset;
+	bool zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
 
 	while (n) {
-		bool zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
+		bool next = zero;
 		uint32_t k = 1;
 		int ret;
 
-		while (k < n && page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT)) == zero)
+		/* Each page is looked at once: the one that ends a stretch starts the next. */
+		while (k < n &&
+		       (next = page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT))) == zero)
 			k++;
 		ret = zero ? send_zero(s, p, k) : send_run(s, r, p, k);
 		if (ret)
 			return ret;
 		p += k;
 		n -= k;
+		zero = next;
 	}
 	return 0;
 }

@@ -143,23 +143,6 @@ static int bench_max_bandwidth(const struct bench_opts *bo, struct mig_options *
 }
 
 /*
- * An idle guest (no devices, a CPU that writes almost nothing): everything goes in the first
- * round, so its rate is the engine's transfer rate, put against the raw socket of the run.
- */
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median3(double *v)
-{
-	qsort(v, 3, sizeof(*v), cmp_double);
-	return v[1];
-}
-
-/*
  * One migration with the destination a child listening on TCP loopback (as --listen does):
  * the same ends as migrate_run(), over TCP instead of a UNIX socket.
  */
@@ -195,9 +178,13 @@ static void migrate_tcp(const struct mig_options *o, struct mig_result *r)
 		waitpid(pid, &status, 0);
 }
 
+/*
+ * An idle guest (no devices, a CPU that writes almost nothing): everything goes in the first
+ * round, so its rate is the engine's transfer rate, put against the raw socket of the run.
+ */
 static int bench_idle(const struct bench_opts *bo, struct mig_options o, double raw, bool tcp)
 {
-	double rate[3], mig_ms[3], proof_ms[3];
+	double rate[3], mig_ms[3], proof_ms[3], med_rate, med_mig_ms, med_proof_ms;
 	const char *name = tcp ? "idle_tcp" : "idle";
 	int failed = 0;
 
@@ -218,18 +205,20 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, double 
 		failed |= !r.verified;
 		free(r.rounds);
 	}
+	med_rate = bench_median(rate, 3);
+	med_mig_ms = bench_median(mig_ms, 3);
+	med_proof_ms = bench_median(proof_ms, 3);
 	if (bo->json)
 		printf("{\"bench\":\"migrate\",\"case\":\"%s\",\"value\":%.4g,\"unit\":\"B/s\","
 		       "\"baseline\":null,\"limit\":%.4g,\"ratio_to_limit\":%.3f,\"verified\":%s,"
 		       "\"migration_ms\":%.1f,\"verify_ms\":%.1f,\"guest_bytes\":%llu}\n",
-		       name, median3(rate), raw, raw > 0 ? median3(rate) / raw : 0,
-		       failed ? "false" : "true", median3(mig_ms), median3(proof_ms),
-		       (unsigned long long)o.mem_bytes);
+		       name, med_rate, raw, raw > 0 ? med_rate / raw : 0, failed ? "false" : "true",
+		       med_mig_ms, med_proof_ms, (unsigned long long)o.mem_bytes);
 	else
 		printf("migrate  %-8s %5.0f MB/s = %4.1f%% of the raw socket  migration %6.1f ms  "
 		       "proof %6.1f ms  (medians of 3)  %s\n",
-		       name, median3(rate) / 1e6, raw > 0 ? 100 * median3(rate) / raw : 0,
-		       median3(mig_ms), median3(proof_ms), failed ? "NOT verified" : "verified");
+		       name, med_rate / 1e6, raw > 0 ? 100 * med_rate / raw : 0, med_mig_ms,
+		       med_proof_ms, failed ? "NOT verified" : "verified");
 	fflush(stdout);
 	return failed;
 }

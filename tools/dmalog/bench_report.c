@@ -151,19 +151,6 @@ static void mark_pattern(struct report_bench *b, enum tracker t, enum pattern p)
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Median seconds of one REPORT of tracker @t after marking @p, caches cold; bits checked. */
 static double time_report(struct report_bench *b, enum tracker t, enum pattern p, int *bad)
 {
@@ -185,7 +172,7 @@ static double time_report(struct report_bench *b, enum tracker t, enum pattern p
 		if (got != want)
 			(*bad)++;
 	}
-	return median(secs, b->reps);
+	return bench_median(secs, b->reps);
 }
 
 /* ns per page of @n marks of tracker @t: random single writes, sequential, bursts. */
@@ -235,22 +222,22 @@ static void time_marking(struct report_bench *b, enum tracker t)
 	if (b->o->json) {
 		printf("{\"bench\":\"report\",\"tracker\":\"%s\",\"case\":\"marking\","
 		       "\"random_ns_per_page\":%.2f,\"%s_ns_per_page\":%.2f",
-		       tracker_names[t], median(secs[0], b->reps),
-		       t == IOMMU ? "cached_iotlb" : "sequential", median(secs[1], b->reps));
+		       tracker_names[t], bench_median(secs[0], b->reps),
+		       t == IOMMU ? "cached_iotlb" : "sequential", bench_median(secs[1], b->reps));
 		if (t == SW)
 			printf(",\"random_burst_ns_per_page\":%.2f,"
 			       "\"sequential_burst_ns_per_page\":%.2f",
-			       median(secs[3], b->reps), median(secs[2], b->reps));
+			       bench_median(secs[3], b->reps), bench_median(secs[2], b->reps));
 		printf("}\n");
 	} else {
 		printf("report   %-15s marking      random %6.2f ns/page   %s %6.2f ns/page",
-		       tracker_names[t], median(secs[0], b->reps),
-		       t == IOMMU ? "cached IOTLB" : "sequential", median(secs[1], b->reps));
+		       tracker_names[t], bench_median(secs[0], b->reps),
+		       t == IOMMU ? "cached IOTLB" : "sequential", bench_median(secs[1], b->reps));
 		if (t == SW)
 			printf("\nreport   %-15s marking      random bursts %5.2f ns/page   "
 			       "sequential bursts %5.2f ns/page",
-			       tracker_names[t], median(secs[3], b->reps),
-			       median(secs[2], b->reps));
+			       tracker_names[t], bench_median(secs[3], b->reps),
+			       bench_median(secs[2], b->reps));
 		printf("\n");
 	}
 	fflush(stdout);

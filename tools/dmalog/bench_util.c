@@ -62,6 +62,19 @@ double bench_read_bandwidth(void)
 	return best;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 void bench_print(const struct bench_opts *o, const char *bench, const char *name, double value,
 		 const char *unit, double baseline, double limit)
 {

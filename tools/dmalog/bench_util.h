@@ -16,6 +16,8 @@ double bench_now(void);
 
 /* Best-of-N sequential read bandwidth in bytes/s over a buffer larger than the caches. */
 double bench_read_bandwidth(void);
+/* The median of @n values (sorts them): the machines are noisy, benches repeat. */
+double bench_median(double *v, int n);
 
 /* xorshift64*: cheap deterministic randomness. */
 uint64_t bench_rand(uint64_t *state);
