@@ -9,7 +9,9 @@
  *    connection roll the source back;
  *  - the hand-off: a destination that answers at once (200 times), late, never, with ABORT
  *    after COMPLETE, or that closes just before or just after COMPLETE; each case asserts
- *    which side runs the guest: exactly one, or none when the outcome is unknown.
+ *    which side runs the guest: exactly one, or none when the outcome is unknown;
+ *  - with 2 and 4 connections (page channels), every tracker migrates; a corrupt frame on
+ *    channel 2, a channel that drops mid-round and a mismatched channel count roll back.
  */
 #include <errno.h>
 #include <poll.h>
@@ -40,6 +42,8 @@ enum fault {
 	FAULT_CANCEL_STOPPED,	 /* ... once the guest is stopped */
 	FAULT_CANCEL_COMPLETE,	 /* ... at the last moment before COMPLETE */
 	FAULT_CANCEL_HANDED_OFF, /* ... once the destination runs the guest */
+	FAULT_CORRUPT_CHANNEL_2, /* a PAGES frame on page channel 2 damaged in round 2 */
+	FAULT_DROP_CHANNEL_1,	 /* page channel 1 shut at the destination mid-round 2 */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -54,6 +58,8 @@ struct end {
 	bool *wait_for;		  /* round 2 waits until the other side has set this */
 	struct dmalog_mig **self; /* the engine, for FAULT_FORCE */
 	uint32_t throttle, throttle_max_seen;
+	int peer_page_fds[DMALOG_MIG_MAX_CHANNELS]; /* the other end's page channels, from 1 */
+	int channel_damaged;			    /* atomic: channel threads race for it */
 };
 
 static void pause_vcpus(void *opaque)
@@ -123,6 +129,23 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 	}
 }
 
+/* Page channels' frames, on their own threads (e->round was set before they started). */
+static void channel_frame_out(void *opaque, uint32_t channel, uint16_t type, uint8_t *frame,
+			      uint32_t length)
+{
+	struct end *e = opaque;
+
+	if (type != DMALOG_FRAME_PAGES || e->round != 2)
+		return;
+	if (e->fault == FAULT_CORRUPT_CHANNEL_2 && channel == 2 &&
+	    !__atomic_exchange_n(&e->channel_damaged, 1, __ATOMIC_ACQ_REL))
+		frame[DMALOG_FRAME_HDR_BYTES + sizeof(struct dmalog_frame_run) + 7] ^= 1;
+	/* After one frame has gone: the channel drops with the round under way. */
+	if (e->fault == FAULT_DROP_CHANNEL_1 && channel == 1 &&
+	    __atomic_exchange_n(&e->channel_damaged, 1, __ATOMIC_ACQ_REL))
+		shutdown(e->peer_page_fds[1], SHUT_RDWR);
+}
+
 static int device_hash(void *opaque, uint32_t dev, uint64_t *hash)
 {
 	return guest_device_hash(((struct end *)opaque)->g, dev, hash);
@@ -159,6 +182,7 @@ static const struct dmalog_mig_hooks hooks = {
 	.device_error = device_error,
 	.keep_precopy = keep_precopy,
 	.throttle_vcpus = throttle_vcpus,
+	.channel_frame_out = channel_frame_out,
 };
 
 static struct mig_options options(enum mig_tracker tracker, uint32_t ndevices, uint64_t rate)
@@ -227,6 +251,8 @@ struct run {
 	struct end src, dst;
 	struct dmalog_mig *ms, *md;
 	int fds[2];
+	uint32_t channels;			      /* connections: fds and page_fds */
+	int page_fds[2][DMALOG_MIG_MAX_CHANNELS - 1]; /* [0] the source's, [1] the destination's */
 	const struct dmalog_mig_result *rs, *rd;
 };
 
@@ -234,6 +260,7 @@ struct run {
 static uint64_t next_device_data_limit;
 static uint32_t next_downtime_cap_ms, next_flags, next_max_rounds;
 static double next_downtime_limit_ms;
+static uint32_t next_channels, next_dest_channels; /* 0: one connection; dest 0: as the source */
 
 static void run_start(struct run *r, const struct mig_options *o, enum fault fault)
 {
@@ -241,6 +268,15 @@ static void run_start(struct run *r, const struct mig_options *o, enum fault fau
 
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
+	r->channels = next_channels ? next_channels : 1;
+	for (uint32_t i = 0; i + 1 < r->channels; i++) {
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		r->page_fds[0][i] = sv[0];
+		r->page_fds[1][i] = sv[1];
+		r->src.peer_page_fds[i + 1] = sv[1];
+	}
 	assert_int_equal(guest_create(o, true, &r->src.g), 0);
 	assert_int_equal(guest_create(o, false, &r->dst.g), 0);
 	r->src.vcpus_running = true;
@@ -255,6 +291,11 @@ static void run_start(struct run *r, const struct mig_options *o, enum fault fau
 		cs.max_rounds = next_max_rounds;
 	if (next_downtime_limit_ms)
 		cs.downtime_limit_ms = next_downtime_limit_ms;
+	cs.page_fds = r->page_fds[0];
+	cs.npage_fds = r->channels - 1;
+	cd.page_fds = r->page_fds[1];
+	cd.npage_fds = (next_dest_channels ? next_dest_channels : r->channels) - 1;
+	next_channels = next_dest_channels = 0;
 	next_downtime_cap_ms = next_flags = next_max_rounds = 0;
 	next_device_data_limit = 0;
 	next_downtime_limit_ms = 0;
@@ -281,6 +322,10 @@ static void run_end(struct run *r)
 	guest_destroy(r->dst.g);
 	close(r->fds[0]);
 	close(r->fds[1]);
+	for (uint32_t i = 0; i + 1 < r->channels; i++) {
+		close(r->page_fds[0][i]);
+		close(r->page_fds[1][i]);
+	}
 }
 
 /* Migrated and proven: the destination runs, and holds the source's memory and devices. */
@@ -414,6 +459,75 @@ static void lost_connection_rolls_back(void **state)
 	assert_int_equal(r.rs->outcome, DMALOG_MIG_ROLLED_BACK);
 	assert_true(source_runs(&r.src));
 	assert_int_not_equal(r.rd->outcome, DMALOG_MIG_MIGRATED);
+	run_end(&r);
+}
+
+/*
+ * Several connections, every tracker: the pages sharded over 2 and 4 of them, each sent and
+ * received on its own thread (the suite runs under ThreadSanitizer), memory equal at the end,
+ * and every connection carried its share.
+ */
+static void channels_every_tracker(void **state)
+{
+	static const enum mig_tracker trackers[] = {MIG_TRACK_ALL, MIG_TRACK_DEVICE,
+						    MIG_TRACK_IOMMU, MIG_TRACK_TYPE1};
+	static const uint32_t counts[] = {2, 4};
+
+	for (size_t t = 0; t < sizeof(trackers) / sizeof(trackers[0]); t++) {
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			struct mig_options o = options(trackers[t], 2, 20000);
+			struct run r;
+
+			next_channels = counts[c];
+			run_start(&r, &o, FAULT_NONE);
+			run_both(&r);
+			assert_migrated(&r);
+			assert_true(r.rs->nrounds >= 3);
+			/* Round 1 sends every page once, whatever the channel count. */
+			assert_int_equal(r.rs->rounds[0].pages, TEST_MEM / 4096);
+			run_end(&r);
+		}
+	}
+}
+
+/* A damaged frame on page channel 2: the destination refuses, naming it; the source runs. */
+static void corrupt_frame_on_channel_2_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_channels = 4;
+	run_start(&r, &o, FAULT_CORRUPT_CHANNEL_2);
+	run_both(&r);
+	assert_rolled_back(&r, "page channel 2: checksum mismatch in a PAGES frame");
+	assert_true(r.src.channel_damaged);
+	run_end(&r);
+}
+
+/* Page channel 1 drops with round 2 under way: both ends notice, and the source runs on. */
+static void channel_drop_rolls_back(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_channels = 2;
+	run_start(&r, &o, FAULT_DROP_CHANNEL_1);
+	run_both(&r);
+	assert_rolled_back(&r, "page channel 1");
+	run_end(&r);
+}
+
+/* Ends that disagree on the number of connections never start copying into a guest. */
+static void channel_count_mismatch_refused(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_channels = 2;
+	next_dest_channels = 1;
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_rolled_back(&r, "the source uses 2 connections, here 1");
 	run_end(&r);
 }
 
@@ -874,6 +988,17 @@ static void bad_config_refused(void **state)
 	regions[0].reserved[1] = 0;
 	c.hooks = &(struct dmalog_mig_hooks){.size = 4}; /* hooks of no known version */
 	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.hooks = NULL;
+	c.npage_fds = 1; /* with no fd array */
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.page_fds = (const int[]){-1};
+	assert_int_equal(dmalog_mig_dest_create(&c, &m), -EINVAL);
+	c.page_fds = (const int[DMALOG_MIG_MAX_CHANNELS]){0};
+	c.npage_fds = DMALOG_MIG_MAX_CHANNELS; /* one connection too many */
+	assert_int_equal(dmalog_mig_source_create(&c, &m), -EINVAL);
+	c.npage_fds = DMALOG_MIG_MAX_CHANNELS - 1;
+	assert_int_equal(dmalog_mig_source_create(&c, &m), 0);
+	dmalog_mig_destroy(m);
 }
 
 int main(void)
@@ -905,6 +1030,10 @@ int main(void)
 		cmocka_unit_test(faked_proof_caught),
 		cmocka_unit_test(old_style_result_not_believed),
 		cmocka_unit_test(immediate_answer_200_times),
+		cmocka_unit_test(channels_every_tracker),
+		cmocka_unit_test(corrupt_frame_on_channel_2_rolls_back),
+		cmocka_unit_test(channel_drop_rolls_back),
+		cmocka_unit_test(channel_count_mismatch_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

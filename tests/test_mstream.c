@@ -54,7 +54,7 @@ static void put_hello(struct stream *st, uint32_t version, uint32_t shift, uint6
 		      uint32_t ndev)
 {
 	/* No regions; a device name of 32 NUL bytes per device. */
-	struct dmalog_frame_hello h = {version, shift, bytes, ndev, 0};
+	struct dmalog_frame_hello h = {version, shift, bytes, ndev, 0, 1, 0};
 	uint8_t p[sizeof(h) + 8 * DMALOG_HELLO_NAME_BYTES] = {0};
 
 	assert_true(ndev <= 8);
@@ -139,7 +139,7 @@ static const struct dmalog_sink_ops ops = {dev_data, dev_done, dev_complete, dev
 static struct stream good_stream(const uint8_t *src, uint64_t mismatched)
 {
 	struct stream st = {0};
-	struct dmalog_frame_round round = {.round = 1, .pages = PAGES};
+	struct dmalog_frame_round round = {.round = 1, .pages = PAGES / 2};
 	struct dmalog_frame_verify verify = {.nonce = NONCE};
 	struct dmalog_frame_result result = {PAGES, mismatched, 1, (uint32_t)mismatched};
 

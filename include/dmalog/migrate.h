@@ -34,6 +34,7 @@ extern "C" {
 
 #define DMALOG_MIG_MAX_DEVICES	64
 #define DMALOG_MIG_MAX_TRACKERS 64
+#define DMALOG_MIG_MAX_CHANNELS 16 /* connections per migration: @fd and the page_fds */
 
 /** enum dmalog_mig_outcome - who runs the guest after dmalog_mig_run() */
 enum dmalog_mig_outcome {
@@ -91,6 +92,8 @@ struct dmalog_mig_round {
  *	time (0: unthrottled), as QEMU's cpu-throttle does
  * @progress: source: within a round, about five times a second: @round, the pages it has
  *	sent of those it had to (@sent of @total) and for how long (@ms)
+ * @channel_frame_out: as @frame_out, for the frames of page channel @channel (1 to
+ *	npage_fds); called on that channel's own thread, so several may run at once
  */
 struct dmalog_mig_hooks {
 	uint32_t size;
@@ -104,6 +107,8 @@ struct dmalog_mig_hooks {
 	bool (*keep_precopy)(void *opaque, uint32_t round);
 	void (*throttle_vcpus)(void *opaque, uint32_t percent);
 	void (*progress)(void *opaque, uint32_t round, uint64_t sent, uint64_t total, double ms);
+	void (*channel_frame_out)(void *opaque, uint32_t channel, uint16_t type, uint8_t *frame,
+				  uint32_t length);
 };
 
 /**
@@ -134,6 +139,11 @@ struct dmalog_mig_hooks {
  * @throttle_max: auto-converge: the most it throttles (0: 99)
  * @max_bandwidth: source: bytes per second the stream may use at most (0: no cap), as QEMU's
  *	max-bandwidth
+ * @page_fds: more connected stream sockets to the same peer (not closed by the engine), as
+ *	QEMU's multifd channels: guest pages are sharded over @fd and these, each sent and
+ *	received on a thread of its own, while everything else stays on @fd. Both ends list
+ *	them in the order they were connected; the destination refuses another count.
+ * @npage_fds: how many (0: the pages go on @fd alone; at most DMALOG_MIG_MAX_CHANNELS - 1)
  * @hooks: the embedder's hooks (NULL: none)
  * @opaque: passed to every hook
  */
@@ -156,6 +166,8 @@ struct dmalog_mig_config {
 	uint32_t flags;
 	uint32_t throttle_initial, throttle_increment, throttle_max;
 	uint64_t max_bandwidth;
+	const int *page_fds;
+	uint32_t npage_fds;
 };
 
 /* Auto-converge: throttle the vCPUs (the throttle_vcpus hook) while dirtying outruns sending. */

@@ -10,18 +10,34 @@
  *              (PAGES | ZERO | DEVICE_DATA)*
  *              DEVICE_DONE (one per device, after SWITCHOVER) COMPLETE VERIFY RESULT END
  *
- * Each direction numbers its frames from 0; a frame whose number is not the next one (lost,
- * repeated or reordered) is refused at once, before anything of it is applied.
+ * Several connections (channels) may carry the pages. The first one carries the stream above;
+ * each other one (1 to channels - 1, opened in that order) carries only pages:
  *
- * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 nregions, then
- *            nregions (u64 gpa, u64 length) and ndevices names of 32 bytes (NUL-padded): the
- *            destination refuses another layout or other devices at once
+ *   channel := CHANNEL ((PAGES | ZERO)* ROUND)* COMPLETE
+ *
+ * Pages are sharded by address: stream page p travels on channel
+ * (p / DMALOG_STREAM_SHARD_PAGES) % channels, every round, so each page's copies arrive in
+ * the order they were sent and the channels need no ordering among themselves; a run never
+ * crosses a shard. A channel's COMPLETE says it has sent everything; the destination resumes
+ * only once COMPLETE has come on every connection.
+ *
+ * Each direction of each connection numbers its frames from 0; a frame whose number is not
+ * the next one (lost, repeated or reordered) is refused at once, before anything of it is
+ * applied.
+ *
+ * HELLO      u32 version, u32 page_shift, u64 guest_bytes, u32 ndevices, u32 nregions,
+ *            u32 channels, u32 0, then nregions (u64 gpa, u64 length) and ndevices names of
+ *            32 bytes (NUL-padded): the destination refuses another layout, other devices or
+ *            another number of channels at once
+ * CHANNEL    u32 version, u32 index, u32 channels, u32 page_shift, u64 guest_bytes: the first
+ *            frame of page channel @index, checked against the destination's own
  * PAGES      u64 first_page, u32 count, u32 0, then count pages of data
  * ZERO       u64 first_page, u32 count, u32 0: count pages that are all zero bytes (QEMU's
  *            "duplicate"); the destination zeroes them
  * DEVICE_DATA u32 device, u32 0, then bytes of that device's migration data stream
  * DEVICE_DONE u32 device, u32 0: its stream is complete
- * ROUND      u32 round, u32 0, u64 pages sent in the round
+ * ROUND      u32 round, u32 0, u64 pages this connection carried in the round (since the
+ *            previous ROUND on it): the destination checks both, so a lost run is named
  * SWITCHOVER (empty): the source has stopped; what follows is the final state
  * COMPLETE   (empty): the final state has been sent; the destination resumes the guest
  * VERIFY     u64 nonce: prove what you hold, keyed by this
@@ -59,10 +75,14 @@ extern "C" {
 #endif
 
 #define DMALOG_STREAM_MAGIC	  0x474c4d44u /* "DMLG" */
-#define DMALOG_STREAM_VERSION	  5
+#define DMALOG_STREAM_VERSION	  6
 #define DMALOG_FRAME_HDR_BYTES	  24
 #define DMALOG_FRAME_MAX_PAYLOAD  (32u << 20)
 #define DMALOG_STREAM_MAX_DEVICES 64
+/* Pages per shard: a channel's share of guest memory is every channels-th shard. */
+#define DMALOG_STREAM_SHARD_PAGES 256
+/* At most this many connections per migration. */
+#define DMALOG_STREAM_MAX_CHANNELS 16
 
 enum dmalog_frame_type {
 	DMALOG_FRAME_HELLO = 1,
@@ -80,6 +100,7 @@ enum dmalog_frame_type {
 	DMALOG_FRAME_RUNNING = 13,
 	DMALOG_FRAME_VERIFY = 14,
 	DMALOG_FRAME_ZERO = 15,
+	DMALOG_FRAME_CHANNEL = 16,
 };
 
 /*
@@ -95,6 +116,8 @@ struct dmalog_frame_hello {
 	uint64_t guest_bytes;
 	uint32_t ndevices;
 	uint32_t nregions;
+	uint32_t channels;
+	uint32_t reserved;
 };
 
 /* HELLO's tail: each RAM region, then each device's name. */
@@ -104,6 +127,14 @@ struct dmalog_frame_hello_region {
 };
 
 #define DMALOG_HELLO_NAME_BYTES 32
+
+struct dmalog_frame_channel {
+	uint32_t version;
+	uint32_t index;
+	uint32_t channels;
+	uint32_t page_shift;
+	uint64_t guest_bytes;
+};
 
 struct dmalog_frame_run {
 	uint64_t first_page;
@@ -144,9 +175,12 @@ struct dmalog_frame_result {
 };
 
 #ifndef __cplusplus
-_Static_assert(sizeof(struct dmalog_frame_hello) == 24, "hello");
+_Static_assert(sizeof(struct dmalog_frame_hello) == 32, "hello");
 _Static_assert(offsetof(struct dmalog_frame_hello, guest_bytes) == 8, "");
 _Static_assert(offsetof(struct dmalog_frame_hello, ndevices) == 16, "");
+_Static_assert(offsetof(struct dmalog_frame_hello, channels) == 24, "");
+_Static_assert(sizeof(struct dmalog_frame_channel) == 24, "channel");
+_Static_assert(offsetof(struct dmalog_frame_channel, guest_bytes) == 16, "");
 _Static_assert(sizeof(struct dmalog_frame_run) == 16, "run");
 _Static_assert(offsetof(struct dmalog_frame_run, count) == 8, "");
 _Static_assert(sizeof(struct dmalog_frame_device) == 8, "device");
@@ -319,6 +353,20 @@ DMALOG_API int dmalog_sink_create_regions(const struct dmalog_sink_mem *mem, uin
 DMALOG_API int dmalog_sink_create(uint8_t *mem, uint64_t mem_bytes, unsigned int page_shift,
 				  uint32_t ndevices, const struct dmalog_sink_ops *ops,
 				  void *opaque, struct dmalog_sink **out);
+/**
+ * dmalog_sink_set_channel() - make the sink one connection of a stream that has @channels
+ * @s: a sink that has taken nothing yet
+ * @index: which connection: 0 is the main one (HELLO and the whole protocol), 1 to
+ *	@channels - 1 a page channel (CHANNEL first, then only PAGES, ZERO, ROUND and COMPLETE;
+ *	dmalog_sink_feed() returns 1 once its COMPLETE is taken)
+ * @channels: 1 to DMALOG_STREAM_MAX_CHANNELS; the HELLO or CHANNEL frame must say the same
+ *
+ * With more than one channel, each sink takes only the pages of its own shards, so sinks of
+ * the same guest memory fed on different threads never write the same page.
+ * Return: 0, or -EINVAL for a bad @index or @channels, or a sink that has begun.
+ */
+DMALOG_API int dmalog_sink_set_channel(struct dmalog_sink *s, uint32_t index, uint32_t channels);
+
 /** dmalog_sink_destroy() - free the sink; NULL is fine */
 DMALOG_API void dmalog_sink_destroy(struct dmalog_sink *s);
 

@@ -6,6 +6,10 @@
  * source is told RUNNING at once. Then every page and device is compared with the source's
  * hashes and the counts go back as RESULT.
  *
+ * Page channels (more connections carrying guest pages) are each received on a thread of
+ * their own by a sink of their own, into their own shards of guest memory; COMPLETE on the
+ * main connection resumes the guest only once every channel has completed.
+ *
  * Before it resumes, any failure is answered with ABORT and the reason: the source then
  * resumes its guest. After it resumes the guest is ours whatever happens to the proof: no
  * ABORT is ever sent after RUNNING.
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +28,31 @@
 #include "engine.h"
 #include "link.h"
 
+struct dest;
+
+/* A page channel's receiving end. */
+struct chan_rx {
+	struct dest *d;
+	uint32_t index;
+	int fd;
+	struct dmalog_sink *sink;
+	pthread_t thread;
+	bool started;
+	int state; /* under d->lock: 0 receiving, 1 its COMPLETE taken, -errno failed */
+	char why[240];
+};
+
 struct dest {
 	struct dmalog_mig *m;
 	const struct dmalog_mig_config *c;
 	struct link l;
+	struct chan_rx rx[DMALOG_MIG_MAX_CHANNELS]; /* [0] unused: the main connection */
+	uint32_t nch;
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* a channel's state changed */
+	int chan_failed;	/* atomic: the index of the first channel that failed, or 0 */
+	int stop;		/* atomic: the channels must give up */
+	uint64_t progress_ms;	/* atomic: when a whole frame last arrived on any connection */
 	int data_fd[DMALOG_MIG_MAX_DEVICES];
 	uint64_t dev_hash[DMALOG_MIG_MAX_DEVICES];
 	uint64_t dev_bytes[DMALOG_MIG_MAX_DEVICES]; /* state received per device */
@@ -95,12 +121,64 @@ static int dev_done(void *opaque, uint32_t dev)
 	return 0;
 }
 
+/* A whole frame arrived on some connection: every connection's silence deadline moves. */
+static void progressed(struct dest *d)
+{
+	__atomic_store_n(&d->progress_ms, (uint64_t)link_now_ms(), __ATOMIC_RELAXED);
+}
+
+/* Milliseconds until the source will have been silent on every connection for the timeout. */
+static double silence_left(struct dest *d)
+{
+	return (double)__atomic_load_n(&d->progress_ms, __ATOMIC_RELAXED) + d->c->timeout_ms -
+	       link_now_ms();
+}
+
+/* COMPLETE on the main connection: the guest may resume once every page channel completed. */
+static int wait_channels(struct dest *d)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (uint32_t i = 1; i < d->nch && !ret;) {
+		struct chan_rx *ch = &d->rx[i];
+		struct timespec ts;
+
+		if (ch->state == 1) {
+			i++;
+			continue;
+		}
+		if (ch->state < 0) {
+			snprintf(d->why, sizeof(d->why), "page channel %u: %s", i, ch->why);
+			ret = ch->state;
+		} else if (silence_left(d) <= 0) {
+			snprintf(d->why, sizeof(d->why),
+				 "page channel %u did not complete within %u ms", i,
+				 d->c->timeout_ms);
+			ret = -ETIMEDOUT;
+		} else {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&d->changed, &d->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
 /* The final state is in: the guest runs here now, and the source learns it at once. */
 static int resume_guest(void *opaque)
 {
 	struct dest *d = opaque;
 	void (*resume)(void *) = HOOK(d->m, resume_vcpus);
-	int ret;
+	int ret = wait_channels(d);
+
+	if (ret)
+		return ret;
 
 	for (uint32_t i = 0; i < d->c->ndevices; i++) {
 		ret = dmalog_handle_set_state(d->c->devices[i], VFIO_DEVICE_STATE_RUNNING, NULL);
@@ -247,6 +325,17 @@ static const struct dmalog_sink_ops dest_ops = {
 };
 
 /*
+ * The page channels' threads give up (within about 100 ms); with @hang_up their connections
+ * are shut too, so that a source still sending on them fails at once instead of waiting.
+ */
+static void stop_channels(struct dest *d, bool hang_up)
+{
+	__atomic_store_n(&d->stop, 1, __ATOMIC_RELEASE);
+	for (uint32_t i = 1; i < d->nch && hang_up; i++)
+		shutdown(d->rx[i].fd, SHUT_RDWR);
+}
+
+/*
  * Not resumed: tell the source why, then wait (bounded) for it to hang up so the reason is
  * not lost in a reset.
  */
@@ -263,6 +352,7 @@ static void refuse(struct dest *d, int err, const char *reason)
 		 (uint32_t)(strlen(reason) < 400 ? strlen(reason) : 400));
 	link_flush(&d->l);
 	shutdown(d->l.fd, SHUT_WR);
+	stop_channels(d, true);
 	while (link_now_ms() < deadline && poll(&pfd, 1, 100) >= 0) {
 		if (pfd.revents && read(d->l.fd, drain, sizeof(drain)) <= 0)
 			break;
@@ -280,68 +370,131 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 }
 
 /*
- * Take the stream as it comes, received straight where the sink wants it (page data into
- * guest memory). The deadline moves only when a whole frame has been taken: a source that
- * trickles bytes (slowloris) or stops mid-frame is given up on like a silent one.
+ * Take one connection's stream as it comes, received straight where its sink wants it (page
+ * data into guest memory), until the sink has taken its last frame (1) or something failed
+ * (-errno, @why says what). The deadline moves only when a whole frame has been taken on some
+ * connection: a source that trickles bytes (slowloris) or stops mid-frame is given up on like
+ * a silent one. The main connection (@ch NULL) also gives up on a cancel or a failed page
+ * channel; a page channel when told to stop.
  */
-static int receive(struct dest *d, struct dmalog_sink *sink)
+static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx *ch, char *why,
+		size_t len)
 {
-	double deadline = link_now_ms() + d->c->timeout_ms;
 	uint64_t frames = 0;
 
 	for (;;) {
-		struct pollfd pfd = {.fd = d->l.fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		struct dmalog_sink_stats st;
+		int failed, ret;
 		double left;
 		void *at;
 		size_t room;
 		ssize_t n;
-		int ret;
 
-		if (!d->resumed && __atomic_load_n(&d->m->cancel, __ATOMIC_ACQUIRE)) {
+		if (ch && __atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
+			snprintf(why, len, "stopped");
+			return -ESHUTDOWN;
+		}
+		if (!ch && !d->resumed && __atomic_load_n(&d->m->cancel, __ATOMIC_ACQUIRE)) {
 			d->m->r.cancelled = true;
-			return stream_failed(d, -EINTR, "cancelled at the destination");
+			snprintf(why, len, "cancelled at the destination");
+			return -EINTR;
+		}
+		failed = ch ? 0 : __atomic_load_n(&d->chan_failed, __ATOMIC_ACQUIRE);
+		if (failed) {
+			snprintf(why, len, "page channel %d: %s", failed, d->rx[failed].why);
+			return d->rx[failed].state;
 		}
 		dmalog_sink_recv_buffer(sink, &at, &room);
-		n = recv(d->l.fd, at, room, MSG_DONTWAIT);
+		n = recv(fd, at, room, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* Nothing to read: wait, in slices so that a cancel is noticed. */
-			left = deadline - link_now_ms();
+			/* Nothing to read: wait, in slices so that a cancel or a stop is noticed.
+			 */
+			left = silence_left(d);
 			if (left <= 0) {
-				char reason[96];
-
-				snprintf(reason, sizeof(reason),
-					 "no whole frame from the source for %u ms",
+				snprintf(why, len, "no whole frame from the source for %u ms",
 					 d->c->timeout_ms);
-				return stream_failed(d, -ETIMEDOUT, reason);
+				return -ETIMEDOUT;
 			}
-			poll(&pfd, 1, left > 200 ? 200 : (int)left + 1);
+			poll(&pfd, 1, left > 100 ? 100 : (int)left + 1);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return stream_failed(d, -errno, "the connection to the source broke");
-		if (!n)
-			return stream_failed(d, -ECONNRESET,
-					     "the source closed the connection mid-stream");
+		if (n < 0) {
+			ret = -errno;
+			snprintf(why, len, "the connection to the source broke");
+			return ret;
+		}
+		if (!n) {
+			snprintf(why, len, "the source closed the connection mid-stream");
+			return -ECONNRESET;
+		}
 		ret = dmalog_sink_received(sink, (size_t)n);
-		if (ret == 1)
-			return 0;
 		dmalog_sink_get_stats(sink, &st);
 		if (st.frames != frames) {
 			frames = st.frames;
-			deadline = link_now_ms() + d->c->timeout_ms;
+			progressed(d);
 		}
+		if (ret == 1)
+			return 1;
 		if (ret < 0) {
 			/* The sink's words, then the device's or the layout's own reason. */
-			char reason[sizeof(d->why) + 200];
+			const char *more = ch ? "" : d->why;
 
-			snprintf(reason, sizeof(reason), "%.190s%s%s", dmalog_sink_error(sink),
-				 d->why[0] ? ": " : "", d->why);
-			return stream_failed(d, ret, reason);
+			snprintf(why, len, "%.190s%s%s", dmalog_sink_error(sink),
+				 more[0] ? ": " : "", more);
+			return ret;
 		}
 	}
+}
+
+/* The main connection's stream, to its END. */
+static int receive(struct dest *d, struct dmalog_sink *sink)
+{
+	char reason[sizeof(d->why) + 200];
+	int ret = pump(d, d->l.fd, sink, NULL, reason, sizeof(reason));
+
+	return ret == 1 ? 0 : stream_failed(d, ret, reason);
+}
+
+/* A page channel's thread: its stream to its COMPLETE, then its state for the main one. */
+static void *chan_rx_main(void *arg)
+{
+	struct chan_rx *ch = arg;
+	struct dest *d = ch->d;
+	char why[sizeof(ch->why)];
+	int ret = pump(d, ch->fd, ch->sink, ch, why, sizeof(why)), none = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (ret != 1)
+		memcpy(ch->why, why, sizeof(why));
+	ch->state = ret;
+	pthread_cond_broadcast(&d->changed);
+	pthread_mutex_unlock(&d->lock);
+	if (ret != 1 && ret != -ESHUTDOWN)
+		__atomic_compare_exchange_n(&d->chan_failed, &none, (int)ch->index, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	return NULL;
+}
+
+/* A sink and a thread for each page channel, over the same guest memory. */
+static int start_channels(struct dest *d, const struct dmalog_sink_mem *mem, uint32_t nmem)
+{
+	for (uint32_t i = 1; i < d->nch; i++) {
+		struct chan_rx *ch = &d->rx[i];
+		int ret = dmalog_sink_create_regions(mem, nmem, DMALOG_RAM_PAGE_SHIFT, 0, NULL,
+						     NULL, &ch->sink);
+
+		if (!ret)
+			ret = dmalog_sink_set_channel(ch->sink, i, d->nch);
+		if (!ret)
+			ret = -pthread_create(&ch->thread, NULL, chan_rx_main, ch);
+		if (ret)
+			return ret;
+		ch->started = true;
+	}
+	return 0;
 }
 
 /* What the source found, as its RESULT said. */
@@ -373,6 +526,14 @@ int dest_run(struct dmalog_mig *m)
 	int ret = 0;
 
 	link_init(&d.l, m->cfg.fd, (int)m->cfg.timeout_ms);
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.changed, NULL);
+	d.nch = 1 + m->cfg.npage_fds;
+	for (uint32_t i = 1; i < d.nch; i++) {
+		d.rx[i] = (struct chan_rx){.d = &d, .index = i, .fd = m->cfg.page_fds[i - 1]};
+		dmalog_mig_socket_setup(d.rx[i].fd, m->cfg.timeout_ms);
+	}
+	progressed(&d);
 	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
 		d.data_fd[i] = -1;
 	for (uint32_t i = 0; i < m->ram.nregions; i++)
@@ -390,6 +551,10 @@ int dest_run(struct dmalog_mig *m)
 	if (!ret)
 		ret = dmalog_sink_create_regions(mem, m->ram.nregions, DMALOG_RAM_PAGE_SHIFT,
 						 m->cfg.ndevices, &dest_ops, &d, &sink);
+	if (!ret)
+		ret = dmalog_sink_set_channel(sink, 0, d.nch);
+	if (!ret)
+		ret = start_channels(&d, mem, m->ram.nregions);
 	if (ret) {
 		char reason[120];
 
@@ -403,6 +568,14 @@ int dest_run(struct dmalog_mig *m)
 		ret = take_result(&d, sink);
 	m->r.total_ms = link_now_ms() - t0;
 	m->r.bytes_sent = d.l.bytes;
+	stop_channels(&d, false);
+	for (uint32_t i = 1; i < d.nch; i++) {
+		if (d.rx[i].started)
+			pthread_join(d.rx[i].thread, NULL);
+		dmalog_sink_destroy(d.rx[i].sink);
+	}
+	pthread_cond_destroy(&d.changed);
+	pthread_mutex_destroy(&d.lock);
 	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
 		if (d.data_fd[i] >= 0)
 			close(d.data_fd[i]);

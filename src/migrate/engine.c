@@ -83,6 +83,17 @@ static int create(const struct dmalog_mig_config *cfg, bool source, struct dmalo
 		memcpy(&m->hooks, cfg->hooks,
 		       cfg->hooks->size < sizeof(m->hooks) ? cfg->hooks->size : sizeof(m->hooks));
 	m->hooks.size = sizeof(m->hooks);
+	/* Fields past the caller's size are zero here: no page channels. */
+	if (m->cfg.npage_fds >= DMALOG_MIG_MAX_CHANNELS || (m->cfg.npage_fds && !m->cfg.page_fds)) {
+		free(m);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->cfg.npage_fds; i++) {
+		if (m->cfg.page_fds[i] < 0) {
+			free(m);
+			return -EINVAL;
+		}
+	}
 	if (!m->cfg.timeout_ms)
 		m->cfg.timeout_ms = ENGINE_DEFAULT_TIMEOUT_MS;
 	if (!m->cfg.max_rounds)

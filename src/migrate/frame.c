@@ -22,7 +22,7 @@ struct frame_desc {
 	const char *name;
 	uint8_t fixed;
 	bool tail;
-	struct field fields[6];
+	struct field fields[8]; /* the last one ends the list */
 };
 
 #define F(type, member)                                                                            \
@@ -35,14 +35,14 @@ struct frame_desc {
 	}
 
 static const struct frame_desc frames[] = {
-	[DMALOG_FRAME_HELLO] = {"HELLO",
-				sizeof(struct dmalog_frame_hello),
-				true,
-				{F(struct dmalog_frame_hello, version),
-				 F(struct dmalog_frame_hello, page_shift),
-				 F(struct dmalog_frame_hello, guest_bytes),
-				 F(struct dmalog_frame_hello, ndevices),
-				 F(struct dmalog_frame_hello, nregions)}},
+	[DMALOG_FRAME_HELLO] =
+		{"HELLO",
+		 sizeof(struct dmalog_frame_hello),
+		 true,
+		 {F(struct dmalog_frame_hello, version), F(struct dmalog_frame_hello, page_shift),
+		  F(struct dmalog_frame_hello, guest_bytes), F(struct dmalog_frame_hello, ndevices),
+		  F(struct dmalog_frame_hello, nregions), F(struct dmalog_frame_hello, channels),
+		  RESERVED(struct dmalog_frame_hello, reserved)}},
 	[DMALOG_FRAME_PAGES] = {"PAGES",
 				sizeof(struct dmalog_frame_run),
 				true,
@@ -98,6 +98,14 @@ static const struct frame_desc frames[] = {
 			       {F(struct dmalog_frame_run, first_page),
 				F(struct dmalog_frame_run, count),
 				RESERVED(struct dmalog_frame_run, reserved)}},
+	[DMALOG_FRAME_CHANNEL] = {"CHANNEL",
+				  sizeof(struct dmalog_frame_channel),
+				  false,
+				  {F(struct dmalog_frame_channel, version),
+				   F(struct dmalog_frame_channel, index),
+				   F(struct dmalog_frame_channel, channels),
+				   F(struct dmalog_frame_channel, page_shift),
+				   F(struct dmalog_frame_channel, guest_bytes)}},
 	[DMALOG_FRAME_VERIFY] = {"VERIFY",
 				 sizeof(struct dmalog_frame_verify),
 				 false,

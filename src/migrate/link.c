@@ -153,6 +153,27 @@ static int wait_fd(int fd, short events, int ms)
 	return ret ? 0 : -ETIMEDOUT;
 }
 
+/* Wait until @l can take more, within its timeout, in slices when it may be told to stop. */
+static int wait_writable(struct link *l)
+{
+	double deadline = link_now_ms() + l->timeout_ms;
+
+	if (!l->stop)
+		return wait_fd(l->fd, POLLOUT, l->timeout_ms);
+	for (;;) {
+		double left = deadline - link_now_ms();
+		int ret;
+
+		if (__atomic_load_n(l->stop, __ATOMIC_ACQUIRE))
+			return -ESHUTDOWN;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = wait_fd(l->fd, POLLOUT, left < 100 ? (int)left + 1 : 100);
+		if (ret != -ETIMEDOUT)
+			return ret;
+	}
+}
+
 int link_flush(struct link *l)
 {
 	size_t off = 0;
@@ -165,7 +186,12 @@ int link_flush(struct link *l)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The silence deadline restarts with every byte the peer takes. */
-			ret = wait_fd(l->fd, POLLOUT, l->timeout_ms);
+			ret = wait_writable(l);
+			if (ret == -ESHUTDOWN) {
+				snprintf(l->error, sizeof(l->error),
+					 "stopped: another connection failed");
+				break;
+			}
 			if (ret == -ETIMEDOUT) {
 				snprintf(l->error, sizeof(l->error),
 					 "the peer stopped reading for %d ms", l->timeout_ms);

@@ -27,6 +27,11 @@ struct link {
 	/* Called on each sealed frame before it can be sent. */
 	void (*tap)(void *opaque, uint16_t type, uint8_t *frame, uint32_t length);
 	void *tap_opaque;
+	/*
+	 * Optional: while *stop is non-zero (another connection of the migration failed), a
+	 * wait to send gives up within about 100 ms with -ESHUTDOWN.
+	 */
+	const int *stop;
 	char error[160];
 };
 
@@ -45,7 +50,8 @@ int link_raw(struct link *l, uint16_t type, const void *payload, uint32_t length
 
 /*
  * Send everything queued, each wait bounded by the timeout. 0, or -errno with l->error set
- * (-ETIMEDOUT when the peer stopped reading); what was not sent is dropped.
+ * (-ETIMEDOUT when the peer stopped reading, -ESHUTDOWN when told to stop); what was not
+ * sent is dropped.
  */
 int link_flush(struct link *l);
 

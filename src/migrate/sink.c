@@ -23,6 +23,7 @@ struct dmalog_sink {
 	uint64_t mem_bytes, npages;
 	unsigned int page_shift;
 	uint32_t ndevices;
+	uint32_t index, channels; /* which connection of how many (dmalog_sink_set_channel) */
 	const struct dmalog_sink_ops *ops;
 	void *opaque;
 
@@ -44,6 +45,7 @@ struct dmalog_sink {
 	enum phase phase;
 	int err;
 	uint64_t devices_done; /* bit per device */
+	uint64_t round_pages;  /* pages since the last ROUND, which must say as many */
 	struct dmalog_sink_stats st;
 	char error[160];
 };
@@ -75,9 +77,20 @@ int dmalog_sink_create_regions(const struct dmalog_sink_mem *mem, uint32_t nmem,
 	s->page_shift = page_shift;
 	s->npages = bytes >> page_shift;
 	s->ndevices = ndevices;
+	s->channels = 1;
 	s->ops = ops;
 	s->opaque = opaque;
 	*out = s;
+	return 0;
+}
+
+int dmalog_sink_set_channel(struct dmalog_sink *s, uint32_t index, uint32_t channels)
+{
+	if (!channels || channels > DMALOG_STREAM_MAX_CHANNELS || index >= channels ||
+	    s->phase != WANT_HELLO || s->st.frames || s->hdr_have)
+		return -EINVAL;
+	s->index = index;
+	s->channels = channels;
 	return 0;
 }
 
@@ -136,6 +149,9 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 			    "(here: %u, %llu, %u)",
 			    h.page_shift, (unsigned long long)h.guest_bytes, h.ndevices,
 			    s->page_shift, (unsigned long long)s->mem_bytes, s->ndevices);
+	if (h.channels != s->channels)
+		return fail(s, -EPROTO, "the source uses %u connections, here %u", h.channels,
+			    s->channels);
 	if (h.nregions > DMALOG_SINK_MAX_REGIONS ||
 	    len - sizeof(h) != (uint64_t)h.nregions * sizeof(struct dmalog_frame_hello_region) +
 				       (uint64_t)h.ndevices * DMALOG_HELLO_NAME_BYTES)
@@ -153,6 +169,26 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
+/* A page channel's first frame: the same stream, and this connection of it. */
+static int take_channel(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
+{
+	struct dmalog_frame_channel c;
+
+	if (s->type != DMALOG_FRAME_CHANNEL || dmalog_frame_decode(s->type, p, len, &c))
+		return fail(s, -EPROTO, "page channel %u does not start with CHANNEL", s->index);
+	if (c.version != DMALOG_STREAM_VERSION)
+		return fail(s, -EPROTO, "unsupported stream version %u", c.version);
+	if (c.index != s->index || c.channels != s->channels || c.page_shift != s->page_shift ||
+	    c.guest_bytes != s->mem_bytes)
+		return fail(s, -EPROTO,
+			    "mismatched channel: %u of %u, page shift %u, %llu guest bytes "
+			    "(here: %u of %u, %u, %llu)",
+			    c.index, c.channels, c.page_shift, (unsigned long long)c.guest_bytes,
+			    s->index, s->channels, s->page_shift, (unsigned long long)s->mem_bytes);
+	s->phase = STREAMING;
+	return 0;
+}
+
 /*
  * A PAGES or ZERO frame's page run, checked against guest memory and, for PAGES, against the
  * frame's length (ZERO carries no data: its codec takes the run alone).
@@ -164,6 +200,15 @@ static int page_run(struct dmalog_sink *s, const uint8_t *p, uint32_t len, unsig
 		return fail(s, -EPROTO, "malformed %s frame", dmalog_frame_type_name(s->type));
 	if (!run->count || run->count > s->npages || run->first_page > s->npages - run->count)
 		return fail(s, -EPROTO, "pages outside guest memory");
+	/* Another connection's pages: two threads must never write one page. */
+	if (s->channels > 1 &&
+	    ((run->first_page / DMALOG_STREAM_SHARD_PAGES) % s->channels != s->index ||
+	     run->first_page / DMALOG_STREAM_SHARD_PAGES !=
+		     (run->first_page + run->count - 1) / DMALOG_STREAM_SHARD_PAGES))
+		return fail(s, -EPROTO, "pages %llu-%llu are not this connection's (%u of %u)",
+			    (unsigned long long)run->first_page,
+			    (unsigned long long)(run->first_page + run->count - 1), s->index,
+			    s->channels);
 	if (s->type == DMALOG_FRAME_PAGES && len - sizeof(*run) != (uint64_t)run->count << shift)
 		return fail(s, -EPROTO, "page frame length does not match its count");
 	return 0;
@@ -188,6 +233,7 @@ static void put_pages(struct dmalog_sink *s, const struct dmalog_frame_run *run,
 		count -= n;
 	}
 	s->st.pages += run->count;
+	s->round_pages += run->count;
 	if (!data)
 		s->st.zero_pages += run->count;
 }
@@ -221,6 +267,47 @@ static uint64_t all_devices(const struct dmalog_sink *s)
 	return s->ndevices == 64 ? ~0ULL : (1ULL << s->ndevices) - 1;
 }
 
+/* ROUND: the next round, and as many pages on this connection as it says were sent. */
+static int take_round(struct dmalog_sink *s, const struct dmalog_frame_round *round)
+{
+	if (round->round != s->st.rounds + 1)
+		return fail(s, -EPROTO, "round %u where round %llu was next", round->round,
+			    (unsigned long long)s->st.rounds + 1);
+	if (round->pages != s->round_pages)
+		return fail(s, -EPROTO, "round %u: %llu pages sent, %llu arrived", round->round,
+			    (unsigned long long)round->pages, (unsigned long long)s->round_pages);
+	s->st.rounds++;
+	s->round_pages = 0;
+	return 0;
+}
+
+/* A page channel carries pages, ROUND after each round and COMPLETE once: nothing else. */
+static int take_channel_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
+{
+	struct dmalog_frame_round round;
+
+	switch (s->type) {
+	case DMALOG_FRAME_PAGES:
+	case DMALOG_FRAME_ZERO:
+		return take_pages(s, p, len);
+	case DMALOG_FRAME_ROUND:
+		if (dmalog_frame_decode(s->type, p, len, &round))
+			return fail(s, -EPROTO, "bad round frame");
+		return take_round(s, &round);
+	case DMALOG_FRAME_COMPLETE:
+		if (len || s->round_pages)
+			return fail(s, -EPROTO,
+				    "bad complete frame (%llu pages after the last round)",
+				    (unsigned long long)s->round_pages);
+		s->st.complete = true;
+		s->phase = ENDED;
+		return 1;
+	default:
+		return fail(s, -EPROTO, "a %s frame on page channel %u",
+			    dmalog_frame_type_name(s->type), s->index);
+	}
+}
+
 static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 {
 	struct dmalog_frame_device d;
@@ -233,7 +320,9 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 
 	s->st.frames++;
 	if (s->phase == WANT_HELLO)
-		return take_hello(s, p, len);
+		return s->index ? take_channel(s, p, len) : take_hello(s, p, len);
+	if (s->index)
+		return take_channel_frame(s, p, len);
 	switch (s->type) {
 	case DMALOG_FRAME_PAGES:
 	case DMALOG_FRAME_ZERO:
@@ -265,8 +354,7 @@ static int take_frame(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 	case DMALOG_FRAME_ROUND:
 		if (dmalog_frame_decode(s->type, p, len, &round) || s->phase != STREAMING)
 			return fail(s, -EPROTO, "bad round frame");
-		s->st.rounds++;
-		return 0;
+		return take_round(s, &round);
 	case DMALOG_FRAME_SWITCHOVER:
 		if (len || s->st.switched_over)
 			return fail(s, -EPROTO, "bad switchover frame");
@@ -420,6 +508,7 @@ static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n)
 			    dmalog_frame_type_name(s->type));
 	s->st.frames++;
 	s->st.pages += s->run.count;
+	s->round_pages += s->run.count;
 	return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +26,41 @@
 #include "engine.h"
 #include "link.h"
 
-#define RUN_PAGES	     256 /* pages per PAGES frame: 1 MiB */
+#define SHARD_PAGES	     DMALOG_STREAM_SHARD_PAGES /* also the longest run: 1 MiB */
 #define DEVICE_CHUNK	     (256u << 10)
 #define VERIFY_PAGES	     4096 /* hashes per VERIFY_PAGES frame */
 #define ANSWER_MAX	     512
 #define ABORT_REASON_WAIT_MS 200
+
+struct source;
+
+/*
+ * A connection that carries pages: the main one (index 0, sent from the engine's thread) or
+ * a page channel, whose share of each round is sent from a thread of its own. A channel
+ * touches only its own shards of the bitmap and of guest memory, its own link and itself.
+ */
+struct chan {
+	struct source *s;
+	uint32_t index;
+	struct link *l; /* the main link for index 0, else own */
+	struct link own;
+	pthread_t thread;
+	uint64_t pages;	      /* sent this round; the progress hook reads it (relaxed atomics) */
+	uint64_t zero_pages;  /* of all it sent, those that went as ZERO runs */
+	double paced_since;   /* max_bandwidth: when its pacing started, and ... */
+	uint64_t paced_bytes; /* ... what it had sent then */
+	int err;	      /* a page channel's failure (-errno), and why */
+	char why[200];
+};
 
 struct source {
 	struct dmalog_mig *m;
 	const struct dmalog_mig_config *c;
 	struct dmalog_mig_result *r;
 	struct link l;
+	struct chan ch[DMALOG_MIG_MAX_CHANNELS];
+	uint32_t nch;
+	int stop_chans; /* atomic: a connection failed, the others give up */
 	uint64_t *bitmap;
 	uint64_t npages;
 	int data_fd[DMALOG_MIG_MAX_DEVICES];
@@ -49,8 +75,6 @@ struct source {
 	uint64_t *scratch;	/* one tracker's sync, before it is ORed into the bitmap */
 	uint64_t tracker_pages[DMALOG_MIG_MAX_TRACKERS]; /* what each saw at the last sync */
 	double sync_interval_ms;			 /* the time those pages were dirtied in */
-	double paced_since;   /* max_bandwidth: when the pacing started, and ... */
-	uint64_t paced_bytes; /* ... what had been sent then */
 };
 
 /*
@@ -114,13 +138,48 @@ static int stopped_wait_ms(struct source *s)
 	return left > 1 ? (int)left : 1;
 }
 
+static bool cap_exceeded(const struct source *s)
+{
+	return s->stop_deadline && link_now_ms() >= s->stop_deadline;
+}
+
+#define CAP_EXCEEDED "the final round did not fit the downtime cap of %u ms"
+
 static int check_cap(struct source *s)
 {
-	if (s->stop_deadline && link_now_ms() >= s->stop_deadline)
-		return engine_fail(s->m, -ETIMEDOUT,
-				   "the final round did not fit the downtime cap of %u ms",
-				   s->c->downtime_cap_ms);
+	if (cap_exceeded(s))
+		return engine_fail(s->m, -ETIMEDOUT, CAP_EXCEEDED, s->c->downtime_cap_ms);
 	return 0;
+}
+
+/*
+ * A channel's failure: the main one's is the engine's; a page channel's is kept until its
+ * thread is joined, and stops the others at once. -ESHUTDOWN (stopped because another
+ * failed) is not a failure of its own.
+ */
+__attribute__((format(printf, 3, 4))) static int chan_fail(struct chan *ch, int err,
+							   const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == -ESHUTDOWN)
+		return err;
+	if (!ch->index) {
+		char why[sizeof(ch->why)];
+
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		return engine_fail(ch->s->m, err, "%s", why);
+	}
+	if (!ch->err) {
+		ch->err = err;
+		va_start(ap, fmt);
+		vsnprintf(ch->why, sizeof(ch->why), fmt, ap);
+		va_end(ap);
+	}
+	__atomic_store_n(&ch->s->stop_chans, 1, __ATOMIC_RELEASE);
+	return err;
 }
 
 /*
@@ -145,19 +204,22 @@ static void abort_reason(struct source *s)
  * max_bandwidth, as QEMU's: while the guest runs, the stream's average rate since precopy
  * began stays under the cap (the final round, with the guest stopped, is not held back).
  */
-static void pace(struct source *s)
+static void pace(struct chan *ch)
 {
+	const struct source *s = ch->s;
 	double ahead_ms;
 
 	if (!s->c->max_bandwidth || s->stop_deadline)
 		return;
-	if (!s->paced_since) {
-		s->paced_since = link_now_ms();
-		s->paced_bytes = s->l.bytes;
+	if (!ch->paced_since) {
+		ch->paced_since = link_now_ms();
+		ch->paced_bytes = ch->l->bytes;
 		return;
 	}
-	ahead_ms = (double)(s->l.bytes - s->paced_bytes) * 1e3 / (double)s->c->max_bandwidth -
-		   (link_now_ms() - s->paced_since);
+	/* Each connection its share of the cap. */
+	ahead_ms = (double)(ch->l->bytes - ch->paced_bytes) * 1e3 * s->nch /
+			   (double)s->c->max_bandwidth -
+		   (link_now_ms() - ch->paced_since);
 	/* Never so long that the destination would take the pause for a dead link. */
 	if (ahead_ms > s->c->timeout_ms / 2.0)
 		ahead_ms = s->c->timeout_ms / 2.0;
@@ -174,6 +236,8 @@ static int flush(struct source *s)
 		return ret;
 	s->l.timeout_ms = stopped_wait_ms(s);
 	ret = link_flush(&s->l);
+	if (ret == -ESHUTDOWN)
+		return ret;
 	if (!ret || ret == -ETIMEDOUT)
 		ret = check_cap(s) ?: ret;
 	if (ret && !s->m->r.error) {
@@ -182,9 +246,30 @@ static int flush(struct source *s)
 	}
 	if (ret)
 		return ret;
-	pace(s);
+	pace(&s->ch[0]);
 	ret = take_answer(s, 0, DMALOG_FRAME_ABORT);
 	return ret < 0 ? ret : 0;
+}
+
+/* Send what a channel has queued: the main one as above; a page channel only sends. */
+static int chan_flush(struct chan *ch)
+{
+	struct source *s = ch->s;
+	int ret;
+
+	if (!ch->index)
+		return flush(s);
+	if (__atomic_load_n(&s->stop_chans, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&s->m->cancel, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
+	if (cap_exceeded(s))
+		return chan_fail(ch, -ETIMEDOUT, CAP_EXCEEDED, s->c->downtime_cap_ms);
+	ch->l->timeout_ms = stopped_wait_ms(s);
+	ret = link_flush(ch->l);
+	if (ret)
+		return chan_fail(ch, ret, "%s", ch->l->error);
+	pace(ch);
+	return 0;
 }
 
 static int queue_msg(struct source *s, uint16_t type, const void *msg)
@@ -194,16 +279,23 @@ static int queue_msg(struct source *s, uint16_t type, const void *msg)
 	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
 }
 
+static int chan_queue_msg(struct chan *ch, uint16_t type, const void *msg)
+{
+	if (link_msg(ch->l, type, msg))
+		return chan_fail(ch, -ENOMEM, "out of memory");
+	return ch->l->len >= LINK_FLUSH_BYTES ? chan_flush(ch) : 0;
+}
+
 /* One PAGES frame for @n pages from RAM page @first, all inside region @r. */
-static int send_run(struct source *s, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
+static int send_run(struct chan *ch, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
 {
 	struct dmalog_frame_run run = {.first_page = first, .count = n};
 	uint64_t off = (first << DMALOG_RAM_PAGE_SHIFT) - r->ram_offset;
-	uint8_t *p = link_frame_begin(&s->l, sizeof(run) + (n << DMALOG_RAM_PAGE_SHIFT));
+	uint8_t *p = link_frame_begin(ch->l, sizeof(run) + (n << DMALOG_RAM_PAGE_SHIFT));
 	uint32_t crc;
 
 	if (!p)
-		return engine_fail(s->m, -ENOMEM, "out of memory");
+		return chan_fail(ch, -ENOMEM, "out of memory");
 	dmalog_frame_encode(DMALOG_FRAME_PAGES, &run, p);
 	/*
 	 * One pass over guest memory, which the guest may be writing: each word is copied and
@@ -213,19 +305,19 @@ static int send_run(struct source *s, const struct dmalog_ram_region *r, uint64_
 	crc = dmalog_crc32c_copy(dmalog_crc32c(0, p, sizeof(run)), p + sizeof(run),
 				 (const uint8_t *)r->host + off,
 				 (uint64_t)n << DMALOG_RAM_PAGE_SHIFT);
-	link_frame_seal_crc(&s->l, DMALOG_FRAME_PAGES, crc);
-	return s->l.len >= LINK_FLUSH_BYTES ? flush(s) : 0;
+	link_frame_seal_crc(ch->l, DMALOG_FRAME_PAGES, crc);
+	return ch->l->len >= LINK_FLUSH_BYTES ? chan_flush(ch) : 0;
 }
 
 #define PROGRESS_MS 200
 
 static uint64_t count_dirty(const struct source *s);
 
-/* The progress hook, at most every PROGRESS_MS. */
-static void progress(struct source *s, struct dmalog_mig_round *rd, uint64_t total, double start,
-		     double *last)
+/* The progress hook, at most every PROGRESS_MS: what every channel has sent so far. */
+static void progress(struct source *s, uint64_t total, double start, double *last)
 {
 	void (*hook)(void *, uint32_t, uint64_t, uint64_t, double) = HOOK(s->m, progress);
+	uint64_t sent = 0;
 	double now;
 
 	if (!hook)
@@ -234,7 +326,9 @@ static void progress(struct source *s, struct dmalog_mig_round *rd, uint64_t tot
 	if (now - *last < PROGRESS_MS)
 		return;
 	*last = now;
-	hook(s->c->opaque, rd->round, rd->pages, total, now - start);
+	for (uint32_t i = 0; i < s->nch; i++)
+		sent += __atomic_load_n(&s->ch[i].pages, __ATOMIC_RELAXED);
+	hook(s->c->opaque, s->round, sent, total, now - start);
 }
 
 /*
@@ -253,19 +347,19 @@ static bool page_is_zero(const uint8_t *page)
 }
 
 /* A ZERO frame for @n pages from RAM page @first: no data, the destination zeroes them. */
-static int send_zero(struct source *s, uint64_t first, uint32_t n)
+static int send_zero(struct chan *ch, uint64_t first, uint32_t n)
 {
 	struct dmalog_frame_run run = {.first_page = first, .count = n};
 
-	s->m->r.zero_pages += n;
-	return queue_msg(s, DMALOG_FRAME_ZERO, &run);
+	ch->zero_pages += n;
+	return chan_queue_msg(ch, DMALOG_FRAME_ZERO, &run);
 }
 
 /*
  * Dirty pages [p, p + n) of region @r, all in it: data runs as PAGES, zero pages as ZERO
  * runs, in page order.
  */
-static int send_dirty_run(struct source *s, const struct dmalog_ram_region *r, uint64_t p,
+static int send_dirty_run(struct chan *ch, const struct dmalog_ram_region *r, uint64_t p,
 			  uint32_t n)
 {
 	const uint8_t *host = (const uint8_t *)r->host - r->ram_offset;
@@ -280,7 +374,7 @@ static int send_dirty_run(struct source *s, const struct dmalog_ram_region *r, u
 		while (k < n &&
 		       (next = page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT))) == zero)
 			k++;
-		ret = zero ? send_zero(s, p, k) : send_run(s, r, p, k);
+		ret = zero ? send_zero(ch, p, k) : send_run(ch, r, p, k);
 		if (ret)
 			return ret;
 		p += k;
@@ -290,41 +384,132 @@ static int send_dirty_run(struct source *s, const struct dmalog_ram_region *r, u
 	return 0;
 }
 
-/* Send every page set in the bitmap, region by region so no run crosses one; clear it. */
+/*
+ * The dirty pages of shard @shard (SHARD_PAGES pages, whose bitmap words only this channel
+ * touches), in runs that cross no region, then its bitmap words cleared. @region is a cursor
+ * that only moves forward, as the shards do.
+ */
+static int send_shard(struct chan *ch, uint64_t shard, uint32_t *region)
+{
+	struct source *s = ch->s;
+	uint64_t first = shard * SHARD_PAGES, p = first;
+	uint64_t end = first + SHARD_PAGES < s->npages ? first + SHARD_PAGES : s->npages;
+
+	while (p < end) {
+		const struct dmalog_ram_region *r;
+		uint64_t w = s->bitmap[p / 64] >> (p % 64), r_end;
+		uint32_t n = 0;
+		int ret;
+
+		if (!w) {
+			p = (p / 64 + 1) * 64;
+			continue;
+		}
+		p += (uint64_t)__builtin_ctzll(w);
+		while (p >= ((s->m->ram.regions[*region].ram_offset +
+			      s->m->ram.regions[*region].length) >>
+			     DMALOG_RAM_PAGE_SHIFT))
+			(*region)++;
+		r = &s->m->ram.regions[*region];
+		r_end = (r->ram_offset + r->length) >> DMALOG_RAM_PAGE_SHIFT;
+		while (p + n < end && p + n < r_end &&
+		       (s->bitmap[(p + n) / 64] >> ((p + n) % 64) & 1))
+			n++;
+		ret = send_dirty_run(ch, r, p, n);
+		if (ret)
+			return ret;
+		__atomic_store_n(&ch->pages, ch->pages + n, __ATOMIC_RELAXED);
+		p += n;
+	}
+	memset(&s->bitmap[first / 64], 0, (end - first) / 8);
+	return 0;
+}
+
+/* A channel's share of the round: every channels-th shard, from its index on. */
+static int send_chan_pages(struct chan *ch, uint64_t total, double start)
+{
+	struct source *s = ch->s;
+	uint64_t nshards = (s->npages + SHARD_PAGES - 1) / SHARD_PAGES;
+	uint32_t region = 0;
+	double last = start;
+
+	for (uint64_t shard = ch->index; shard < nshards; shard += s->nch) {
+		int ret = send_shard(ch, shard, &region);
+
+		if (ret)
+			return ret;
+		if (!ch->index && (shard / s->nch) % 16 == 15)
+			progress(s, total, start, &last);
+	}
+	return 0;
+}
+
+/* A page channel's thread for one round: its pages, then ROUND (and at the end COMPLETE). */
+static void *chan_main(void *arg)
+{
+	struct chan *ch = arg;
+	struct source *s = ch->s;
+	struct dmalog_frame_round msg = {.round = s->round};
+	int ret = send_chan_pages(ch, 0, 0);
+
+	msg.pages = ch->pages;
+	if (!ret)
+		ret = chan_queue_msg(ch, DMALOG_FRAME_ROUND, &msg);
+	/* After the final round (the guest is stopped) this channel has nothing more. */
+	if (!ret && s->stop_deadline)
+		ret = chan_queue_msg(ch, DMALOG_FRAME_COMPLETE, NULL);
+	if (!ret)
+		chan_flush(ch);
+	return NULL;
+}
+
+/*
+ * Send every page set in the bitmap, and clear it: each connection its shards, the page
+ * channels on their threads while the main one's go from here.
+ */
 static int send_dirty_pages(struct source *s, struct dmalog_mig_round *rd)
 {
-	uint64_t total = count_dirty(s), runs = 0;
-	double start = link_now_ms(), last = start;
+	uint64_t total = count_dirty(s);
+	double start = link_now_ms();
+	uint32_t started = 1;
+	int ret = 0;
 
-	for (uint32_t i = 0; i < s->m->ram.nregions; i++) {
-		const struct dmalog_ram_region *r = &s->m->ram.regions[i];
-		uint64_t p = r->ram_offset >> DMALOG_RAM_PAGE_SHIFT;
-		uint64_t end = p + (r->length >> DMALOG_RAM_PAGE_SHIFT);
-
-		while (p < end) {
-			uint64_t w = s->bitmap[p / 64] >> (p % 64);
-			uint32_t n = 0;
-			int ret;
-
-			if (!w) {
-				p = (p / 64 + 1) * 64;
-				continue;
-			}
-			p += (uint64_t)__builtin_ctzll(w);
-			while (p + n < end && n < RUN_PAGES &&
-			       (s->bitmap[(p + n) / 64] >> ((p + n) % 64) & 1))
-				n++;
-			ret = send_dirty_run(s, r, p, n);
-			if (ret)
-				return ret;
-			rd->pages += n;
-			p += n;
-			if (++runs % 16 == 0)
-				progress(s, rd, total, start, &last);
+	for (uint32_t i = 0; i < s->nch; i++)
+		s->ch[i].pages = 0;
+	for (; started < s->nch; started++) {
+		if (pthread_create(&s->ch[started].thread, NULL, chan_main, &s->ch[started])) {
+			ret = engine_fail(s->m, -EAGAIN, "cannot start page channel %u's thread",
+					  started);
+			break;
 		}
 	}
-	memset(s->bitmap, 0, s->npages / 8);
-	return 0;
+	if (!ret)
+		ret = send_chan_pages(&s->ch[0], total, start);
+	if (ret)
+		__atomic_store_n(&s->stop_chans, 1, __ATOMIC_RELEASE);
+	for (uint32_t i = 1; i < started; i++)
+		pthread_join(s->ch[i].thread, NULL);
+	for (uint32_t i = 0; i < s->nch; i++)
+		rd->pages += s->ch[i].pages;
+	/*
+	 * The first page channel that failed says why, unless the main one already did, or the
+	 * destination did (its ABORT, when it refused the stream and hung up on the channels).
+	 */
+	for (uint32_t i = 1; i < started && !s->m->r.error; i++) {
+		if (s->ch[i].err) {
+			abort_reason(s);
+			engine_fail(s->m, s->ch[i].err, "page channel %u: %s", i, s->ch[i].why);
+		}
+	}
+	/* A channel that stopped for a cancel sent less than its share. */
+	if (!ret || ret == -ESHUTDOWN) {
+		bool stopped = ret;
+
+		ret = engine_cancelled(s->m) ?: s->m->r.error;
+		if (!ret && stopped)
+			ret = engine_fail(s->m, -EIO, "a page channel stopped");
+	}
+	return ret;
 }
 
 /* Wait for device @i's data fd to have something, within the remaining time. */
@@ -432,6 +617,16 @@ static int sync_dirty(struct source *s, struct dmalog_mig_round *rd)
 	return 0;
 }
 
+/* Bytes written to every connection so far. */
+static uint64_t bytes_sent(const struct source *s)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < s->nch; i++)
+		n += s->ch[i].l->bytes;
+	return n;
+}
+
 static void round_done(struct source *s, const struct dmalog_mig_round *rd, bool final)
 {
 	void (*hook)(void *, const struct dmalog_mig_round *, bool) = HOOK(s->m, round_done);
@@ -444,13 +639,13 @@ static void round_done(struct source *s, const struct dmalog_mig_round *rd, bool
 static int end_round(struct source *s, struct dmalog_mig_round *rd, double start,
 		     uint64_t bytes_before)
 {
-	struct dmalog_frame_round msg = {.round = rd->round, .pages = rd->pages};
+	struct dmalog_frame_round msg = {.round = rd->round, .pages = s->ch[0].pages};
 	int ret = queue_msg(s, DMALOG_FRAME_ROUND, &msg);
 
 	if (!ret)
 		ret = flush(s);
 	rd->ms = link_now_ms() - start;
-	rd->bytes = s->l.bytes - bytes_before;
+	rd->bytes = bytes_sent(s) - bytes_before;
 	s->send_bytes += rd->bytes;
 	s->send_ms += rd->ms;
 	return ret;
@@ -584,7 +779,7 @@ static int precopy(struct source *s)
 	for (;;) {
 		struct dmalog_mig_round *rd = engine_new_round(s->m);
 		double start = link_now_ms();
-		uint64_t before = s->l.bytes;
+		uint64_t before = bytes_sent(s);
 
 		if (!rd)
 			return engine_fail(s->m, -ENOMEM, "out of memory");
@@ -885,6 +1080,7 @@ static int send_hello(struct source *s)
 		.guest_bytes = ram->bytes,
 		.ndevices = s->c->ndevices,
 		.nregions = ram->nregions,
+		.channels = s->nch,
 	};
 	uint32_t len = sizeof(hello) + ram->nregions * sizeof(struct dmalog_frame_hello_region) +
 		       s->c->ndevices * DMALOG_HELLO_NAME_BYTES;
@@ -904,6 +1100,19 @@ static int send_hello(struct source *s)
 			DMALOG_HELLO_NAME_BYTES - 1);
 	}
 	link_frame_seal(&s->l, DMALOG_FRAME_HELLO);
+	/* Each page channel says which one it is before it carries anything. */
+	for (uint32_t i = 1; i < s->nch; i++) {
+		struct dmalog_frame_channel msg = {
+			.version = DMALOG_STREAM_VERSION,
+			.index = i,
+			.channels = s->nch,
+			.page_shift = DMALOG_RAM_PAGE_SHIFT,
+			.guest_bytes = ram->bytes,
+		};
+
+		if (link_msg(s->ch[i].l, DMALOG_FRAME_CHANNEL, &msg))
+			return engine_fail(s->m, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -920,6 +1129,39 @@ static int start(struct source *s)
 	return ret;
 }
 
+/* A page channel's frames go to the embedder's channel_frame_out hook with its index. */
+static void chan_tap(void *opaque, uint16_t type, uint8_t *frame, uint32_t length)
+{
+	struct chan *ch = opaque;
+
+	HOOK(ch->s->m, channel_frame_out)(ch->s->c->opaque, ch->index, type, frame, length);
+}
+
+/* The main connection and each page channel, every one stopping when another fails. */
+static void init_channels(struct source *s)
+{
+	struct dmalog_mig *m = s->m;
+
+	link_init(&s->l, m->cfg.fd, (int)m->cfg.timeout_ms);
+	s->l.tap = HOOK(m, frame_out);
+	s->l.tap_opaque = m->cfg.opaque;
+	s->nch = 1 + m->cfg.npage_fds;
+	for (uint32_t i = 0; i < s->nch; i++) {
+		struct chan *ch = &s->ch[i];
+
+		ch->s = s;
+		ch->index = i;
+		ch->l = i ? &ch->own : &s->l;
+		if (i)
+			link_init(&ch->own, m->cfg.page_fds[i - 1], (int)m->cfg.timeout_ms);
+		if (i && HOOK(m, channel_frame_out)) {
+			ch->own.tap = chan_tap;
+			ch->own.tap_opaque = ch;
+		}
+		ch->l->stop = &s->stop_chans;
+	}
+}
+
 int source_run(struct dmalog_mig *m)
 {
 	struct source s = {.m = m, .c = &m->cfg, .r = &m->r};
@@ -928,9 +1170,7 @@ int source_run(struct dmalog_mig *m)
 	double t_stop = 0;
 	int ret;
 
-	link_init(&s.l, m->cfg.fd, (int)m->cfg.timeout_ms);
-	s.l.tap = HOOK(m, frame_out);
-	s.l.tap_opaque = m->cfg.opaque;
+	init_channels(&s);
 	for (uint32_t i = 0; i < DMALOG_MIG_MAX_DEVICES; i++)
 		s.data_fd[i] = -1;
 	s.npages = dmalog_ram_map_pages(&m->ram);
@@ -945,7 +1185,7 @@ int source_run(struct dmalog_mig *m)
 	if (!ret) {
 		rd = engine_new_round(m);
 		ret = rd ? 0 : engine_fail(m, -ENOMEM, "out of memory");
-		bytes_before = s.l.bytes;
+		bytes_before = bytes_sent(&s);
 		if (rd)
 			s.round = rd->round;
 	}
@@ -978,7 +1218,7 @@ int source_run(struct dmalog_mig *m)
 				 m->r.downtime_parts[1] - m->r.downtime_parts[2] -
 				 m->r.downtime_parts[3];
 	rd->ms = m->r.downtime_ms;
-	rd->bytes = s.l.bytes - bytes_before;
+	rd->bytes = bytes_sent(&s) - bytes_before;
 	stay_stopped(&s, DMALOG_MIG_MIGRATED);
 	round_done(&s, rd, true);
 	engine_event(m, DMALOG_MIG_EVENT_HANDED_OFF, s.round);
@@ -987,10 +1227,13 @@ int source_run(struct dmalog_mig *m)
 	m->r.verify_ms = link_now_ms() - s.t0 - m->r.migration_ms;
 out:
 	m->r.total_ms = link_now_ms() - s.t0;
-	m->r.bytes_sent = s.l.bytes;
+	m->r.bytes_sent = bytes_sent(&s);
 	m->r.bandwidth = s.send_ms > 0 ? (double)s.send_bytes * 1e3 / s.send_ms : 0;
+	for (uint32_t i = 0; i < s.nch; i++) {
+		m->r.zero_pages += s.ch[i].zero_pages;
+		link_fini(s.ch[i].l);
+	}
 	close_data_fds(&s);
-	link_fini(&s.l);
 	free(s.bitmap);
 	free(s.chunk);
 	free(s.scratch);

@@ -224,7 +224,7 @@ def hostile_source(name, act, want_in_stderr=None):
 
 # HELLO of the destination's 16 MiB guest with no devices: three RAM regions, as the demo
 # guest lays them out (low RAM, and two slots above 4 GiB with a 1 GiB hole between them).
-HELLO = struct.pack("<IIQII", VERSION, 12, 16 << 20, 0, 3) + struct.pack(
+HELLO = struct.pack("<IIQIIII", VERSION, 12, 16 << 20, 0, 3, 1, 0) + struct.pack(
     "<6Q", 0, 8 << 20, 4 << 30, 4 << 20, (4 << 30) + (4 << 20) + (1 << 30), 4 << 20)
 
 

@@ -1,8 +1,9 @@
 """The migration stream's framing, for the test peers and the fuzz corpus scripts (see
-include/dmalog/mstream.h): CRC-32C and version-3 frame headers."""
+include/dmalog/mstream.h): CRC-32C and the frame headers of stream
+version 6."""
 import struct
 
-MAGIC, VERSION, HDR = 0x474C4D44, 5, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
+MAGIC, VERSION, HDR = 0x474C4D44, 6, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
 
 
 def crc32c(data):
