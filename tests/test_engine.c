@@ -527,7 +527,7 @@ static void channel_count_mismatch_refused(void **state)
 	next_dest_channels = 1;
 	run_start(&r, &o, FAULT_NONE);
 	run_both(&r);
-	assert_rolled_back(&r, "the source uses 2 connections, here 1");
+	assert_rolled_back(&r, "connections differ: 2 at the source, 1 here");
 	run_end(&r);
 }
 

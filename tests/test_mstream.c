@@ -636,14 +636,181 @@ static void payload_crc_is_crc32c(void **state)
 	}
 }
 
+/* Page channel 1 of 2 over a guest with a shard for each and some more. */
+#define CH_PAGES (2 * DMALOG_STREAM_SHARD_PAGES + 16)
+
+static void put_channel(struct stream *st, uint32_t index, uint32_t channels)
+{
+	struct dmalog_frame_channel c = {DMALOG_STREAM_VERSION, index, channels, 12,
+					 (uint64_t)CH_PAGES * PAGE};
+
+	put_msg(st, DMALOG_FRAME_CHANNEL, &c);
+}
+
+static void put_run(struct stream *st, uint16_t type, uint64_t first, uint32_t count)
+{
+	struct dmalog_frame_run run = {.first_page = first, .count = count};
+	uint8_t *p = calloc(1, sizeof(run) + (type == DMALOG_FRAME_PAGES ? count * PAGE : 0));
+
+	dmalog_frame_encode(type, &run, p);
+	if (type == DMALOG_FRAME_PAGES)
+		memset(p + sizeof(run), 0x5a, count * PAGE);
+	put(st, type, p, sizeof(run) + (type == DMALOG_FRAME_PAGES ? count * PAGE : 0));
+	free(p);
+}
+
+static void put_round(struct stream *st, uint32_t round, uint64_t pages)
+{
+	struct dmalog_frame_round r = {.round = round, .pages = pages};
+
+	put_msg(st, DMALOG_FRAME_ROUND, &r);
+}
+
+/* Feed @st to a sink that is connection @index of @channels: its return and reason. */
+static void expect_channel(struct stream *st, uint32_t index, uint32_t channels, int want,
+			   const char *reason)
+{
+	uint8_t *dst = calloc(1, (size_t)CH_PAGES * PAGE);
+	struct fake_dev dev = {0};
+	struct dmalog_sink *sink;
+	int ret;
+
+	assert_int_equal(dmalog_sink_create(dst, (uint64_t)CH_PAGES * PAGE, 12, index ? 0 : 1,
+					    index ? NULL : &ops, &dev, &sink),
+			 0);
+	assert_int_equal(dmalog_sink_set_channel(sink, index, channels), 0);
+	ret = dmalog_sink_feed(sink, st->buf, st->len);
+	if (ret != want || (reason && !strstr(dmalog_sink_error(sink), reason)))
+		fail_msg("got %d '%s', want %d '%s'", ret, dmalog_sink_error(sink), want,
+			 reason ? reason : "");
+	if (want == 1) {
+		/* Its pages, and nothing outside its shards. */
+		for (uint64_t p = 0; p < CH_PAGES; p++) {
+			bool ours = p == 256 || p == 257;
+
+			assert_int_equal(dst[p * PAGE + 100], ours ? 0x5a : 0);
+		}
+	}
+	dmalog_sink_destroy(sink);
+	free(st->buf);
+	free(dst);
+}
+
+/*
+ * A page channel: CHANNEL, its own shards' pages, ROUND with their count, COMPLETE (the
+ * sink's end). Pages of another connection, a run across a shard edge, any other frame, a
+ * wrong count or round, or another channel's identity are refused, so that sinks on different
+ * threads never write one page.
+ */
+static void page_channel(void **state)
+{
+	struct stream st = {0};
+	struct dmalog_sink *sink;
+	uint8_t mem[PAGE];
+
+	put_channel(&st, 1, 2);
+	put_run(&st, DMALOG_FRAME_PAGES, 256, 2);
+	put_run(&st, DMALOG_FRAME_ZERO, 300, 8);
+	put_round(&st, 1, 10);
+	put_round(&st, 2, 0);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0);
+	expect_channel(&st, 1, 2, 1, NULL);
+
+	st = (struct stream){0};
+	put_channel(&st, 2, 3);
+	expect_channel(&st, 1, 2, -EPROTO, "mismatched channel: 2 of 3");
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, (uint64_t)CH_PAGES * PAGE, 0);
+	expect_channel(&st, 1, 2, -EPROTO, "does not start with CHANNEL");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put_run(&st, DMALOG_FRAME_PAGES, 0, 1); /* shard 0: the main connection's */
+	expect_channel(&st, 1, 2, -EPROTO, "not this connection's");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put_run(&st, DMALOG_FRAME_ZERO, 500, 20); /* across the edge into shard 2 */
+	expect_channel(&st, 1, 2, -EPROTO, "not this connection's");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put(&st, DMALOG_FRAME_SWITCHOVER, NULL, 0);
+	expect_channel(&st, 1, 2, -EPROTO, "a SWITCHOVER frame on page channel 1");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put_run(&st, DMALOG_FRAME_ZERO, 256, 9);
+	put_round(&st, 1, 10);
+	expect_channel(&st, 1, 2, -EPROTO, "round 1: 10 pages sent, 9 arrived");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put_round(&st, 2, 0);
+	expect_channel(&st, 1, 2, -EPROTO, "round 2 where round 1 was next");
+	st = (struct stream){0};
+	put_channel(&st, 1, 2);
+	put_run(&st, DMALOG_FRAME_ZERO, 256, 1);
+	put(&st, DMALOG_FRAME_COMPLETE, NULL, 0); /* a page no ROUND accounted for */
+	expect_channel(&st, 1, 2, -EPROTO, "1 pages after the last round");
+
+	/* The main connection of two: HELLO must say two, and only shard 0 (and 2) is its. */
+	st = (struct stream){0};
+	put_hello(&st, DMALOG_STREAM_VERSION, 12, (uint64_t)CH_PAGES * PAGE, 1);
+	expect_channel(&st, 0, 2, -EPROTO, "connections differ: 1 at the source, 2 here");
+
+	/* Only before the first byte, and only a connection that exists. */
+	assert_int_equal(dmalog_sink_create(mem, sizeof(mem), 12, 0, NULL, NULL, &sink), 0);
+	assert_int_equal(dmalog_sink_set_channel(sink, 2, 2), -EINVAL);
+	assert_int_equal(dmalog_sink_set_channel(sink, 0, 0), -EINVAL);
+	assert_int_equal(dmalog_sink_set_channel(sink, 0, DMALOG_STREAM_MAX_CHANNELS + 1), -EINVAL);
+	assert_int_equal(dmalog_sink_feed(sink, "D", 1), 0);
+	assert_int_equal(dmalog_sink_set_channel(sink, 1, 2), -EINVAL);
+	dmalog_sink_destroy(sink);
+}
+
+/* The main connection of two takes its own shards and refuses the page channel's. */
+static void main_connection_shards(void **state)
+{
+	struct stream st = {0};
+	uint8_t *dst = calloc(1, (size_t)CH_PAGES * PAGE);
+	struct fake_dev dev = {0};
+	struct dmalog_sink *sink;
+	struct dmalog_frame_hello h = {
+		DMALOG_STREAM_VERSION, 12, (uint64_t)CH_PAGES * PAGE, 0, 0, 2, 0};
+	uint8_t hello[sizeof(h)];
+
+	dmalog_frame_encode(DMALOG_FRAME_HELLO, &h, hello);
+	put(&st, DMALOG_FRAME_HELLO, hello, sizeof(hello));
+	put_run(&st, DMALOG_FRAME_PAGES, 0, 4);
+	put_run(&st, DMALOG_FRAME_ZERO, 512, 16); /* shard 2 */
+	put_round(&st, 1, 20);
+	assert_int_equal(
+		dmalog_sink_create(dst, (uint64_t)CH_PAGES * PAGE, 12, 0, &ops, &dev, &sink), 0);
+	assert_int_equal(dmalog_sink_set_channel(sink, 0, 2), 0);
+	assert_int_equal(dmalog_sink_feed(sink, st.buf, st.len), 0);
+	assert_int_equal(dst[3 * PAGE], 0x5a);
+	free(st.buf);
+	st = (struct stream){.frames = 4};
+	put_run(&st, DMALOG_FRAME_PAGES, 256, 1); /* shard 1: page channel 1's */
+	assert_int_equal(dmalog_sink_feed(sink, st.buf, st.len), -EPROTO);
+	assert_non_null(strstr(dmalog_sink_error(sink), "not this connection's (0 of 2)"));
+	assert_int_equal(dst[256 * PAGE], 0);
+	dmalog_sink_destroy(sink);
+	free(st.buf);
+	free(dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(whole_and_bytewise),	   cmocka_unit_test(result_counts_taken),
-		cmocka_unit_test(page_digest_keyed),	   cmocka_unit_test(refusals),
-		cmocka_unit_test(out_of_sequence_refused), cmocka_unit_test(every_frame_checked),
-		cmocka_unit_test(received_in_place),	   cmocka_unit_test(zero_pages),
-		cmocka_unit_test(truncated_wants_more),	   cmocka_unit_test(payload_crc_is_crc32c),
+		cmocka_unit_test(whole_and_bytewise),
+		cmocka_unit_test(result_counts_taken),
+		cmocka_unit_test(page_digest_keyed),
+		cmocka_unit_test(refusals),
+		cmocka_unit_test(out_of_sequence_refused),
+		cmocka_unit_test(every_frame_checked),
+		cmocka_unit_test(received_in_place),
+		cmocka_unit_test(zero_pages),
+		cmocka_unit_test(truncated_wants_more),
+		cmocka_unit_test(payload_crc_is_crc32c),
+		cmocka_unit_test(page_channel),
+		cmocka_unit_test(main_connection_shards),
 	};
 
 	return cmocka_run_group_tests_name("mstream", tests, NULL, NULL);

@@ -14,7 +14,7 @@
 #include <dmalog/mstream.h>
 
 /* Queued bytes past which a sender should flush: a few frames per write. */
-#define LINK_FLUSH_BYTES (4u << 20)
+#define LINK_FLUSH_BYTES (1u << 20)
 
 struct link {
 	int fd;

@@ -150,7 +150,7 @@ static int take_hello(struct dmalog_sink *s, const uint8_t *p, uint32_t len)
 			    h.page_shift, (unsigned long long)h.guest_bytes, h.ndevices,
 			    s->page_shift, (unsigned long long)s->mem_bytes, s->ndevices);
 	if (h.channels != s->channels)
-		return fail(s, -EPROTO, "the source uses %u connections, here %u", h.channels,
+		return fail(s, -EPROTO, "connections differ: %u at the source, %u here", h.channels,
 			    s->channels);
 	if (h.nregions > DMALOG_SINK_MAX_REGIONS ||
 	    len - sizeof(h) != (uint64_t)h.nregions * sizeof(struct dmalog_frame_hello_region) +

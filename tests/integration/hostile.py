@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wire import HDR, MAGIC, VERSION, crc32c, frame, parse_header  # noqa: E402
 
 T_HELLO, T_PAGES, T_ABORT, T_COMPLETE, T_RUNNING = 1, 2, 11, 12, 13
+# The Python peers here speak over one connection: dmalog facing them is told the same.
+ONE = ["--channels", "1"]
 
 WORK = tempfile.mkdtemp(prefix="dmalog-hostile-")
 TMP = os.path.join(WORK, "tmp")  # the tool's TMPDIR: must be empty after every case
@@ -164,7 +166,8 @@ def drip_answer(conn):
 
 for case, behave in (("partial-answer", partial_answer), ("drip-answer", drip_answer)):
     path, t = fake_destination(case, behave)
-    expect_source(case, ["--connect", path, "--devices", "nic"], 4, "unknown", False, 3 * TIMEOUT)
+    expect_source(case, ["--connect", path, "--devices", "nic"] + ONE, 4, "unknown", False,
+                  3 * TIMEOUT)
     t.join(timeout=30)
     tmp_empty(case)
 
@@ -193,12 +196,12 @@ tmp_empty("destination-sigstop")
 
 # ---- hostile sources: the destination gives up within its timeout, and says why ----
 
-def hostile_source(name, act, want_in_stderr=None):
+def hostile_source(name, act, want_in_stderr=None, channels=1, status=1):
     path = os.path.join(WORK, name)
     start = time.monotonic()
     dest = subprocess.Popen([DMALOG, "migrate", "--listen", path, "--mem", MEM, "--devices",
-                             "none", "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=ENV)
+                             "none", "--timeout", str(TIMEOUT), "--channels", str(channels)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     for _ in range(200):
         if os.path.exists(path):
             break
@@ -215,7 +218,8 @@ def hostile_source(name, act, want_in_stderr=None):
     secs = time.monotonic() - start
     conn.close()
     err = err.decode(errors="replace")
-    check(name + ": destination exits 1", dest.returncode == 1, "exit %s: %s" % (dest.returncode, err))
+    check(name + ": destination exits %d" % status, dest.returncode == status,
+          "exit %s: %s" % (dest.returncode, err))
     check(name + ": bounded", secs < 3 * TIMEOUT + MARGIN, "%.1f s" % secs)
     if want_in_stderr:
         check(name + ": says " + want_in_stderr, want_in_stderr in err, err)
@@ -257,6 +261,9 @@ hostile_source("idle-source", idle, "no whole frame")
 hostile_source("hello-then-silent", hello_then_silent, "no whole frame")
 hostile_source("slowloris-source", slowloris, "no whole frame")
 hostile_source("huge-frame", huge_frame, "frame too large")
+# Two connections expected, one made: the destination stops waiting for the second within its
+# timeout, before any guest memory is touched (a setup failure, exit 5).
+hostile_source("one-of-two-connections", hello_then_silent, "no connection came within", 2, 5)
 
 
 # ---- a peer's words are escaped before they reach a terminal ----
@@ -277,7 +284,8 @@ def evil_server():
 
 
 threading.Thread(target=evil_server, daemon=True).start()
-rc, secs, out, err = run(["--connect", path, "--mem", MEM, "--timeout", str(TIMEOUT)], 10 + MARGIN)
+rc, secs, out, err = run(["--connect", path, "--mem", MEM, "--timeout", str(TIMEOUT)] + ONE,
+                         10 + MARGIN)
 check("evil-abort: exit 1", rc == 1, "exit %s" % rc)
 check("evil-abort: no raw escape, CR or NUL", not any(c in out for c in "\x1b\r\x00"), repr(out))
 check("evil-abort: shown escaped", "\\x1b[31mEVIL\\x0d\\x0asource" in out, repr(out))
@@ -358,13 +366,14 @@ DAMAGE = {
 for case, (action, why) in DAMAGE.items():
     target = os.path.join(WORK, case + "-dest")
     dest = subprocess.Popen([DMALOG, "migrate", "--listen", target, "--mem", MEM, "--timeout",
-                             str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+                             str(TIMEOUT)] + ONE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=ENV)
     for _ in range(200):
         if os.path.exists(target):
             break
         time.sleep(0.02)
     path = proxy(case, lambda n, f, a=action: at_pages(n, f, a), target)
-    r = expect_source("proxy-" + case, ["--connect", path, "--max-rounds", "3",
+    r = expect_source("proxy-" + case, ONE + ["--connect", path, "--max-rounds", "3",
                                         "--downtime-limit", "0"], 1, "rolled-back", True,
                       4 * TIMEOUT)
     check("proxy-%s: says %s" % (case, why), why in str(r.get("error")), str(r.get("error")))

@@ -59,6 +59,20 @@ migrate "type1-resends-everything" 0 "$VERIFIED and all(p == $PAGES for p in r['
 	--tracker type1 --max-rounds 3 --downtime-limit 0
 migrate "iommu-huge-pages" 0 "$VERIFIED" --tracker iommu --iommu-pages huge --max-rounds 4
 
+echo "== several connections (the default is 2)"
+for t in all device iommu type1; do
+	for c in 1 4; do
+		migrate "channels-$c-$t" 0 "$VERIFIED and r['channels'] == $c and r['tracker'] == '$t'" \
+			--tracker "$t" --channels "$c"
+	done
+done
+# A damaged page on page channel 2, and page channel 1 shut mid-round: rolled back cleanly.
+migrate "corrupt-channel-2" 1 "$ROLLED_BACK and 'page channel 2: checksum mismatch' in r['error'] \
+and r['error_code'] == 'stream-corrupt'" --channels 3 --inject corrupt-channel --max-rounds 4 \
+	--downtime-limit 0
+migrate "drop-channel" 1 "$ROLLED_BACK and 'page channel 1' in r['error']" --channels 2 \
+	--inject drop-channel --max-rounds 4 --downtime-limit 0
+
 echo "== every workload"
 for w in sequential random hotcold bursty; do
 	migrate "workload-$w" 0 "$VERIFIED and r['workload'] == '$w'" --workload "$w"
@@ -171,7 +185,7 @@ for mode in silent close; do
 		sleep 0.05
 	done
 	migrate "handoff-$mode-destination" 4 "$UNKNOWN" --connect "$WORK/fake-$mode" \
-		--devices nic --timeout 1
+		--devices nic --timeout 1 --channels 1
 	wait "$fake"
 done
 

@@ -39,6 +39,8 @@ enum mig_inject {
 	MIG_INJECT_DEVICE_STATE,    /* flip a byte of device 0's migration data */
 	MIG_INJECT_LOSE_PAGE,	    /* a final-round page arrives stale, its frame intact */
 	MIG_INJECT_DEVICE_MISMATCH, /* the last device changes after its state was saved */
+	MIG_INJECT_CORRUPT_CHANNEL, /* a page on page channel 2 (1 with two) damaged in transit */
+	MIG_INJECT_DROP_CHANNEL,    /* page channel 1 is shut at the source mid-round */
 };
 
 struct mig_options {
@@ -60,6 +62,7 @@ struct mig_options {
 	uint32_t throttle_initial, throttle_increment, throttle_max;
 	bool abort_if_not_converged; /* --on-no-converge abort */
 	uint64_t max_bandwidth;	     /* bytes per second, 0: no cap */
+	uint32_t channels;	     /* connections: the main one and page channels */
 	const char *listen;	     /* be a destination on this address */
 	const char *connect;	     /* be a source and connect here */
 	bool json;
@@ -143,7 +146,8 @@ bool guest_untracked(struct guest *g);
 
 /* "host:port" (TCP) or a path / "unix:path" (UNIX). Returns a listening fd or -errno. */
 int socket_listen(const char *addr, char *err, size_t errlen);
-int socket_accept(int lfd, char *err, size_t errlen);
+/* The next connection on @lfd, waiting at most @timeout_ms (-1: for ever). fd or -errno. */
+int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen);
 int socket_connect(const char *addr, char *err, size_t errlen);
 /* Whether @addr is well formed (a path of a usable length, or host:port with a real port). */
 bool socket_address_valid(const char *addr);
@@ -198,16 +202,22 @@ struct mig_result {
 	double bandwidth; /* bytes per second, measured over the precopy rounds */
 };
 
-/* The source end over a connected fd; @dest_pid (or 0) is the destination to kill on demand. */
-int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r);
+/*
+ * The source end over o->channels connected fds (the main one first; all closed after);
+ * @dest_pid (or 0) is the destination to kill on demand.
+ */
+int migrate_source(const struct mig_options *o, const int *fds, int dest_pid, struct mig_result *r);
 /* The destination end over a connected fd: 0 verified, 3 resumed unverified, 1 refused. */
 /*
  * The destination's guest, made before the connection is taken (as QEMU's -incoming
  * allocates guest RAM first): its prefault never lands in the first round. 0 or -errno, said.
  */
 int migrate_dest_guest(const struct mig_options *o, struct guest **g);
-/* The destination end over a connected fd, with the guest from migrate_dest_guest() (freed). */
-int migrate_dest(const struct mig_options *o, struct guest *g, int fd);
+/*
+ * The destination end over o->channels connected fds (in the order they were accepted; all
+ * closed after), with the guest from migrate_dest_guest() (freed).
+ */
+int migrate_dest(const struct mig_options *o, struct guest *g, const int *fds);
 
 /* Run a whole migration as the options say (spawning the destination unless --connect). */
 int migrate_run(const struct mig_options *o, struct mig_result *r);

@@ -31,6 +31,8 @@ static const struct mig_options defaults = {
 	.downtime_cap_ms = 10000,
 	.inject_round = 2,
 	.seed = 1,
+	/* Both ends must agree, so not the machine's core count: 2 beat 1 on 2 cores (README). */
+	.channels = 2,
 };
 
 void mig_options_default(struct mig_options *o)
@@ -81,6 +83,9 @@ static const char *const usage_lines[] = {
 	"  --cpu-throttle-initial N  first throttle, percent (default 20)",
 	"  --cpu-throttle-increment N  added per round (default 10)",
 	"  --cpu-throttle-max N   at most (default 99)",
+	"  --channels N           connections the pages are sharded over, each sent and",
+	"                         received on a thread of its own, as QEMU's multifd",
+	"                         channels (1-16, default 2; both ends the same)",
 	"  --max-bandwidth RATE   bytes per second the stream may use while the guest runs,",
 	"                         with k/M/G suffixes (default: no cap), as QEMU's",
 	"                         max-bandwidth",
@@ -124,6 +129,10 @@ static const char *const usage_lines[] = {
 	"                                           (frame intact): the proof must catch it",
 	"                         device-mismatch   the last device changes after its state was",
 	"                                           saved: the proof must catch it",
+	"                         corrupt-channel   a page on page channel 2 (1 with --channels",
+	"                                           2) is damaged after its checksum",
+	"                         drop-channel      page channel 1 is shut mid-round",
+	"                                           (both need --channels 2 or more)",
 	"",
 	"A switchover that does not fit the limit (max rounds, or a slow final round) is",
 	"reported: converged false, the reason, the expected and the measured downtime,",
@@ -258,8 +267,8 @@ static int parse_devices(const char *s, struct mig_options *o)
 static int parse_inject(const char *s, struct mig_options *o)
 {
 	static const char *const names[] = {
-		"",	     "corrupt-stream", "kill-destination", "tracker-fault", "device-state",
-		"lose-page", "device-mismatch"};
+		"",	     "corrupt-stream",	"kill-destination", "tracker-fault", "device-state",
+		"lose-page", "device-mismatch", "corrupt-channel",  "drop-channel"};
 	char buf[64], *at;
 	uint64_t round;
 	int i;
@@ -321,6 +330,7 @@ static const struct option long_options[] = {
 	{"cpu-throttle-increment", required_argument, NULL, OPT_VALUE},
 	{"cpu-throttle-max", required_argument, NULL, OPT_VALUE},
 	{"max-bandwidth", required_argument, NULL, OPT_VALUE},
+	{"channels", required_argument, NULL, OPT_VALUE},
 	{"max-rounds", required_argument, NULL, OPT_VALUE},
 	{"listen", required_argument, NULL, OPT_VALUE},
 	{"connect", required_argument, NULL, OPT_VALUE},
@@ -439,6 +449,10 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 		} else if (!strcmp(opt, "--max-bandwidth")) {
 			if (parse_size(val, &o->max_bandwidth) || !o->max_bandwidth)
 				return bad(opt, val);
+		} else if (!strcmp(opt, "--channels")) {
+			if (parse_u64(val, &v) || !v || v > DMALOG_MIG_MAX_CHANNELS)
+				return bad(opt, val);
+			o->channels = (uint32_t)v;
 		} else if (!strcmp(opt, "--max-rounds")) {
 			if (parse_u64(val, &v) || !v || v > 100000)
 				return bad(opt, val);
@@ -494,6 +508,12 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 				"IOMMU tracker (not type1)\n");
 		return 2;
 	}
+	if ((o->inject == MIG_INJECT_CORRUPT_CHANNEL || o->inject == MIG_INJECT_DROP_CHANNEL) &&
+	    o->channels < 2) {
+		fprintf(stderr, "dmalog migrate: %s needs --channels 2 or more\n",
+			o->inject == MIG_INJECT_DROP_CHANNEL ? "drop-channel" : "corrupt-channel");
+		return 2;
+	}
 	if ((o->inject == MIG_INJECT_DEVICE_STATE || o->inject == MIG_INJECT_DEVICE_MISMATCH) &&
 	    !o->ndevices) {
 		fprintf(stderr, "dmalog migrate: device-state needs a device\n");
@@ -509,16 +529,19 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 static int secure(const struct mig_options *o, int fd, bool server, struct tls_link **tls,
 		  char *err, size_t errlen)
 {
+	static bool warned; /* once, not once per connection */
 	const char *addr = o->listen ? o->listen : o->connect;
 	int plain = -1, ret;
 
 	*tls = NULL;
 	if (!o->psk) {
-		if (addr && socket_is_tcp(fd))
+		if (addr && socket_is_tcp(fd) && !warned) {
+			warned = true;
 			fprintf(stderr,
 				"dmalog migrate: warning: the link to %s is neither "
 				"authenticated nor encrypted (see --psk)\n",
 				addr);
+		}
 		return fd;
 	}
 	dmalog_mig_socket_setup(fd, o->timeout_ms);
@@ -526,13 +549,59 @@ static int secure(const struct mig_options *o, int fd, bool server, struct tls_l
 	return ret ? ret : plain;
 }
 
+/* A migration's connections (--channels of them), each secured on its own with --psk. */
+struct conns {
+	int fds[DMALOG_MIG_MAX_CHANNELS];
+	struct tls_link *tls[DMALOG_MIG_MAX_CHANNELS];
+	uint32_t n;
+};
+
+/* After the ends have closed their fds: the TLS relays finish. */
+static void conns_finish(struct conns *c)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		tls_finish(c->tls[i]);
+	c->n = 0;
+}
+
+static void conns_close(struct conns *c)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		close(c->fds[i]);
+	conns_finish(c);
+}
+
+/*
+ * Every connection, one after the other: accepted on @lfd (@addr NULL) or made to @addr, in
+ * the same order on both ends (the engine checks it). 0, or -errno with @err said.
+ */
+static int conns_open(const struct mig_options *o, int lfd, const char *addr, struct conns *c,
+		      char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	while (c->n < o->channels) {
+		/* The first connection may take its time; the rest follow it at once. */
+		int fd = addr ? socket_connect(addr, err, errlen)
+			      : socket_accept(lfd, c->n ? (int)o->timeout_ms : -1, err, errlen);
+
+		if (fd >= 0)
+			fd = secure(o, fd, !addr, &c->tls[c->n], err, errlen);
+		if (fd < 0) {
+			conns_close(c);
+			return fd;
+		}
+		c->fds[c->n++] = fd;
+	}
+	return 0;
+}
+
 /* Be the destination on --listen. */
 static int run_destination(const struct mig_options *o)
 {
-	struct tls_link *tls = NULL;
 	char err[200], where[128];
+	struct conns c;
 	struct guest *g;
-	int lfd, fd, ret;
+	int lfd, ret;
 
 	if (migrate_dest_guest(o, &g))
 		return 5;
@@ -547,17 +616,15 @@ static int run_destination(const struct mig_options *o)
 	/* With --json, stdout carries only the result object. */
 	fprintf(o->json ? stderr : stdout, "destination: waiting on %s\n", where);
 	fflush(NULL);
-	fd = socket_accept(lfd, err, sizeof(err));
+	ret = conns_open(o, lfd, NULL, &c, err, sizeof(err));
 	close(lfd);
-	if (fd >= 0)
-		fd = secure(o, fd, true, &tls, err, sizeof(err));
-	if (fd < 0) {
+	if (ret < 0) {
 		fprintf(stderr, "dmalog migrate: %s\n", err);
 		guest_destroy(g);
 		return 5;
 	}
-	ret = migrate_dest(o, g, fd);
-	tls_finish(tls);
+	ret = migrate_dest(o, g, c.fds);
+	conns_finish(&c);
 	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
 		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
 	return ret;
@@ -565,23 +632,21 @@ static int run_destination(const struct mig_options *o)
 
 int migrate_run(const struct mig_options *o, struct mig_result *r)
 {
-	struct tls_link *tls = NULL;
 	const char *tmp = getenv("TMPDIR");
 	char dir[256], path[300], err[200];
-	int lfd, fd, ret, status;
+	struct conns c;
+	int lfd, ret, status;
 	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
 	if (o->connect) {
-		fd = socket_connect(o->connect, err, sizeof(err));
-		if (fd >= 0)
-			fd = secure(o, fd, false, &tls, err, sizeof(err));
-		if (fd < 0) {
+		ret = conns_open(o, -1, o->connect, &c, err, sizeof(err));
+		if (ret < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
-			return fd;
+			return ret;
 		}
-		ret = migrate_source(o, fd, 0, r);
-		tls_finish(tls);
+		ret = migrate_source(o, c.fds, 0, r);
+		conns_finish(&c);
 		return ret;
 	}
 	/* A private directory (mode 0700) for the socket, under $TMPDIR as usual. */
@@ -606,14 +671,12 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 
 		if (migrate_dest_guest(o, &g))
 			_exit(5);
-		fd = socket_accept(lfd, err, sizeof(err));
+		ret = conns_open(o, lfd, NULL, &c, err, sizeof(err));
 		close(lfd);
-		if (fd >= 0)
-			fd = secure(o, fd, true, &tls, err, sizeof(err));
-		if (fd < 0)
+		if (ret < 0)
 			_exit(5);
-		ret = migrate_dest(o, g, fd);
-		tls_finish(tls);
+		ret = migrate_dest(o, g, c.fds);
+		conns_finish(&c);
 		_exit(ret);
 	}
 	close(lfd);
@@ -622,19 +685,16 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 		snprintf(r->error, sizeof(r->error), "cannot start the destination: %s",
 			 strerror(errno));
 	} else {
-		fd = socket_connect(path, err, sizeof(err));
+		ret = conns_open(o, -1, path, &c, err, sizeof(err));
 		/* Connected: the name has served, and a kill from now on leaves nothing behind. */
 		unlink(path);
 		rmdir(dir);
-		if (fd >= 0)
-			fd = secure(o, fd, false, &tls, err, sizeof(err));
-		if (fd < 0) {
+		if (ret < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", err);
 			kill(pid, SIGKILL);
-			ret = fd;
 		} else {
-			ret = migrate_source(o, fd, pid, r);
-			tls_finish(tls);
+			ret = migrate_source(o, c.fds, pid, r);
+			conns_finish(&c);
 		}
 		waitpid(pid, &status, 0);
 	}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,6 +24,8 @@ struct end {
 	bool device_damaged;	/* device-state has done its damage */
 	bool stopped;		/* the switchover has begun: the final round */
 	FILE *events;		/* --events, or NULL */
+	const int *fds;		/* the connections, main one first */
+	int channel_damaged;	/* atomic: page channels' threads race for it */
 	double last_dirty_rate; /* pages/s, at the last round's sync, for the live line */
 };
 
@@ -124,6 +127,29 @@ static void frame_out(void *opaque, uint16_t type, uint8_t *frame, uint32_t leng
 	}
 }
 
+/*
+ * Page channels' frames, on their threads. corrupt-channel: a byte of a page on channel 2
+ * (1 with two channels) flipped after its checksum. drop-channel: once channel 1 has sent a
+ * frame of the round, its connection is shut, the round under way.
+ */
+static void channel_frame_out(void *opaque, uint32_t channel, uint16_t type, uint8_t *frame,
+			      uint32_t length)
+{
+	struct end *e = opaque;
+	uint32_t target = e->o->inject == MIG_INJECT_CORRUPT_CHANNEL && e->o->channels > 2 ? 2 : 1;
+
+	/* e->round was set before this round's channel threads started. */
+	if (type != DMALOG_FRAME_PAGES || e->round != e->o->inject_round || channel != target ||
+	    e->stopped)
+		return;
+	if (e->o->inject == MIG_INJECT_CORRUPT_CHANNEL &&
+	    !__atomic_exchange_n(&e->channel_damaged, 1, __ATOMIC_ACQ_REL))
+		frame[DMALOG_FRAME_HDR_BYTES + sizeof(struct dmalog_frame_run) + 100] ^= 0x20;
+	if (e->o->inject == MIG_INJECT_DROP_CHANNEL &&
+	    __atomic_exchange_n(&e->channel_damaged, 1, __ATOMIC_ACQ_REL))
+		shutdown(e->fds[channel], SHUT_RDWR);
+}
+
 static int device_hash(void *opaque, uint32_t dev, uint64_t *hash)
 {
 	struct end *e = opaque;
@@ -190,11 +216,12 @@ static const struct dmalog_mig_hooks hooks = {
 	.keep_precopy = keep_precopy,
 	.throttle_vcpus = throttle_vcpus,
 	.progress = progress,
+	.channel_frame_out = channel_frame_out,
 };
 
-static struct dmalog_mig_config engine_config(struct end *e, int fd)
+static struct dmalog_mig_config engine_config(struct end *e, const int *fds)
 {
-	struct dmalog_mig_config c = guest_engine_config(e->g, fd);
+	struct dmalog_mig_config c = guest_engine_config(e->g, fds[0]);
 
 	c.downtime_limit_ms = e->o->downtime_limit_ms;
 	c.max_rounds = e->o->max_rounds;
@@ -206,6 +233,8 @@ static struct dmalog_mig_config engine_config(struct end *e, int fd)
 	c.throttle_increment = e->o->throttle_increment;
 	c.throttle_max = e->o->throttle_max;
 	c.max_bandwidth = e->o->max_bandwidth;
+	c.page_fds = fds + 1;
+	c.npage_fds = e->o->channels - 1;
 	c.hooks = &hooks;
 	c.opaque = e;
 	return c;
@@ -330,9 +359,15 @@ static void final_event(FILE *f, const struct mig_result *r)
 		     fields);
 }
 
-int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig_result *r)
+static void close_all(const struct mig_options *o, const int *fds)
 {
-	struct end e = {.o = o, .dest_pid = dest_pid, .events = open_events(o)};
+	for (uint32_t i = 0; i < o->channels; i++)
+		close(fds[i]);
+}
+
+int migrate_source(const struct mig_options *o, const int *fds, int dest_pid, struct mig_result *r)
+{
+	struct end e = {.o = o, .dest_pid = dest_pid, .events = open_events(o), .fds = fds};
 	struct dmalog_mig_config cfg;
 	struct dmalog_mig *m = NULL;
 	int ret = guest_create(o, true, &e.g);
@@ -343,12 +378,12 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 			 strerror(-ret));
 		final_event(e.events, r);
 		close_events(e.events);
-		close(fd);
+		close_all(o, fds);
 		return ret;
 	}
 	r->prefault_ms = e.g->prefault_ms;
 	report_event(e.events, "setup", NULL);
-	cfg = engine_config(&e, fd);
+	cfg = engine_config(&e, fds);
 	ret = dmalog_mig_source_create(&cfg, &m);
 	if (ret) {
 		snprintf(r->error, sizeof(r->error), "cannot set up the migration (%s)",
@@ -364,7 +399,7 @@ int migrate_source(const struct mig_options *o, int fd, int dest_pid, struct mig
 	close_events(e.events);
 	dmalog_mig_destroy(m);
 	guest_destroy(e.g);
-	close(fd);
+	close_all(o, fds);
 	return ret;
 }
 
@@ -408,7 +443,7 @@ int migrate_dest_guest(const struct mig_options *o, struct guest **g)
 	return ret;
 }
 
-int migrate_dest(const struct mig_options *o, struct guest *g, int fd)
+int migrate_dest(const struct mig_options *o, struct guest *g, const int *fds)
 {
 	/* A self-spawned destination leaves the events to its source. */
 	struct end e = {.o = o, .events = o->listen ? open_events(o) : NULL};
@@ -420,7 +455,7 @@ int migrate_dest(const struct mig_options *o, struct guest *g, int fd)
 
 	e.g = g;
 	report_event(e.events, "setup", NULL);
-	cfg = engine_config(&e, fd);
+	cfg = engine_config(&e, fds);
 	ret = dmalog_mig_dest_create(&cfg, &m);
 	if (ret) {
 		fprintf(stderr, "dmalog migrate: destination: cannot set up (%s)\n",
@@ -446,7 +481,7 @@ int migrate_dest(const struct mig_options *o, struct guest *g, int fd)
 	close_events(e.events);
 	dmalog_mig_destroy(m);
 	guest_destroy(e.g);
-	close(fd);
+	close_all(o, fds);
 	return status;
 }
 

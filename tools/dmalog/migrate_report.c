@@ -181,7 +181,7 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		"\"total_ms\":%.3f,\"migration_ms\":%.3f,\"verify_ms\":%.3f,\"prefault_ms\":%.3f,"
 		"\"zero_pages\":%llu,"
 		"\"bytes_sent\":%llu,"
-		"\"guest_bytes\":%llu,\"tracker\":\"%s\","
+		"\"guest_bytes\":%llu,\"tracker\":\"%s\",\"channels\":%u,"
 		"\"workload\":\"%s\",\"devices\":%u,\"bandwidth_mb_s\":%.1f,"
 		"\"dirty_rate_pages_s\":%.0f,\"tracker_errors\":%llu,\"pages_per_round\":[",
 		r->verified ? "true" : "false",
@@ -190,7 +190,7 @@ static void summary_json(const struct mig_options *o, const struct mig_result *r
 		r->devices_compared, r->devices_mismatched, r->nrounds, r->downtime_ms,
 		o->downtime_limit_ms, r->total_ms, r->migration_ms, r->verify_ms, r->prefault_ms,
 		(unsigned long long)r->zero_pages, (unsigned long long)r->bytes_sent,
-		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker),
+		(unsigned long long)r->guest_bytes, mig_tracker_name(o->tracker), o->channels,
 		mig_workload_name(o->workload), o->ndevices, r->bandwidth / 1e6, last_dirty_rate(r),
 		(unsigned long long)r->tracker_errors);
 	for (uint32_t i = 0; i < r->nrounds; i++)
@@ -315,6 +315,8 @@ void report_summary(const struct mig_options *o, const struct mig_result *r, FIL
 	fprintf(f, "\n");
 	fprintf(f, "  tracker          %s, %llu report errors recovered\n",
 		mig_tracker_name(o->tracker), (unsigned long long)r->tracker_errors);
+	fprintf(f, "  connections      %u (pages sharded over them, a thread each per end)\n",
+		o->channels);
 }
 
 int report_csv(const struct mig_result *r, const char *path)

@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ int socket_listen(const char *addr, char *err, size_t errlen)
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		/* Only its owner may connect: the socket is private whatever the umask. */
 		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) ||
-		    listen(fd, 1)) {
+		    listen(fd, DMALOG_MIG_MAX_CHANNELS)) {
 			ret = fail_errno("cannot listen on", path, err, errlen);
 			if (fd >= 0)
 				close(fd);
@@ -130,7 +131,8 @@ int socket_listen(const char *addr, char *err, size_t errlen)
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1)) {
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) ||
+	    listen(fd, DMALOG_MIG_MAX_CHANNELS)) {
 		ret = fail_errno("cannot listen on", addr, err, errlen);
 		if (fd >= 0)
 			close(fd);
@@ -141,10 +143,19 @@ int socket_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
-int socket_accept(int lfd, char *err, size_t errlen)
+int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	int fd, one = 1, ret;
 
+	do
+		ret = poll(&pfd, 1, timeout_ms);
+	while (ret < 0 && errno == EINTR);
+	if (!ret) {
+		snprintf(err, errlen, "no connection came within %d ms", timeout_ms);
+		return -ETIMEDOUT;
+	}
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return fail_errno("cannot accept on", "the listening socket", err, errlen);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
