@@ -27,6 +27,7 @@ dmalog_build() {
 	ninja -C "$dir" >&2
 }
 
-# librsvg2-bin: the tests render --plot's SVG to check it is a picture.
+# librsvg2-bin: the tests render --plot's SVG to check it is a picture. libjson-c-dev: the
+# vfio-user server's VERSION capabilities.
 DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3 libgnutls28-dev
-	librsvg2-bin)
+	libjson-c-dev librsvg2-bin)

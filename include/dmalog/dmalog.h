@@ -20,5 +20,6 @@
 #include <dmalog/handle.h>
 #include <dmalog/tracker.h>
 #include <dmalog/migrate.h>
+#include <dmalog/vfio_user.h>
 
 #endif

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfio-user: the VFIO uAPI as messages on a UNIX socket, so that a device can live in another
+ * process than the VMM that drives it (canonical spec: QEMU's docs/interop/vfio-user.rst).
+ * This header has the wire layout (host-endian, every size and offset asserted) and a server
+ * that serves one struct dmalog_device to one client at a time.
+ *
+ * Every message is a 16-byte header and a payload; commands carry an argsz where the spec
+ * says so, and a reply to a command that failed is a header alone with the Error bit and an
+ * errno. What the server does with each command:
+ *  - VERSION (first, once): major 0, minor up to DMALOG_VFU_MINOR; the capabilities object
+ *    (JSON, parsed and written with json-c) negotiates max_msg_fds, max_data_xfer_size,
+ *    pgsizes, max_dma_maps and migration.{pgsize,max_bitmap_size};
+ *  - DMA_MAP / DMA_UNMAP: client memory, mmap()ed when an fd comes with it; a map over an
+ *    existing one is EEXIST, an unmap must match a map exactly;
+ *  - DEVICE_GET_INFO, DEVICE_RESET;
+ *  - DEVICE_FEATURE: every feature the device has, through dmalog_device_ioctl() with the
+ *    kernel's errnos: MIGRATION, MIG_DEVICE_STATE, MIG_DATA_SIZE, DMA_LOGGING_START (ranges
+ *    inline; none means every DMA map), DMA_LOGGING_STOP, DMA_LOGGING_REPORT (the bitmap
+ *    comes back inline in the reply);
+ *  - MIG_DATA_READ / MIG_DATA_WRITE: the device's migration data stream, in place of the
+ *    kernel's data_fd.
+ * A client that goes away leaves the server as the spec asks: its maps and fds dropped, DMA
+ * logging stopped, the device state kept.
+ */
+#ifndef DMALOG_VFIO_USER_H
+#define DMALOG_VFIO_USER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dmalog/api.h>
+#include <dmalog/device.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DMALOG_VFU_MAJOR 0
+#define DMALOG_VFU_MINOR 2
+
+enum dmalog_vfu_command {
+	DMALOG_VFU_VERSION = 1,
+	DMALOG_VFU_DMA_MAP = 2,
+	DMALOG_VFU_DMA_UNMAP = 3,
+	DMALOG_VFU_DEVICE_GET_INFO = 4,
+	DMALOG_VFU_DEVICE_GET_REGION_INFO = 5,
+	DMALOG_VFU_DEVICE_GET_REGION_IO_FDS = 6,
+	DMALOG_VFU_DEVICE_GET_IRQ_INFO = 7,
+	DMALOG_VFU_DEVICE_SET_IRQS = 8,
+	DMALOG_VFU_REGION_READ = 9,
+	DMALOG_VFU_REGION_WRITE = 10,
+	DMALOG_VFU_DMA_READ = 11,
+	DMALOG_VFU_DMA_WRITE = 12,
+	DMALOG_VFU_DEVICE_RESET = 13,
+	DMALOG_VFU_REGION_WRITE_MULTI = 15,
+	DMALOG_VFU_DEVICE_FEATURE = 16,
+	DMALOG_VFU_MIG_DATA_READ = 17,
+	DMALOG_VFU_MIG_DATA_WRITE = 18,
+};
+
+/* Header flags: bits 0-3 the type, then No_reply and Error. */
+#define DMALOG_VFU_TYPE_MASK	0xfu
+#define DMALOG_VFU_TYPE_COMMAND 0u
+#define DMALOG_VFU_TYPE_REPLY	1u
+#define DMALOG_VFU_NO_REPLY	(1u << 4)
+#define DMALOG_VFU_ERROR	(1u << 5)
+
+struct dmalog_vfu_hdr {
+	uint16_t id;
+	uint16_t command;
+	uint32_t size; /* the whole message, header included */
+	uint32_t flags;
+	uint32_t error;
+};
+
+/* VERSION: then optional NUL-terminated JSON, {"capabilities": {...}}. */
+struct dmalog_vfu_version {
+	uint16_t major;
+	uint16_t minor;
+};
+
+#define DMALOG_VFU_DMA_READABLE	 (1u << 0)
+#define DMALOG_VFU_DMA_WRITEABLE (1u << 1)
+
+struct dmalog_vfu_dma_map {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t offset; /* into the fd that comes with the message */
+	uint64_t addr;
+	uint64_t size;
+};
+
+struct dmalog_vfu_dma_unmap {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t addr;
+	uint64_t size;
+};
+
+struct dmalog_vfu_device_info {
+	uint32_t argsz;
+	uint32_t flags; /* VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI */
+	uint32_t num_regions;
+	uint32_t num_irqs;
+};
+
+/* DEVICE_FEATURE: struct vfio_device_feature's argsz and flags, then the feature's data. */
+struct dmalog_vfu_feature {
+	uint32_t argsz;
+	uint32_t flags;
+};
+
+/* DMA_LOGGING_START's data: the ranges follow inline (struct
+ * vfio_device_feature_dma_logging_range). */
+struct dmalog_vfu_logging_start {
+	uint64_t page_size;
+	uint32_t num_ranges;
+	uint32_t reserved;
+};
+
+/* DMA_LOGGING_REPORT's data: the bitmap follows inline in the reply. */
+struct dmalog_vfu_logging_report {
+	uint64_t iova;
+	uint64_t length;
+	uint64_t page_size;
+};
+
+/* MIG_DATA_READ / MIG_DATA_WRITE: then the data. */
+struct dmalog_vfu_mig_data {
+	uint32_t argsz;
+	uint32_t size;
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct dmalog_vfu_hdr) == 16, "header");
+_Static_assert(offsetof(struct dmalog_vfu_hdr, size) == 4, "");
+_Static_assert(offsetof(struct dmalog_vfu_hdr, error) == 12, "");
+_Static_assert(sizeof(struct dmalog_vfu_dma_map) == 32, "dma_map");
+_Static_assert(offsetof(struct dmalog_vfu_dma_map, addr) == 16, "");
+_Static_assert(sizeof(struct dmalog_vfu_dma_unmap) == 24, "dma_unmap");
+_Static_assert(sizeof(struct dmalog_vfu_device_info) == 16, "device_info");
+_Static_assert(sizeof(struct dmalog_vfu_logging_start) == 16, "logging_start");
+_Static_assert(sizeof(struct dmalog_vfu_logging_report) == 24, "logging_report");
+_Static_assert(sizeof(struct dmalog_vfu_mig_data) == 8, "mig_data");
+#endif
+
+/* What the server offers; a client may ask for less. */
+#define DMALOG_VFU_MAX_MSG_FDS	    8
+#define DMALOG_VFU_MAX_DATA_XFER    (1u << 20)
+#define DMALOG_VFU_MAX_DMA_MAPS	    1024
+#define DMALOG_VFU_MAX_BITMAP_BYTES (64u << 20) /* a REPORT's bitmap: 2 TiB at 4 KiB */
+
+struct dmalog_vfu_server;
+
+/**
+ * struct dmalog_vfu_server_config - what to serve
+ * @size: sizeof(struct dmalog_vfu_server_config)
+ * @dev: the device (not owned; it must outlive the server)
+ * @timeout_ms: a message that has begun must be read whole, and a reply written, within
+ *	this (0: 30000); between messages a client may stay silent as long as it likes
+ * @trace: optional: a line per message handled (command, size, result), already escaped
+ * @opaque: passed to @trace
+ */
+struct dmalog_vfu_server_config {
+	uint32_t size;
+	struct dmalog_device *dev;
+	uint32_t timeout_ms;
+	void (*trace)(void *opaque, const char *line);
+	void *opaque;
+};
+
+/** dmalog_vfu_server_create() - a server for @cfg->dev: 0, -EINVAL or -ENOMEM */
+DMALOG_API int dmalog_vfu_server_create(const struct dmalog_vfu_server_config *cfg,
+					struct dmalog_vfu_server **out);
+
+/**
+ * dmalog_vfu_server_serve() - serve the client connected on @fd until it goes away
+ * @s: the server (one client at a time)
+ * @fd: a connected AF_UNIX stream socket (not closed here)
+ *
+ * A malformed command gets an error reply and the connection goes on; a message that breaks
+ * the framing (a size under the header's, over what the server takes, a message cut short,
+ * fds where none can be, a stalled reader) ends this connection. Either way the client's maps
+ * and fds are dropped and DMA logging is stopped before it returns.
+ * Return: 0 when the client closed the connection, -errno when it was ended for cause or by
+ * dmalog_vfu_server_stop().
+ */
+DMALOG_API int dmalog_vfu_server_serve(struct dmalog_vfu_server *s, int fd);
+
+/**
+ * dmalog_vfu_server_handle() - handle one whole message as the serve loop does (for fuzzers
+ *	and for callers with their own transport)
+ * @s: the server
+ * @msg: the message, header included
+ * @len: its length as received
+ * @fds: the fds that came with it (taken: closed or kept by the server)
+ * @nfds: how many
+ * @reply: the reply, header included (*reply_len 0: none, for No_reply); owned by the server,
+ *	valid until the next call
+ * @reply_len: its length
+ *
+ * Return: 0, or -errno when the message breaks the framing (the connection must end).
+ */
+DMALOG_API int dmalog_vfu_server_handle(struct dmalog_vfu_server *s, const void *msg, size_t len,
+					const int *fds, unsigned int nfds, const void **reply,
+					size_t *reply_len);
+
+/**
+ * dmalog_vfu_server_disconnect() - what a client's going away does: maps and fds dropped, DMA
+ *	logging stopped, the negotiation forgotten (the serve loop calls it)
+ */
+DMALOG_API void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s);
+
+/** dmalog_vfu_server_stop() - make a serve loop return soon (any thread) */
+DMALOG_API void dmalog_vfu_server_stop(struct dmalog_vfu_server *s);
+
+/** dmalog_vfu_server_destroy() - free it (after its serve loop returned); NULL is fine */
+DMALOG_API void dmalog_vfu_server_destroy(struct dmalog_vfu_server *s);
+
+/** dmalog_vfu_command_name() - "VERSION", "DMA_MAP", ...; "unknown" for anything else */
+DMALOG_API const char *dmalog_vfu_command_name(uint16_t command);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

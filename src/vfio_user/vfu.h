@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* What the vfio-user server's pieces share: the socket I/O and the capabilities. */
+#ifndef DMALOG_VFIO_USER_VFU_H
+#define DMALOG_VFIO_USER_VFU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dmalog/vfio_user.h>
+
+/* The most a message may carry: a MIG_DATA_WRITE of the largest transfer, and its header. */
+#define VFU_MAX_MSG (sizeof(struct dmalog_vfu_hdr) + 8 + DMALOG_VFU_MAX_DATA_XFER)
+
+/*
+ * Receive one whole message into @buf (@cap bytes) with the fds that came with it (at most
+ * @max_fds; *fds_lost when more came and the kernel dropped the rest). The wait for its first
+ * byte has no deadline but gives up when *@stop is set; once it has begun, the rest must come
+ * within @timeout_ms. Returns 1 and *len, 0 when the peer closed the connection between
+ * messages, or -errno: -EBADMSG for a size under the header's, -EMSGSIZE over @cap,
+ * -ETIMEDOUT, -ECONNRESET when it closed mid-message, -ESHUTDOWN when stopped.
+ */
+int vfu_recv(int fd, const int *stop, int timeout_ms, uint8_t *buf, size_t cap, size_t *len,
+	     int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost);
+
+/* Send @len bytes, each wait bounded by @timeout_ms: 0 or -errno. */
+int vfu_send(int fd, int timeout_ms, const void *buf, size_t len);
+
+/* What a VERSION's capabilities say, the defaults of the spec where they say nothing. */
+struct vfu_caps {
+	uint32_t max_msg_fds;
+	uint64_t max_data_xfer_size;
+	uint64_t pgsizes;
+	uint32_t max_dma_maps;
+	bool migration; /* the migration object was there */
+	uint64_t migration_pgsize;
+	uint64_t max_bitmap_size;
+};
+
+/*
+ * A peer's VERSION data: @json is @len bytes ending in its NUL. 0, or -EINVAL for anything
+ * that is not JSON, not an object, or a known capability of the wrong type or range (unknown
+ * ones are ignored, as later minor versions may add them).
+ */
+int vfu_caps_parse(const char *json, size_t len, struct vfu_caps *c);
+
+/* The spec's defaults, for a VERSION that carries no capabilities. */
+void vfu_caps_default(struct vfu_caps *c);
+
+/*
+ * Our capabilities as the reply's JSON into @out (NUL included): the migration object only
+ * when the client proposed one. Returns its length with the NUL, or -ENOSPC / -ENOMEM.
+ */
+int vfu_caps_write(const struct vfu_caps *ours, char *out, size_t cap);
+
+#endif
