@@ -636,14 +636,44 @@ static int cmd_data_write(struct dmalog_vfu_server *s, const uint8_t *p, size_t 
 	return 0;
 }
 
-static void trace(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h, int ret)
+static const char *const feature_names[] = {
+	[VFIO_DEVICE_FEATURE_MIGRATION] = "MIGRATION",
+	[VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE] = "MIG_DEVICE_STATE",
+	[3] = "LOW_POWER_ENTRY",
+	[4] = "LOW_POWER_ENTRY_WITH_WAKEUP",
+	[5] = "LOW_POWER_EXIT",
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_START] = "DMA_LOGGING_START",
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP] = "DMA_LOGGING_STOP",
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT] = "DMA_LOGGING_REPORT",
+	[VFIO_DEVICE_FEATURE_MIG_DATA_SIZE] = "MIG_DATA_SIZE",
+};
+
+/* A line per message: the command (a feature's name and operation too), size and result. */
+static void trace(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h, const uint8_t *p,
+		  size_t len, int ret)
 {
-	char line[160];
+	char line[200], what[80] = "";
 
 	if (!s->cfg.trace)
 		return;
-	snprintf(line, sizeof(line), "%s id %u size %u: %s%s", dmalog_vfu_command_name(h->command),
-		 h->id, h->size, ret < 0 ? "error " : "ok", ret < 0 ? strerror(-ret) : "");
+	if (h->command == DMALOG_VFU_DEVICE_FEATURE && len >= sizeof(struct dmalog_vfu_feature)) {
+		struct dmalog_vfu_feature f;
+		uint32_t index;
+
+		memcpy(&f, p, sizeof(f));
+		index = f.flags & VFIO_DEVICE_FEATURE_MASK;
+		snprintf(what, sizeof(what), " %s%s%s %s",
+			 f.flags & VFIO_DEVICE_FEATURE_PROBE ? "PROBE " : "",
+			 f.flags & VFIO_DEVICE_FEATURE_GET ? "GET" : "",
+			 f.flags & VFIO_DEVICE_FEATURE_SET ? "SET" : "",
+			 index < sizeof(feature_names) / sizeof(feature_names[0]) &&
+					 feature_names[index]
+				 ? feature_names[index]
+				 : "unknown");
+	}
+	snprintf(line, sizeof(line), "%s%s id %u size %u: %s%s",
+		 dmalog_vfu_command_name(h->command), what, h->id, h->size,
+		 ret < 0 ? "error " : "ok", ret < 0 ? strerror(-ret) : "");
 	s->cfg.trace(s->cfg.opaque, line);
 }
 
@@ -699,7 +729,7 @@ static int handle(struct dmalog_vfu_server *s, const void *msg, size_t len, cons
 	}
 	ret = dispatch(s, &h, (const uint8_t *)msg + sizeof(h), len - sizeof(h), fds, nfds,
 		       fds_lost);
-	trace(s, &h, ret);
+	trace(s, &h, (const uint8_t *)msg + sizeof(h), len - sizeof(h), ret);
 	if (!(h.flags & DMALOG_VFU_NO_REPLY)) {
 		struct dmalog_vfu_hdr r = {
 			.id = h.id,

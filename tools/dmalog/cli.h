@@ -220,6 +220,9 @@ int migrate_dest_guest(const struct mig_options *o, struct guest **g);
 int migrate_dest(const struct mig_options *o, struct guest *g, const int *fds);
 
 /* Run a whole migration as the options say (spawning the destination unless --connect). */
+/* dmalog serve: an emulated device on a vfio-user socket. */
+int cmd_serve(int argc, char **argv);
+
 int migrate_run(const struct mig_options *o, struct mig_result *r);
 
 /* From a signal handler: cancel the migration under way (or the one about to start). */

@@ -16,6 +16,8 @@ static void usage(FILE *f)
 		   "  migrate [options]\n"
 		   "      live-migrate an emulated guest with DMA-busy devices to a second\n"
 		   "      process and verify every page and device (dmalog migrate --help).\n"
+		   "  serve --socket PATH [--device nic|storage] [--trace]\n"
+		   "      serve an emulated device to vfio-user clients (dmalog serve --help).\n"
 		   "  bench bitmap [--json] [--quick]\n"
 		   "      IOVA bitmap writer over a 1 TiB IOVA space (16 GiB with --quick):\n"
 		   "      dense and sparse sets, 4K<->2M conversion and OR-merge, each against\n"
@@ -101,6 +103,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""`dmalog serve` against a vfio-user client written here from the canonical spec (QEMU's
+docs/interop/vfio-user.rst), in another process, as a VMM would be:
+
+  - VERSION with QEMU's own capabilities, DMA_MAP of a memfd, DEVICE_GET_INFO;
+  - DMA logging started on the map, a REPORT (bitmap inline), stopped;
+  - a device's state saved through MIG_DATA_READ from one `dmalog serve` and loaded through
+    MIG_DATA_WRITE into a second one (the device checks the stream when RESUMING ends), and
+    a damaged copy of it refused there;
+  - a client that sends garbage, one that passes too many fds and one that leaves mid-logging:
+    the server answers or ends that connection, and serves the next client, logging off.
+
+Usage: vfio_user.py path/to/dmalog. Every wait is bounded.
+"""
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+DMALOG = sys.argv[1]
+VERSION, DMA_MAP, GET_INFO, RESET, FEATURE, DATA_READ, DATA_WRITE = 1, 2, 4, 13, 16, 17, 18
+GET, SET = 1 << 16, 1 << 17
+MIGRATION, STATE, START, STOP, REPORT = 1, 2, 6, 7, 8
+S_STOP, S_STOP_COPY, S_RESUMING = 1, 3, 4
+QEMU_CAPS = (b'{"capabilities":{"migration":{"pgsize":4096,"max_bitmap_size":268435456},'
+             b'"max_msg_fds":16,"max_data_xfer_size":1048576,"pgsizes":4096,'
+             b'"max_dma_maps":65535,"write_multiple":true}}\0')
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, cond, detail=""):
+    results["passed" if cond else "failed"] += 1
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond or not detail else ": " + detail))
+
+
+class Client:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.id = 0
+
+    def read_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    def call(self, cmd, payload=b"", fds=()):
+        """(errno, reply payload) of one command."""
+        self.id = (self.id + 1) & 0xffff
+        msg = struct.pack("<HHIII", self.id, cmd, 16 + len(payload), 0, 0) + payload
+        if fds:
+            socket.send_fds(self.sock, [msg], list(fds))
+        else:
+            self.sock.sendall(msg)
+        rid, rcmd, size, flags, err = struct.unpack("<HHIII", self.read_exact(16))
+        assert rid == self.id and rcmd == cmd and flags & 0xf == 1, (rid, rcmd, flags)
+        body = self.read_exact(size - 16)
+        return (err if flags & 0x20 else 0), body
+
+    def version(self):
+        return self.call(VERSION, struct.pack("<HH", 0, 0) + QEMU_CAPS)
+
+    def feature(self, flags, data=b"", argsz=None):
+        return self.call(FEATURE, struct.pack("<II", argsz or 8 + len(data), flags) + data)
+
+    def set_state(self, state):
+        return self.feature(SET | STATE, struct.pack("<Ii", state, -1))[0]
+
+    def close(self):
+        self.sock.close()
+
+
+def serve(path, *extra):
+    proc = subprocess.Popen([DMALOG, "serve", "--socket", path] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready, _, _ = select.select([proc.stdout], [], [], 10)
+    line = proc.stdout.readline().decode() if ready else ""
+    check("serve " + os.path.basename(path) + ": listening", line.startswith("serving a"), line)
+    return proc
+
+
+def stop(proc, name):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    check(name + ": exits 0 on SIGTERM", proc.returncode == 0, err.decode(errors="replace"))
+    return out.decode(errors="replace")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="dmalog-vfu-")
+    src_path, dst_path = os.path.join(work, "src.sock"), os.path.join(work, "dst.sock")
+    src, dst = serve(src_path, "--device", "storage"), serve(dst_path, "--device", "storage")
+    guest = os.memfd_create("guest")
+    os.ftruncate(guest, 2 << 20)
+
+    c = Client(src_path)
+    err, body = c.version()
+    check("version: accepted", err == 0 and body[:2] == b"\0\0" and b'"max_msg_fds":8' in body,
+          repr(body))
+    err, _ = c.call(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0, 2 << 20), [guest])
+    check("dma map with an fd", err == 0, str(err))
+    err, body = c.call(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0))
+    check("device info: reset, PCI", err == 0 and struct.unpack("<IIII", body)[1] == 3, repr(body))
+    err, body = c.feature(GET | MIGRATION, argsz=16)
+    check("migration flags", err == 0 and struct.unpack("<Q", body[8:16])[0] & 1, repr(body))
+    err, _ = c.feature(SET | START, struct.pack("<QII", 4096, 0, 0))
+    check("logging started on every map", err == 0, str(err))
+    err, body = c.feature(GET | REPORT, struct.pack("<QQQ", 0, 2 << 20, 4096), 8 + 24 + 64)
+    check("report: bitmap inline", err == 0 and len(body) == 32 + 64, str(err))
+    err, _ = c.feature(SET | STOP)
+    check("logging stopped", err == 0, str(err))
+
+    # The device's state, saved on one server and loaded on the other.
+    check("stop-copy", c.set_state(S_STOP_COPY) == 0)
+    stream = b""
+    while True:
+        err, body = c.call(DATA_READ, struct.pack("<II", 8 + 65536, 65536))
+        if err:
+            break
+        size = struct.unpack("<II", body[:8])[1]
+        stream += body[8:8 + size]
+        if size < 65536:
+            break
+    check("state read to its end", err == 0 and len(stream) > 1 << 20, "%d, %d" % (err, len(stream)))
+    c.close()
+
+    def load(data, name):
+        d = Client(dst_path)
+        d.version()
+        # A device whose last stream was refused is in ERROR: only a reset brings it back.
+        ok = d.call(RESET)[0] == 0 and d.set_state(S_RESUMING) == 0
+        for off in range(0, len(data), 1 << 20):
+            chunk = data[off:off + (1 << 20)]
+            ok &= d.call(DATA_WRITE, struct.pack("<II", 8, len(chunk)) + chunk)[0] == 0
+        result = d.set_state(S_STOP)
+        d.close()
+        return ok, result
+
+    damaged = bytearray(stream)
+    damaged[len(damaged) // 2] ^= 1
+    ok, result = load(bytes(damaged), "damaged")
+    check("a damaged state is refused when RESUMING ends", ok and result != 0, str(result))
+    ok, result = load(stream, "intact")
+    check("the intact state loads", ok and result == 0, str(result))
+
+    # Hostile clients: garbage, too many fds, leaving mid-logging. The server goes on.
+    g = Client(src_path)
+    g.sock.sendall(struct.pack("<HHIII", 1, VERSION, 8, 0, 0))
+    g.sock.settimeout(5)
+    check("a size under the header's ends that connection", g.sock.recv(1) == b"")
+    g.close()
+    h = Client(src_path)
+    h.version()
+    fds = [os.memfd_create("x") for _ in range(9)]
+    err, _ = h.call(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0), fds)
+    for fd in fds:
+        os.close(fd)
+    check("too many fds: refused, connection kept", err != 0 and
+          h.call(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0))[0] == 0)
+    h.call(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0, 2 << 20), [guest])
+    check("mid-logging client", h.feature(SET | START, struct.pack("<QII", 4096, 0, 0))[0] == 0)
+    h.close()
+    n = Client(src_path)
+    n.version()
+    n.call(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0, 2 << 20), [guest])
+    check("the next client finds logging off",
+          n.feature(SET | START, struct.pack("<QII", 4096, 0, 0))[0] == 0)
+    n.close()
+    out = stop(src, "source server")
+    check("source server: says each client's end", "client 1: gone" in out, out)
+    stop(dst, "destination server")
+    os.close(guest)
+    check("sockets removed", not os.listdir(work), repr(os.listdir(work)))
+    os.rmdir(work)
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
