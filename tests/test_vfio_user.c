@@ -703,6 +703,194 @@ static void no_reply_honoured(void **state)
 	dmalog_swtrack_destroy(t);
 }
 
+/* dmalog's client against dmalog's server: DMA logging through the handle, as in process. */
+static void client_logging(void **state)
+{
+	static const struct vfio_device_feature_dma_logging_range range = {0, 2 << 20};
+	struct dmalog_swtrack *t;
+	struct dmalog_device *dev = sw_device(&t);
+	struct dmalog_vfu_client *c;
+	struct dmalog_handle *h;
+	uint64_t bitmap[8] = {0}, selected = 0, flags;
+	int fd = memfd(2 << 20);
+	struct srv v;
+
+	srv_start(&v, dev, TIMEOUT_MS);
+	assert_int_equal(dmalog_vfu_client_connect(v.fds[0], TIMEOUT_MS, &c), 0);
+	assert_int_equal(
+		dmalog_vfu_client_dma_map(c, 0, 2 << 20, fd, 0,
+					  DMALOG_VFU_DMA_READABLE | DMALOG_VFU_DMA_WRITEABLE),
+		0);
+	assert_int_equal(dmalog_handle_from_vfu_client(c, "sw", &h), 0);
+	assert_int_equal(dmalog_handle_log_start(h, &range, 1, 4096, &selected), 0);
+	assert_int_equal(selected, 4096);
+	dmalog_swtrack_log_write(t, 0x1000, 8);
+	dmalog_swtrack_log_write(t, 0x9000, 8);
+	assert_int_equal(dmalog_handle_log_report(h, 0, 2 << 20, 4096, bitmap), 0);
+	assert_int_equal(bitmap[0], 1 << 1 | 1 << 9);
+	/* The device's errnos come through the wire; bad requests never leave. */
+	assert_int_equal(dmalog_handle_log_start(h, &range, 1, 4096, NULL), -EINVAL);
+	assert_int_equal(dmalog_handle_log_report(h, 0, 2 << 20, 3000, bitmap), -EINVAL);
+	assert_int_equal(dmalog_handle_migration_flags(h, &flags), -ENOTTY);
+	assert_int_equal(dmalog_handle_log_stop(h), 0);
+	assert_int_equal(dmalog_handle_reset(h), 0);
+	assert_int_equal(dmalog_vfu_client_dma_unmap(c, 0, 2 << 20), 0);
+	assert_int_equal(dmalog_vfu_client_dma_unmap(c, 0, 2 << 20), -EINVAL);
+	dmalog_handle_destroy(h);
+	dmalog_vfu_client_destroy(c);
+	assert_int_equal(srv_end(&v), 0);
+	close(fd);
+	dmalog_device_destroy(dev);
+	dmalog_swtrack_destroy(t);
+}
+
+/* A device's state between two servers through two clients' handles: data fds stand in. */
+static void client_migration(void **state)
+{
+	struct dmalog_emudev *src = emu(), *dst = emu();
+	struct dmalog_vfu_client *ca, *cb;
+	struct dmalog_handle *ha, *hb;
+	size_t cap = 1 << 20, len = 0;
+	uint8_t *stream = malloc(cap);
+	uint64_t flags, size;
+	struct srv a, b;
+	int fd;
+	ssize_t n;
+
+	srv_start(&a, dmalog_emudev_device(src), TIMEOUT_MS);
+	srv_start(&b, dmalog_emudev_device(dst), TIMEOUT_MS);
+	assert_int_equal(dmalog_vfu_client_connect(a.fds[0], TIMEOUT_MS, &ca), 0);
+	assert_int_equal(dmalog_vfu_client_connect(b.fds[0], TIMEOUT_MS, &cb), 0);
+	assert_int_equal(dmalog_handle_from_vfu_client(ca, "emu", &ha), 0);
+	assert_int_equal(dmalog_handle_from_vfu_client(cb, "emu", &hb), 0);
+	assert_int_equal(dmalog_handle_migration_flags(ha, &flags), 0);
+	assert_int_equal(flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+	assert_int_equal(dmalog_handle_set_state(hb, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	while (dmalog_emudev_state_hash(src) == dmalog_emudev_state_hash(dst))
+		usleep(1000);
+	assert_int_equal(dmalog_handle_set_state(ha, VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(dmalog_handle_data_size(ha, &size), 0);
+	assert_true(size > 0);
+	while ((n = dmalog_handle_data_read(ha, fd, stream + len, 65536)) > 0) {
+		len += (size_t)n;
+		assert_true(len + 65536 <= cap);
+	}
+	assert_int_equal(n, 0);
+	close(fd);
+	assert_int_equal(dmalog_handle_set_state(hb, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	assert_true(fd >= 0);
+	for (size_t off = 0; off < len; off += (size_t)n) {
+		n = dmalog_handle_data_write(hb, fd, stream + off, len - off);
+		assert_true(n > 0);
+	}
+	close(fd);
+	assert_int_equal(dmalog_handle_set_state(hb, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	assert_int_equal(dmalog_emudev_state_hash(src), dmalog_emudev_state_hash(dst));
+	dmalog_handle_destroy(ha);
+	dmalog_handle_destroy(hb);
+	dmalog_vfu_client_destroy(ca);
+	dmalog_vfu_client_destroy(cb);
+	assert_int_equal(srv_end(&a), 0);
+	assert_int_equal(srv_end(&b), 0);
+	free(stream);
+	dmalog_emudev_destroy(src);
+	dmalog_emudev_destroy(dst);
+}
+
+/*
+ * A server that answers VERSION with @reply, as a hostile one might; without one it hangs up
+ * (@len 0) or stays silent (@len 1).
+ */
+struct fake_server {
+	int fd;
+	const void *reply;
+	size_t len;
+};
+
+static void *fake_server_thread(void *arg)
+{
+	struct fake_server *f = arg;
+	struct dmalog_vfu_hdr h;
+	uint8_t buf[1024];
+
+	if (read_exact(f->fd, &h, sizeof(h)) || h.size > sizeof(buf) + sizeof(h) ||
+	    read_exact(f->fd, buf, h.size - sizeof(h)))
+		return NULL;
+	if (f->reply) {
+		struct dmalog_vfu_hdr r;
+
+		memcpy(&r, f->reply, sizeof(r));
+		r.id = r.id ? r.id : h.id;
+		send_all(f->fd, &r, sizeof(r), NULL, 0);
+		if (f->len > sizeof(r))
+			send_all(f->fd, (const uint8_t *)f->reply + sizeof(r), f->len - sizeof(r),
+				 NULL, 0);
+	} else if (!f->len) {
+		shutdown(f->fd, SHUT_RDWR);
+	}
+	return NULL;
+}
+
+static int connect_to_fake(const void *reply, size_t len)
+{
+	struct fake_server f = {.reply = reply, .len = len};
+	struct dmalog_vfu_client *c = NULL;
+	pthread_t t;
+	int sv[2], ret;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, fake_server_thread, &f), 0);
+	ret = dmalog_vfu_client_connect(sv[0], 300, &c);
+	pthread_join(t, NULL);
+	dmalog_vfu_client_destroy(c);
+	close(sv[0]);
+	close(sv[1]);
+	return ret;
+}
+
+/* A VERSION reply: header fields as given (id 0: the request's), version, JSON with its NUL. */
+static int fake_version(uint16_t id, uint32_t flags, uint16_t major, uint16_t minor,
+			const char *json)
+{
+	uint8_t buf[256];
+	size_t len = sizeof(struct dmalog_vfu_hdr) + sizeof(struct dmalog_vfu_version) +
+		     (json ? strlen(json) + 1 : 0);
+	struct dmalog_vfu_hdr h = {
+		.id = id, .command = DMALOG_VFU_VERSION, .size = (uint32_t)len, .flags = flags};
+	struct dmalog_vfu_version v = {major, minor};
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &v, sizeof(v));
+	if (json)
+		memcpy(buf + sizeof(h) + sizeof(v), json, strlen(json) + 1);
+	return connect_to_fake(buf, len);
+}
+
+/* The client checks its server: another major, bad JSON, a stranger's reply, silence. */
+static void client_refuses_bad_servers(void **state)
+{
+	struct dmalog_vfu_hdr err = {.command = DMALOG_VFU_VERSION,
+				     .size = sizeof(err),
+				     .flags = DMALOG_VFU_TYPE_REPLY | DMALOG_VFU_ERROR,
+				     .error = EPERM};
+
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_REPLY, 0, 0, "{}"), 0);
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_REPLY, 0, 1, NULL), 0);
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_REPLY, 1, 0, "{}"), -EPROTO);
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_REPLY, 0, DMALOG_VFU_MINOR + 1, "{}"),
+			 -EPROTO);
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_REPLY, 0, 0, "{]"), -EPROTO);
+	/* Not the request's id; a command instead of a reply. */
+	assert_int_equal(fake_version(999, DMALOG_VFU_TYPE_REPLY, 0, 0, "{}"), -EPROTO);
+	assert_int_equal(fake_version(0, DMALOG_VFU_TYPE_COMMAND, 0, 0, "{}"), -EPROTO);
+	assert_int_equal(connect_to_fake(&err, sizeof(err)), -EPERM);
+	/* Hung up without a word; silent past the client's timeout. */
+	assert_int_equal(connect_to_fake(NULL, 0), -ECONNRESET);
+	assert_int_equal(connect_to_fake(NULL, 1), -ETIMEDOUT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +902,9 @@ int main(void)
 		cmocka_unit_test(framing_refused),
 		cmocka_unit_test(malformed_commands_answered),
 		cmocka_unit_test(no_reply_honoured),
+		cmocka_unit_test(client_logging),
+		cmocka_unit_test(client_migration),
+		cmocka_unit_test(client_refuses_bad_servers),
 	};
 
 	return cmocka_run_group_tests_name("vfio_user", tests, NULL, NULL);

@@ -218,6 +218,51 @@ DMALOG_API void dmalog_vfu_server_stop(struct dmalog_vfu_server *s);
 /** dmalog_vfu_server_destroy() - free it (after its serve loop returned); NULL is fine */
 DMALOG_API void dmalog_vfu_server_destroy(struct dmalog_vfu_server *s);
 
+struct dmalog_vfu_client;
+struct dmalog_handle;
+
+/**
+ * dmalog_vfu_client_connect() - negotiate with the vfio-user server connected on @fd
+ * @fd: a connected AF_UNIX stream socket (not closed by the client)
+ * @timeout_ms: every reply must come within this (0: 30000)
+ * @out: the client
+ *
+ * Return: 0, -EPROTO for a server whose VERSION reply is not the protocol's (another major, a
+ * newer minor, capabilities that are not JSON), its error, or the connection's -errno.
+ */
+DMALOG_API int dmalog_vfu_client_connect(int fd, uint32_t timeout_ms,
+					 struct dmalog_vfu_client **out);
+
+/**
+ * dmalog_vfu_client_dma_map() - DMA_MAP: [@iova, @iova + @size) of the client's memory, from
+ *	@offset in @fd (-1: no fd, reachable by message only), DMALOG_VFU_DMA_* @flags
+ */
+DMALOG_API int dmalog_vfu_client_dma_map(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size,
+					 int fd, uint64_t offset, uint32_t flags);
+
+/** dmalog_vfu_client_dma_unmap() - DMA_UNMAP of exactly an earlier map */
+DMALOG_API int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova,
+					   uint64_t size);
+
+/**
+ * dmalog_handle_from_vfu_client() - the device behind @c as a device handle (see
+ *	<dmalog/handle.h>), so that it migrates and logs DMA as an in-process one does
+ * @c: the client (it must outlive the handle)
+ * @name: the handle's name (the migration HELLO compares device names)
+ * @out: the handle
+ *
+ * VFIO_DEVICE_FEATURE goes as DEVICE_FEATURE (DMA logging ranges and the REPORT bitmap
+ * inline), VFIO_DEVICE_RESET as DEVICE_RESET. An arc into a saving or resuming state gives a
+ * stand-in data fd (/dev/null: poll it, close it); its reads and writes through
+ * dmalog_handle_data_read() and _write() are MIG_DATA_READ and MIG_DATA_WRITE.
+ * VFIO_MIG_GET_PRECOPY_INFO has no vfio-user equivalent: -ENOTTY.
+ */
+DMALOG_API int dmalog_handle_from_vfu_client(struct dmalog_vfu_client *c, const char *name,
+					     struct dmalog_handle **out);
+
+/** dmalog_vfu_client_destroy() - free it (the fd stays open); NULL is fine */
+DMALOG_API void dmalog_vfu_client_destroy(struct dmalog_vfu_client *c);
+
 /** dmalog_vfu_command_name() - "VERSION", "DMA_MAP", ...; "unknown" for anything else */
 DMALOG_API const char *dmalog_vfu_command_name(uint16_t command);
 

@@ -105,11 +105,11 @@ static int read_part(int fd, uint8_t *p, size_t len, double deadline, const int 
 	return 0;
 }
 
-int vfu_recv(int fd, const int *stop, int timeout_ms, uint8_t *buf, size_t cap, size_t *len,
-	     int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost)
+int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf, size_t cap,
+	     size_t *len, int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost)
 {
+	double first_deadline = first_ms < 0 ? 0 : now_ms() + first_ms, deadline;
 	struct dmalog_vfu_hdr hdr;
-	double deadline;
 	char first;
 	ssize_t n;
 	int ret;
@@ -118,7 +118,7 @@ int vfu_recv(int fd, const int *stop, int timeout_ms, uint8_t *buf, size_t cap, 
 	*fds_lost = false;
 	/* Between messages a client may be silent for as long as it likes. */
 	for (;;) {
-		ret = wait_for(fd, POLLIN, 0, stop);
+		ret = wait_for(fd, POLLIN, first_deadline, stop);
 		if (ret)
 			return ret;
 		n = recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -179,4 +179,46 @@ int vfu_send(int fd, int timeout_ms, const void *buf, size_t len)
 		deadline = now_ms() + timeout_ms;
 	}
 	return 0;
+}
+
+int vfu_send_fds(int fd, int timeout_ms, const void *buf, size_t len, const int *fds,
+		 unsigned int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * DMALOG_VFU_MAX_MSG_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+	struct cmsghdr *c;
+	ssize_t n;
+	int ret;
+
+	if (!nfds)
+		return vfu_send(fd, timeout_ms, buf, len);
+	if (nfds > DMALOG_VFU_MAX_MSG_FDS || !len)
+		return -EINVAL;
+	memset(ctl.buf, 0, sizeof(ctl.buf));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	/* The fds ride on the first byte; the rest follows as usual. */
+	for (;;) {
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == 1)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		ret = wait_for(fd, POLLOUT, now_ms() + timeout_ms, NULL);
+		if (ret)
+			return ret;
+	}
+	return vfu_send(fd, timeout_ms, (const uint8_t *)buf + 1, len - 1);
 }

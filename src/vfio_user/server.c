@@ -769,8 +769,8 @@ int dmalog_vfu_server_serve(struct dmalog_vfu_server *s, int fd)
 		size_t len, reply_len;
 		bool fds_lost;
 
-		ret = vfu_recv(fd, &s->stop, (int)s->cfg.timeout_ms, s->rx, VFU_MAX_MSG, &len, fds,
-			       DMALOG_VFU_MAX_MSG_FDS, &nfds, &fds_lost);
+		ret = vfu_recv(fd, &s->stop, -1, (int)s->cfg.timeout_ms, s->rx, VFU_MAX_MSG, &len,
+			       fds, DMALOG_VFU_MAX_MSG_FDS, &nfds, &fds_lost);
 		if (ret <= 0)
 			break;
 		/* More fds than a message may carry: refused, but the bytes were whole. */

@@ -14,17 +14,22 @@
 
 /*
  * Receive one whole message into @buf (@cap bytes) with the fds that came with it (at most
- * @max_fds; *fds_lost when more came and the kernel dropped the rest). The wait for its first
- * byte has no deadline but gives up when *@stop is set; once it has begun, the rest must come
- * within @timeout_ms. Returns 1 and *len, 0 when the peer closed the connection between
- * messages, or -errno: -EBADMSG for a size under the header's, -EMSGSIZE over @cap,
- * -ETIMEDOUT, -ECONNRESET when it closed mid-message, -ESHUTDOWN when stopped.
+ * @max_fds; *fds_lost when more came and the kernel dropped the rest). Its first byte must
+ * come within @first_ms (-1: no deadline, for a server between commands), giving up when
+ * *@stop is set; once it has begun, the rest must come within @timeout_ms. Returns 1 and
+ * *len, 0 when the peer closed the connection between messages, or -errno: -EBADMSG for a
+ * size under the header's, -EMSGSIZE over @cap, -ETIMEDOUT, -ECONNRESET when it closed
+ * mid-message, -ESHUTDOWN when stopped.
  */
-int vfu_recv(int fd, const int *stop, int timeout_ms, uint8_t *buf, size_t cap, size_t *len,
-	     int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost);
+int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf, size_t cap,
+	     size_t *len, int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost);
 
 /* Send @len bytes, each wait bounded by @timeout_ms: 0 or -errno. */
 int vfu_send(int fd, int timeout_ms, const void *buf, size_t len);
+
+/* The same with @nfds fds (at most DMALOG_VFU_MAX_MSG_FDS) on its first byte. */
+int vfu_send_fds(int fd, int timeout_ms, const void *buf, size_t len, const int *fds,
+		 unsigned int nfds);
 
 /* What a VERSION's capabilities say, the defaults of the spec where they say nothing. */
 struct vfu_caps {

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vfio-user client: a device in another process behind the same handle as an in-process
+ * one. The handle's ioctl() takes the kernel's layouts and turns them into messages (DMA
+ * logging ranges and the REPORT bitmap inline), its data reads and writes become
+ * MIG_DATA_READ and MIG_DATA_WRITE. The server is a peer like any other: every reply is
+ * checked (its id, command, size and, for a REPORT, the bitmap's exact length) before use,
+ * and every wait has a deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <dmalog/handle.h>
+
+#include "vfu.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define RX_CAP		   (sizeof(struct dmalog_vfu_hdr) + 32 + DMALOG_VFU_MAX_BITMAP_BYTES)
+
+struct dmalog_vfu_client {
+	int fd;
+	int timeout_ms;
+	pthread_mutex_t lock; /* one request and its reply at a time */
+	uint16_t id;
+	uint64_t max_data_xfer; /* the smaller of both ends' */
+	uint32_t state;		/* the device state the last MIG_DEVICE_STATE set */
+	uint8_t *rx;
+	bool broken; /* the connection is out of step: every request fails */
+};
+
+/*
+ * One request and its reply: the reply's payload into @out (at most @cap bytes, *out_len), or
+ * -errno: the server's error, -EPROTO for a reply that is not this request's, -EMSGSIZE for
+ * one larger than @cap, or the connection's failure.
+ */
+static int request(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
+		   const int *fds, unsigned int nfds, void *out, size_t cap, size_t *out_len)
+{
+	struct dmalog_vfu_hdr h = {.command = cmd, .size = (uint32_t)(sizeof(h) + len)}, r;
+	uint8_t *msg;
+	int rx_fds[DMALOG_VFU_MAX_MSG_FDS], ret;
+	unsigned int rx_nfds;
+	size_t rx_len;
+	bool lost;
+
+	if (c->broken)
+		return -ENOTCONN;
+	msg = malloc(sizeof(h) + len);
+	if (!msg)
+		return -ENOMEM;
+	h.id = ++c->id;
+	memcpy(msg, &h, sizeof(h));
+	if (len)
+		memcpy(msg + sizeof(h), payload, len);
+	ret = vfu_send_fds(c->fd, c->timeout_ms, msg, sizeof(h) + len, fds, nfds);
+	free(msg);
+	if (!ret)
+		ret = vfu_recv(c->fd, NULL, c->timeout_ms, c->timeout_ms, c->rx, RX_CAP, &rx_len,
+			       rx_fds, DMALOG_VFU_MAX_MSG_FDS, &rx_nfds, &lost);
+	/* No reply carries fds here. */
+	while (ret > 0 && rx_nfds)
+		close(rx_fds[--rx_nfds]);
+	if (ret <= 0) {
+		c->broken = true;
+		return ret ? ret : -ECONNRESET;
+	}
+	memcpy(&r, c->rx, sizeof(r));
+	if (r.id != h.id || r.command != cmd ||
+	    (r.flags & DMALOG_VFU_TYPE_MASK) != DMALOG_VFU_TYPE_REPLY) {
+		c->broken = true;
+		return -EPROTO;
+	}
+	if (r.flags & DMALOG_VFU_ERROR)
+		return r.error && r.error < 4096 ? -(int)r.error : -EIO;
+	if (rx_len - sizeof(r) > cap)
+		return -EMSGSIZE;
+	if (rx_len > sizeof(r))
+		memcpy(out, c->rx + sizeof(r), rx_len - sizeof(r));
+	if (out_len)
+		*out_len = rx_len - sizeof(r);
+	return 0;
+}
+
+int dmalog_vfu_client_connect(int fd, uint32_t timeout_ms, struct dmalog_vfu_client **out)
+{
+	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":8,"
+				   "\"max_data_xfer_size\":1048576,\"pgsizes\":4096,"
+				   "\"max_dma_maps\":65535}}";
+	uint8_t req[sizeof(struct dmalog_vfu_version) + sizeof(caps)], reply[1024];
+	struct dmalog_vfu_version v = {DMALOG_VFU_MAJOR, DMALOG_VFU_MINOR};
+	struct dmalog_vfu_client *c;
+	struct vfu_caps theirs;
+	size_t len;
+	int ret;
+
+	if (fd < 0 || !out)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	c->timeout_ms = timeout_ms ? (int)timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->state = VFIO_DEVICE_STATE_RUNNING;
+	pthread_mutex_init(&c->lock, NULL);
+	c->rx = malloc(RX_CAP);
+	if (!c->rx) {
+		dmalog_vfu_client_destroy(c);
+		return -ENOMEM;
+	}
+	memcpy(req, &v, sizeof(v));
+	memcpy(req + sizeof(v), caps, sizeof(caps));
+	ret = request(c, DMALOG_VFU_VERSION, req, sizeof(req), NULL, 0, reply, sizeof(reply) - 1,
+		      &len);
+	if (!ret && len < sizeof(v))
+		ret = -EPROTO;
+	if (!ret) {
+		memcpy(&v, reply, sizeof(v));
+		/* Same major, no newer minor; capabilities as JSON if any. */
+		if (v.major != DMALOG_VFU_MAJOR || v.minor > DMALOG_VFU_MINOR ||
+		    (len > sizeof(v) &&
+		     vfu_caps_parse((const char *)reply + sizeof(v), len - sizeof(v), &theirs)))
+			ret = -EPROTO;
+		if (len <= sizeof(v))
+			vfu_caps_default(&theirs);
+	}
+	if (ret) {
+		dmalog_vfu_client_destroy(c);
+		return ret;
+	}
+	c->max_data_xfer = theirs.max_data_xfer_size < DMALOG_VFU_MAX_DATA_XFER
+				   ? theirs.max_data_xfer_size
+				   : DMALOG_VFU_MAX_DATA_XFER;
+	*out = c;
+	return 0;
+}
+
+void dmalog_vfu_client_destroy(struct dmalog_vfu_client *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c->rx);
+	free(c);
+}
+
+int dmalog_vfu_client_dma_map(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size, int fd,
+			      uint64_t offset, uint32_t flags)
+{
+	struct dmalog_vfu_dma_map m = {
+		.argsz = sizeof(m), .flags = flags, .offset = offset, .addr = iova, .size = size};
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_DMA_MAP, &m, sizeof(m), &fd, fd >= 0, NULL, 0, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size)
+{
+	struct dmalog_vfu_dma_unmap u = {.argsz = sizeof(u), .addr = iova, .size = size}, echo;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_DMA_UNMAP, &u, sizeof(u), NULL, 0, &echo, sizeof(echo), NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+static bool saving(uint32_t state)
+{
+	return state == VFIO_DEVICE_STATE_PRE_COPY || state == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
+	       state == VFIO_DEVICE_STATE_STOP_COPY;
+}
+
+/* The kernel's feature struct: its argsz and flags, then the data. */
+struct kfeature {
+	uint32_t argsz;
+	uint32_t flags;
+	uint8_t data[];
+};
+
+static int logging_start(struct dmalog_vfu_client *c, struct kfeature *k)
+{
+	struct vfio_device_feature_dma_logging_control ctl;
+	uint8_t *msg, out[24];
+	size_t len;
+	int ret;
+
+	if (k->argsz < sizeof(*k) + sizeof(ctl))
+		return -EINVAL;
+	memcpy(&ctl, k->data, sizeof(ctl));
+	/* The kernel's own bounds, before anything is sent. */
+	if (!ctl.num_ranges)
+		return -EINVAL;
+	if (ctl.num_ranges > DMALOG_LOG_MAX_RANGES)
+		return -E2BIG;
+	if (!ctl.ranges)
+		return -EFAULT;
+	len = 8 + 16 + 16 * (size_t)ctl.num_ranges;
+	msg = malloc(len);
+	if (!msg)
+		return -ENOMEM;
+	memcpy(msg, &(struct dmalog_vfu_feature){.argsz = 8 + 16, .flags = k->flags}, 8);
+	memcpy(msg + 8,
+	       &(struct dmalog_vfu_logging_start){.page_size = ctl.page_size,
+						  .num_ranges = ctl.num_ranges},
+	       16);
+	memcpy(msg + 24, (const void *)(uintptr_t)ctl.ranges, 16 * (size_t)ctl.num_ranges);
+	ret = request(c, DMALOG_VFU_DEVICE_FEATURE, msg, len, NULL, 0, msg, len, &len);
+	if (!ret && len >= sizeof(out)) {
+		/* The page size the device chose comes back, as the kernel writes it back. */
+		memcpy(&ctl.page_size, msg + 8, 8);
+		memcpy(k->data, &ctl, sizeof(ctl));
+	}
+	free(msg);
+	return ret;
+}
+
+/* REPORT: the bitmap comes back inline, exactly as long as the range needs, ORed in. */
+static int logging_report(struct dmalog_vfu_client *c, struct kfeature *k)
+{
+	struct vfio_device_feature_dma_logging_report rep;
+	struct dmalog_vfu_logging_report r;
+	uint8_t req[8 + 24], *out;
+	uint64_t pages, bytes;
+	size_t len;
+	int ret;
+
+	if (k->argsz < sizeof(*k) + sizeof(rep))
+		return -EINVAL;
+	memcpy(&rep, k->data, sizeof(rep));
+	if (!rep.length || !rep.page_size || rep.page_size & (rep.page_size - 1) ||
+	    rep.iova + rep.length < rep.iova)
+		return -EINVAL;
+	pages = rep.length / rep.page_size + !!(rep.length % rep.page_size);
+	bytes = (pages + 63) / 64 * 8;
+	if (bytes > DMALOG_VFU_MAX_BITMAP_BYTES)
+		return -E2BIG;
+	if (!rep.bitmap)
+		return -EFAULT;
+	r = (struct dmalog_vfu_logging_report){rep.iova, rep.length, rep.page_size};
+	memcpy(req,
+	       &(struct dmalog_vfu_feature){.argsz = (uint32_t)(8 + 24 + bytes), .flags = k->flags},
+	       8);
+	memcpy(req + 8, &r, sizeof(r));
+	out = malloc(8 + 24 + bytes);
+	if (!out)
+		return -ENOMEM;
+	ret = request(c, DMALOG_VFU_DEVICE_FEATURE, req, sizeof(req), NULL, 0, out, 8 + 24 + bytes,
+		      &len);
+	if (!ret && len != 8 + 24 + bytes)
+		ret = -EPROTO;
+	if (!ret) {
+		uint64_t *dst = (uint64_t *)(uintptr_t)rep.bitmap, w;
+
+		for (uint64_t i = 0; i < bytes / 8; i++) {
+			memcpy(&w, out + 32 + 8 * i, 8);
+			/* Bits past the range's last page are not the server's to set. */
+			if (i == bytes / 8 - 1 && pages % 64)
+				w &= (1ULL << (pages % 64)) - 1;
+			dst[i] |= w;
+		}
+	}
+	free(out);
+	return ret;
+}
+
+/*
+ * MIG_DEVICE_STATE SET: the session an arc opens is the server's; the caller gets a stand-in
+ * data fd (/dev/null: always ready, never read) for its polls and its close, and its reads
+ * and writes come through the handle's data ops.
+ */
+static int set_state(struct dmalog_vfu_client *c, struct kfeature *k)
+{
+	struct vfio_device_feature_mig_state st;
+	uint8_t msg[16];
+	int ret;
+
+	if (k->argsz < sizeof(*k) + sizeof(st))
+		return -EINVAL;
+	memcpy(&st, k->data, sizeof(st));
+	memcpy(msg, &(struct dmalog_vfu_feature){.argsz = 16, .flags = k->flags}, 8);
+	memcpy(msg + 8, &(struct vfio_device_feature_mig_state){st.device_state, -1}, 8);
+	ret = request(c, DMALOG_VFU_DEVICE_FEATURE, msg, sizeof(msg), NULL, 0, msg, sizeof(msg),
+		      NULL);
+	if (ret)
+		return ret;
+	st.data_fd = -1;
+	if ((saving(st.device_state) || st.device_state == VFIO_DEVICE_STATE_RESUMING) &&
+	    !(saving(c->state) && saving(st.device_state))) {
+		st.data_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (st.data_fd < 0)
+			ret = -errno;
+	}
+	c->state = st.device_state;
+	memcpy(k->data, &st, sizeof(st));
+	return ret;
+}
+
+/* Any other feature: SET with its data, GET of what fits the caller's argsz. */
+static int other_feature(struct dmalog_vfu_client *c, struct kfeature *k)
+{
+	size_t data = k->argsz - sizeof(*k), len;
+	uint8_t *msg;
+	int ret;
+
+	if (data > 4096)
+		return -EINVAL;
+	msg = malloc(8 + data);
+	if (!msg)
+		return -ENOMEM;
+	memcpy(msg, k, 8 + data);
+	if (k->flags & VFIO_DEVICE_FEATURE_GET && !(k->flags & VFIO_DEVICE_FEATURE_PROBE))
+		ret = request(c, DMALOG_VFU_DEVICE_FEATURE, msg, 8, NULL, 0, msg, 8 + data, &len);
+	else
+		ret = request(c, DMALOG_VFU_DEVICE_FEATURE, msg, 8 + data, NULL, 0, msg, 8 + data,
+			      &len);
+	if (!ret && k->flags & VFIO_DEVICE_FEATURE_GET && !(k->flags & VFIO_DEVICE_FEATURE_PROBE)) {
+		if (len < 8)
+			ret = -EPROTO;
+		else
+			memcpy(k->data, msg + 8, len - 8);
+	}
+	free(msg);
+	return ret;
+}
+
+static int client_ioctl(void *priv, unsigned long request_code, void *arg)
+{
+	struct dmalog_vfu_client *c = priv;
+	struct kfeature *k = arg;
+	uint32_t feature;
+	int ret;
+
+	if (request_code == VFIO_DEVICE_RESET) {
+		pthread_mutex_lock(&c->lock);
+		ret = request(c, DMALOG_VFU_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0, NULL);
+		if (!ret)
+			c->state = VFIO_DEVICE_STATE_RUNNING;
+		pthread_mutex_unlock(&c->lock);
+		return ret;
+	}
+	if (request_code != VFIO_DEVICE_FEATURE)
+		return -ENOTTY;
+	if (k->argsz < sizeof(*k))
+		return -EINVAL;
+	feature = k->flags & VFIO_DEVICE_FEATURE_MASK;
+	pthread_mutex_lock(&c->lock);
+	if (k->flags & VFIO_DEVICE_FEATURE_PROBE)
+		ret = other_feature(c, k);
+	else if (feature == VFIO_DEVICE_FEATURE_DMA_LOGGING_START)
+		ret = logging_start(c, k);
+	else if (feature == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT)
+		ret = logging_report(c, k);
+	else if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
+		 k->flags & VFIO_DEVICE_FEATURE_SET)
+		ret = set_state(c, k);
+	else
+		ret = other_feature(c, k);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/* vfio-user has no VFIO_MIG_GET_PRECOPY_INFO. */
+static int client_data_ioctl(void *priv, int data_fd, unsigned long request_code, void *arg)
+{
+	return -ENOTTY;
+}
+
+/*
+ * MIG_DATA_READ: a short read is the end of the stream in STOP_COPY, and "nothing more now"
+ * (-EAGAIN) while PRE_COPY goes on.
+ */
+static ssize_t client_data_read(void *priv, int data_fd, void *buf, size_t len)
+{
+	struct dmalog_vfu_client *c = priv;
+	struct dmalog_vfu_mig_data m;
+	size_t want = len < c->max_data_xfer ? len : c->max_data_xfer, got;
+	uint8_t *out = malloc(sizeof(m) + want);
+	ssize_t ret;
+
+	if (!out)
+		return -ENOMEM;
+	m = (struct dmalog_vfu_mig_data){.argsz = (uint32_t)(sizeof(m) + want),
+					 .size = (uint32_t)want};
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_MIG_DATA_READ, &m, sizeof(m), NULL, 0, out, sizeof(m) + want,
+		      &got);
+	if (!ret) {
+		memcpy(&m, out, sizeof(m));
+		if (got < sizeof(m) || m.size != got - sizeof(m) || m.size > want)
+			ret = -EPROTO;
+		else if (!m.size && c->state != VFIO_DEVICE_STATE_STOP_COPY)
+			ret = -EAGAIN;
+		else
+			ret = m.size;
+		if (ret > 0)
+			memcpy(buf, out + sizeof(m), m.size);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(out);
+	return ret;
+}
+
+static ssize_t client_data_write(void *priv, int data_fd, const void *buf, size_t len)
+{
+	struct dmalog_vfu_client *c = priv;
+	size_t n = len < c->max_data_xfer ? len : c->max_data_xfer;
+	uint8_t *msg = malloc(sizeof(struct dmalog_vfu_mig_data) + n);
+	ssize_t ret;
+
+	if (!msg)
+		return -ENOMEM;
+	memcpy(msg, &(struct dmalog_vfu_mig_data){.argsz = 8, .size = (uint32_t)n}, 8);
+	memcpy(msg + 8, buf, n);
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_MIG_DATA_WRITE, msg, 8 + n, NULL, 0, NULL, 0, NULL);
+	pthread_mutex_unlock(&c->lock);
+	free(msg);
+	return ret ? ret : (ssize_t)n;
+}
+
+static const struct dmalog_handle_ops client_ops = {
+	.ioctl = client_ioctl,
+	.data_ioctl = client_data_ioctl,
+	.data_read = client_data_read,
+	.data_write = client_data_write,
+};
+
+int dmalog_handle_from_vfu_client(struct dmalog_vfu_client *c, const char *name,
+				  struct dmalog_handle **out)
+{
+	if (!c)
+		return -EINVAL;
+	return dmalog_handle_create(&client_ops, c, name, out);
+}
