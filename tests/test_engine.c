@@ -260,10 +260,22 @@ static bool source_stopped(struct end *e)
 	return !e->vcpus_running && e->pauses == 1 && !e->resumes;
 }
 
+/* A device served over vfio-user: its server on a thread, and the client's handle. */
+struct remote {
+	struct dmalog_vfu_server *server;
+	struct dmalog_vfu_client *client;
+	struct dmalog_handle *handle;
+	int sv[2];
+	pthread_t thread;
+};
+
 struct run {
 	struct end src, dst;
 	struct dmalog_mig *ms, *md;
 	int fds[2];
+	bool remote; /* every device behind vfio-user on both ends */
+	struct remote rem[2][MIG_MAX_DEVICES];
+	struct dmalog_handle *handles[2][MIG_MAX_DEVICES];
 	uint32_t channels;			      /* connections: fds and page_fds */
 	int page_fds[2][DMALOG_MIG_MAX_CHANNELS - 1]; /* [0] the source's, [1] the destination's */
 	const struct dmalog_mig_result *rs, *rd;
@@ -274,6 +286,46 @@ static uint64_t next_device_data_limit;
 static uint32_t next_downtime_cap_ms, next_flags, next_max_rounds;
 static double next_downtime_limit_ms;
 static uint32_t next_channels, next_dest_channels; /* 0: one connection; dest 0: as the source */
+static bool next_remote;
+
+static void *serve_remote(void *arg)
+{
+	struct remote *rm = arg;
+
+	dmalog_vfu_server_serve(rm->server, rm->sv[1]);
+	return NULL;
+}
+
+/* Each device of @g served on a socket of its own; the engine gets the clients' handles. */
+static void serve_devices(struct guest *g, struct remote *rm, struct dmalog_handle **handles)
+{
+	for (uint32_t i = 0; i < g->ndevices; i++) {
+		struct dmalog_vfu_server_config c = {.size = sizeof(c),
+						     .dev = dmalog_emudev_device(g->emu[i])};
+
+		assert_int_equal(dmalog_vfu_server_create(&c, &rm[i].server), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rm[i].sv), 0);
+		assert_int_equal(pthread_create(&rm[i].thread, NULL, serve_remote, &rm[i]), 0);
+		assert_int_equal(dmalog_vfu_client_connect(rm[i].sv[0], 0, &rm[i].client), 0);
+		assert_int_equal(dmalog_handle_from_vfu_client(rm[i].client,
+							       dmalog_handle_name(g->dev[i]),
+							       &rm[i].handle),
+				 0);
+		handles[i] = rm[i].handle;
+	}
+}
+
+static void unserve_devices(struct guest *g, struct remote *rm)
+{
+	for (uint32_t i = 0; i < g->ndevices; i++) {
+		dmalog_handle_destroy(rm[i].handle);
+		dmalog_vfu_client_destroy(rm[i].client);
+		close(rm[i].sv[0]); /* the server sees its client leave */
+		pthread_join(rm[i].thread, NULL);
+		close(rm[i].sv[1]);
+		dmalog_vfu_server_destroy(rm[i].server);
+	}
+}
 
 static void run_start(struct run *r, const struct mig_options *o, enum fault fault)
 {
@@ -304,6 +356,14 @@ static void run_start(struct run *r, const struct mig_options *o, enum fault fau
 		cs.max_rounds = next_max_rounds;
 	if (next_downtime_limit_ms)
 		cs.downtime_limit_ms = next_downtime_limit_ms;
+	r->remote = next_remote;
+	next_remote = false;
+	if (r->remote) {
+		serve_devices(r->src.g, r->rem[0], r->handles[0]);
+		serve_devices(r->dst.g, r->rem[1], r->handles[1]);
+		cs.devices = r->handles[0];
+		cd.devices = r->handles[1];
+	}
 	cs.page_fds = r->page_fds[0];
 	cs.npage_fds = r->channels - 1;
 	cd.page_fds = r->page_fds[1];
@@ -331,6 +391,10 @@ static void run_end(struct run *r)
 {
 	dmalog_mig_destroy(r->ms);
 	dmalog_mig_destroy(r->md);
+	if (r->remote) {
+		unserve_devices(r->src.g, r->rem[0]);
+		unserve_devices(r->dst.g, r->rem[1]);
+	}
 	guest_destroy(r->src.g);
 	guest_destroy(r->dst.g);
 	close(r->fds[0]);
@@ -527,6 +591,24 @@ static void channel_drop_rolls_back(void **state)
 	run_start(&r, &o, FAULT_DROP_CHANNEL_1);
 	run_both(&r);
 	assert_rolled_back(&r, "page channel 1");
+	run_end(&r);
+}
+
+/*
+ * Every device in another "process" behind vfio-user on both ends (a server thread each, the
+ * engine holding the clients' handles): the device state goes through MIG_DATA_READ and
+ * MIG_DATA_WRITE, and the migration ends verified, devices compared.
+ */
+static void devices_over_vfio_user(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_IOMMU, 2, 20000);
+	struct run r;
+
+	next_remote = true;
+	next_channels = 2;
+	run_start(&r, &o, FAULT_NONE);
+	run_both(&r);
+	assert_migrated(&r);
 	run_end(&r);
 }
 
@@ -1047,6 +1129,7 @@ int main(void)
 		cmocka_unit_test(corrupt_frame_on_channel_2_rolls_back),
 		cmocka_unit_test(channel_drop_rolls_back),
 		cmocka_unit_test(channel_count_mismatch_refused),
+		cmocka_unit_test(devices_over_vfio_user),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
