@@ -66,6 +66,13 @@ DMALOG_API struct dmalog_dma_engine *dmalog_emudev_dma(struct dmalog_emudev *d);
  * DMALOG_EMUDEV_TRACK_DEVICE), to inject faults. */
 DMALOG_API struct dmalog_devtrack *dmalog_emudev_devtrack(struct dmalog_emudev *d);
 
+/**
+ * dmalog_emudev_log_write() - record a write of [@iova, @iova + @len) the device made with a DMA
+ *	engine of the caller's (one that writes memory it could not be given at creation, a
+ *	vfio-user client's, say) in the device's own tracker; nothing without one
+ */
+DMALOG_API void dmalog_emudev_log_write(struct dmalog_emudev *d, uint64_t iova, uint64_t len);
+
 /** dmalog_emudev_state_hash() - A digest of registers, queue positions and device memory: equal
  * after a good migration. */
 DMALOG_API uint64_t dmalog_emudev_state_hash(struct dmalog_emudev *d);

@@ -160,7 +160,16 @@ struct dmalog_vfu_server;
  * @timeout_ms: a message that has begun must be read whole, and a reply written, within
  *	this (0: 30000); between messages a client may stay silent as long as it likes
  * @trace: optional: a line per message handled (command, size, result), already escaped
- * @opaque: passed to @trace
+ * @opaque: passed to every hook
+ * @dma_map: optional: the client mapped [@iova, @iova + @size) of its memory at @host in this
+ *	process (NULL when it came without an fd) with DMALOG_VFU_DMA_* @flags: the device may
+ *	DMA into it
+ * @dma_unmap: optional: that map goes (at DMA_UNMAP, or when the client leaves); the device
+ *	must have stopped touching it when this returns, as the reply says it has
+ * @state_changed: optional: called before each MIG_DEVICE_STATE arc or reset reaches the device
+ *	(@done false, @state the state asked for: what must not outlive the old state stops
+ *	here, DMA before the device is STOP) and after it (@done true, @state the state the
+ *	device is in now, the old one if the arc failed)
  */
 struct dmalog_vfu_server_config {
 	uint32_t size;
@@ -168,6 +177,9 @@ struct dmalog_vfu_server_config {
 	uint32_t timeout_ms;
 	void (*trace)(void *opaque, const char *line);
 	void *opaque;
+	void (*dma_map)(void *opaque, uint64_t iova, uint64_t size, void *host, uint32_t flags);
+	void (*dma_unmap)(void *opaque, uint64_t iova, uint64_t size);
+	void (*state_changed)(void *opaque, uint32_t state, bool done);
 };
 
 /** dmalog_vfu_server_create() - a server for @cfg->dev: 0, -EINVAL or -ENOMEM */

@@ -656,6 +656,14 @@ struct dmalog_dma_engine *dmalog_emudev_dma(struct dmalog_emudev *d)
 	return d->dma;
 }
 
+void dmalog_emudev_log_write(struct dmalog_emudev *d, uint64_t iova, uint64_t len)
+{
+	if (d->sw)
+		dmalog_swtrack_log_write(d->sw, iova, len);
+	else if (d->dt)
+		dmalog_devtrack_log_write(d->dt, iova, len);
+}
+
 struct dmalog_devtrack *dmalog_emudev_devtrack(struct dmalog_emudev *d)
 {
 	return d->dt;

@@ -128,9 +128,12 @@ void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s)
 
 	/* Logging off for the next client (0 or -EINVAL when it was not on). */
 	dmalog_device_ioctl(s->cfg.dev, VFIO_DEVICE_FEATURE, &stop);
-	for (uint32_t i = 0; i < s->nmaps; i++)
+	for (uint32_t i = 0; i < s->nmaps; i++) {
+		if (s->cfg.dma_unmap)
+			s->cfg.dma_unmap(s->cfg.opaque, s->maps[i].iova, s->maps[i].size);
 		if (s->maps[i].host)
 			munmap(s->maps[i].host, s->maps[i].size);
+	}
 	s->nmaps = 0;
 	close_data(s);
 	s->negotiated = false;
@@ -261,6 +264,8 @@ static int cmd_dma_map(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	memmove(slot + 1, slot, (s->nmaps - at) * sizeof(*slot));
 	*slot = (struct vfu_map){.iova = m.addr, .size = m.size, .flags = m.flags, .host = host};
 	s->nmaps++;
+	if (s->cfg.dma_map)
+		s->cfg.dma_map(s->cfg.opaque, m.addr, m.size, host, m.flags);
 	return 0;
 }
 
@@ -279,6 +284,9 @@ static int cmd_dma_unmap(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 	at = map_index(s, u.addr);
 	if (at == s->nmaps || s->maps[at].iova != u.addr || s->maps[at].size != u.size)
 		return -EINVAL;
+	/* Nothing may touch it any more before the reply says it is gone. */
+	if (s->cfg.dma_unmap)
+		s->cfg.dma_unmap(s->cfg.opaque, u.addr, u.size);
 	if (s->maps[at].host)
 		munmap(s->maps[at].host, (size_t)s->maps[at].size);
 	memmove(&s->maps[at], &s->maps[at + 1], (s->nmaps - at - 1) * sizeof(s->maps[0]));
@@ -311,6 +319,15 @@ static int cmd_device_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t
 	return sizeof(info);
 }
 
+/* The device is about to go to @state (@done false), or is in @state now: the embedder hears. */
+static void state_is(struct dmalog_vfu_server *s, uint32_t state, bool done)
+{
+	if (done)
+		s->dev_state = state;
+	if (s->cfg.state_changed)
+		s->cfg.state_changed(s->cfg.opaque, state, done);
+}
+
 static int cmd_reset(struct dmalog_vfu_server *s, size_t len)
 {
 	int ret;
@@ -318,9 +335,9 @@ static int cmd_reset(struct dmalog_vfu_server *s, size_t len)
 	if (len)
 		return -EINVAL;
 	close_data(s);
+	state_is(s, VFIO_DEVICE_STATE_RUNNING, false);
 	ret = dmalog_device_ioctl(s->cfg.dev, VFIO_DEVICE_RESET, NULL);
-	if (!ret)
-		s->dev_state = VFIO_DEVICE_STATE_RUNNING;
+	state_is(s, ret ? device_state(s->cfg.dev) : VFIO_DEVICE_STATE_RUNNING, true);
 	return ret;
 }
 
@@ -477,10 +494,11 @@ static int set_state(struct dmalog_vfu_server *s, uint32_t flags, const uint8_t 
 		close_data(s);
 	k.u.state.device_state = to;
 	k.u.state.data_fd = -1;
+	state_is(s, to, false);
 	ret = feature_ioctl(s, &k, flags, sizeof(k.u.state));
+	state_is(s, ret ? device_state(s->cfg.dev) : to, true);
 	if (ret)
 		return ret;
-	s->dev_state = to;
 	if (k.u.state.data_fd >= 0) {
 		close_data(s);
 		s->data_fd = k.u.state.data_fd;

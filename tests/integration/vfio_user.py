@@ -3,7 +3,8 @@
 docs/interop/vfio-user.rst), in another process, as a VMM would be:
 
   - VERSION with QEMU's own capabilities, DMA_MAP of a memfd, DEVICE_GET_INFO;
-  - DMA logging started on the map, a REPORT (bitmap inline), stopped;
+  - the device writes the client's memory by DMA, and a REPORT (bitmap inline) has the bit
+    of every page it changed, and no page it left alone; no DMA once it is stopped;
   - a device's state saved through MIG_DATA_READ from one `dmalog serve` and loaded through
     MIG_DATA_WRITE into a second one (the device checks the stream when RESUMING ends), and
     a damaged copy of it refused there;
@@ -111,7 +112,8 @@ def stop(proc, name):
 def main():
     work = tempfile.mkdtemp(prefix="dmalog-vfu-")
     src_path, dst_path = os.path.join(work, "src.sock"), os.path.join(work, "dst.sock")
-    src, dst = serve(src_path, "--device", "storage"), serve(dst_path, "--device", "storage")
+    src = serve(src_path, "--device", "storage", "--dma-rate", "2000")
+    dst = serve(dst_path, "--device", "storage")
     guest = os.memfd_create("guest")
     os.ftruncate(guest, 2 << 20)
 
@@ -125,15 +127,35 @@ def main():
     check("device info: reset, PCI", err == 0 and struct.unpack("<IIII", body)[1] == 3, repr(body))
     err, body = c.feature(GET | MIGRATION, argsz=16)
     check("migration flags", err == 0 and struct.unpack("<Q", body[8:16])[0] & 1, repr(body))
+    # Written after `started` means logged; reported means written after `before`.
+    before = os.pread(guest, 2 << 20, 0)
     err, _ = c.feature(SET | START, struct.pack("<QII", 4096, 0, 0))
     check("logging started on every map", err == 0, str(err))
+    started = os.pread(guest, 2 << 20, 0)
+    time.sleep(0.3)
+    during = os.pread(guest, 2 << 20, 0)
     err, body = c.feature(GET | REPORT, struct.pack("<QQQ", 0, 2 << 20, 4096), 8 + 24 + 64)
+    after = os.pread(guest, 2 << 20, 0)
     check("report: bitmap inline", err == 0 and len(body) == 32 + 64, str(err))
+    bits = int.from_bytes(body[32:], "little")
+    reported = {p for p in range(512) if bits >> p & 1}
+
+    def changed(a, b):
+        return {p for p in range(512) if a[p * 4096:(p + 1) * 4096] != b[p * 4096:(p + 1) * 4096]}
+    check("DMA wrote the client's memory", len(changed(started, during)) > 10,
+          str(len(changed(started, during))))
+    check("every page DMA changed is reported", changed(started, during) <= reported,
+          str(sorted(changed(started, during) - reported)[:8]))
+    check("no page is reported that DMA left alone", reported <= changed(before, after),
+          str(sorted(reported - changed(before, after))[:8]))
     err, _ = c.feature(SET | STOP)
     check("logging stopped", err == 0, str(err))
 
     # The device's state, saved on one server and loaded on the other.
     check("stop-copy", c.set_state(S_STOP_COPY) == 0)
+    still = os.pread(guest, 2 << 20, 0)
+    time.sleep(0.2)
+    check("no DMA once the device is stopped", os.pread(guest, 2 << 20, 0) == still)
     stream = b""
     while True:
         err, body = c.call(DATA_READ, struct.pack("<II", 8 + 65536, 65536))

@@ -17,6 +17,86 @@
 static struct dmalog_vfu_server *volatile serving;
 static volatile sig_atomic_t stop_asked;
 
+#define MAX_ENGINES 16
+
+/* The device's DMA: an engine per writable map of the client's memory, into its tracker. */
+struct dma {
+	struct dmalog_emudev *dev;
+	uint64_t rate;
+	bool running; /* the device's state lets it DMA */
+	struct {
+		uint64_t iova, size;
+		struct dmalog_dma_engine *e;
+	} engines[MAX_ENGINES];
+	unsigned int n;
+};
+
+static void log_write(void *dev, uint64_t iova, uint64_t len)
+{
+	dmalog_emudev_log_write(dev, iova, len);
+}
+
+static void on_dma_map(void *opaque, uint64_t iova, uint64_t size, void *host, uint32_t flags)
+{
+	struct dma *d = opaque;
+	struct dmalog_dma_config c = {
+		.mem = host,
+		.mem_bytes = size,
+		.iova_base = iova,
+		.log_write = log_write,
+		.tracker = d->dev,
+		.workload = DMALOG_WORKLOAD_RANDOM,
+		.rate = d->rate,
+		.tag = 0xd1a0,
+		.seed = iova ^ size,
+	};
+
+	if (!host || !(flags & DMALOG_VFU_DMA_WRITEABLE) || d->n == MAX_ENGINES || !d->rate ||
+	    dmalog_dma_engine_create(&c, &d->engines[d->n].e))
+		return;
+	d->engines[d->n].iova = iova;
+	d->engines[d->n].size = size;
+	if (!d->running)
+		dmalog_dma_engine_pause(d->engines[d->n].e);
+	dmalog_dma_engine_start(d->engines[d->n].e);
+	d->n++;
+}
+
+static void on_dma_unmap(void *opaque, uint64_t iova, uint64_t size)
+{
+	struct dma *d = opaque;
+
+	for (unsigned int i = 0; i < d->n; i++) {
+		if (d->engines[i].iova != iova || d->engines[i].size != size)
+			continue;
+		/* Stopped and gone before the reply: nothing touches the map after it. */
+		dmalog_dma_engine_stop(d->engines[i].e);
+		dmalog_dma_engine_destroy(d->engines[i].e);
+		d->engines[i] = d->engines[--d->n];
+		return;
+	}
+}
+
+/*
+ * DMA while RUNNING or PRE_COPY, as the device's own engine would: paused before an arc out of
+ * them reaches the device (no write may land once it says STOP), resumed once it is back.
+ */
+static void on_state(void *opaque, uint32_t state, bool done)
+{
+	struct dma *d = opaque;
+	bool run = state == VFIO_DEVICE_STATE_RUNNING || state == VFIO_DEVICE_STATE_PRE_COPY;
+
+	if (!done && run)
+		return;
+	for (unsigned int i = 0; i < d->n && run != d->running; i++) {
+		if (run)
+			dmalog_dma_engine_resume(d->engines[i].e);
+		else
+			dmalog_dma_engine_pause(d->engines[i].e);
+	}
+	d->running = run;
+}
+
 static void on_signal(int sig)
 {
 	struct dmalog_vfu_server *s = serving;
@@ -32,15 +112,18 @@ static void trace_line(void *opaque, const char *line)
 }
 
 static const char usage_text[] =
-	"usage: dmalog serve --socket PATH [--device nic|storage] [--trace] [--timeout S]\n"
+	"usage: dmalog serve --socket PATH [--device nic|storage] [--dma-rate N] [--trace]\n"
+	"                    [--timeout S]\n"
 	"\n"
 	"Serve one emulated device to vfio-user clients on a UNIX socket (created mode 0600),\n"
 	"one client at a time, until SIGINT or SIGTERM. The device is migratable (STOP_COPY,\n"
 	"P2P, PRE_COPY) and logs its DMA: a nic with its own mlx5-like tracker, a storage device\n"
 	"with a software log. A client that goes away leaves it with its maps dropped and\n"
-	"logging off, its state kept, for the next.\n"
+	"logging off, its state kept, for the next. While RUNNING or PRE_COPY the device writes\n"
+	"the client's memory by DMA (each writable map that came with an fd), at random.\n"
 	"  --socket PATH   where to listen\n"
 	"  --device KIND   nic (default) or storage\n"
+	"  --dma-rate N    DMA writes per second per map, 0: none (default 50000)\n"
 	"  --trace         a line per message on stderr: command, size, result\n"
 	"  --timeout S     a message that has begun must arrive whole, and a reply be taken,\n"
 	"                  within S seconds (default 30)\n";
@@ -71,6 +154,7 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct dmalog_vfu_server *s = NULL;
 	struct dmalog_emudev *d = NULL;
+	struct dma dma = {.rate = 50000, .running = true};
 	char err[200];
 	int lfd, ret, clients = 0;
 
@@ -90,6 +174,9 @@ int cmd_serve(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--device") && val &&
 			   (!strcmp(val, "nic") || !strcmp(val, "storage"))) {
 			kind = val;
+			i++;
+		} else if (!strcmp(argv[i], "--dma-rate") && val &&
+			   (dma.rate = strtoull(val, &end, 10), !*end && val[0] != '-')) {
 			i++;
 		} else if (!strcmp(argv[i], "--timeout") && val &&
 			   (sec = strtod(val, &end)) >= 0.01 && sec <= 86400 && !*end) {
@@ -111,7 +198,12 @@ int cmd_serve(int argc, char **argv)
 		!strcmp(kind, "nic") ? DMALOG_EMUDEV_TRACK_DEVICE : DMALOG_EMUDEV_TRACK_SOFTWARE;
 	ret = dmalog_emudev_create(&ec, &d);
 	if (!ret) {
+		dma.dev = d;
 		sc.dev = dmalog_emudev_device(d);
+		sc.opaque = &dma;
+		sc.dma_map = on_dma_map;
+		sc.dma_unmap = on_dma_unmap;
+		sc.state_changed = on_state;
 		ret = dmalog_vfu_server_create(&sc, &s);
 	}
 	if (ret) {
