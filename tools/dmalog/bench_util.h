@@ -37,5 +37,6 @@ int bench_report(const struct bench_opts *o);
 int bench_iopt(const struct bench_opts *o);
 int bench_devtrack(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);
+int bench_vfio_user(const struct bench_opts *o);
 
 #endif
