@@ -445,6 +445,33 @@ static void logging_over_the_socket(void **state)
 	dmalog_swtrack_destroy(t);
 }
 
+/* A REPORT whose bitmap outgrows the reply buffer the server started with (it must move). */
+static void large_report(void **state)
+{
+	static const uint64_t ranges[1][2] = {{0, 48ULL << 30}};
+	struct dmalog_swtrack *t;
+	struct dmalog_device *dev = sw_device(&t);
+	size_t bytes = (48ULL << 30) / 4096 / 8;
+	uint64_t *bitmap = malloc(bytes), page_size = 4096;
+	uint32_t needed;
+	struct srv v;
+
+	srv_start(&v, dev, TIMEOUT_MS);
+	negotiate(&v);
+	assert_int_equal(log_start_vfu(&v, ranges, 1, 1, &page_size), 0);
+	dmalog_swtrack_log_write(t, (48ULL << 30) - 4096, 8);
+	assert_int_equal(report_vfu(&v, 0, 48ULL << 30, 4096, (uint32_t)(8 + 24 + bytes), bitmap,
+				    bytes, &needed),
+			 0);
+	assert_int_equal(needed, 8 + 24 + bytes);
+	assert_int_equal(bitmap[bytes / 8 - 1], 1ULL << 63);
+	assert_int_equal(popcount(bitmap, bytes / 8), 1);
+	assert_int_equal(srv_end(&v), 0);
+	free(bitmap);
+	dmalog_device_destroy(dev);
+	dmalog_swtrack_destroy(t);
+}
+
 /* A client that leaves mid-logging leaves the server ready, logging off, for the next one. */
 static void disconnect_mid_logging(void **state)
 {
@@ -897,6 +924,7 @@ int main(void)
 		cmocka_unit_test(version_negotiated),
 		cmocka_unit_test(dma_maps),
 		cmocka_unit_test(logging_over_the_socket),
+		cmocka_unit_test(large_report),
 		cmocka_unit_test(disconnect_mid_logging),
 		cmocka_unit_test(migration_data_over_the_socket),
 		cmocka_unit_test(framing_refused),

@@ -734,7 +734,6 @@ static int handle(struct dmalog_vfu_server *s, const void *msg, size_t len, cons
 	struct dmalog_vfu_hdr h;
 	int ret;
 
-	*reply = s->reply;
 	*reply_len = 0;
 	if (len < sizeof(h)) {
 		ret = -EBADMSG;
@@ -762,6 +761,8 @@ static int handle(struct dmalog_vfu_server *s, const void *msg, size_t len, cons
 	}
 	ret = 0;
 out:
+	/* Only now: a command may have grown (moved) the reply buffer. */
+	*reply = s->reply;
 	/* Fds are taken: mmap() keeps what it needs of one. */
 	for (unsigned int i = 0; i < nfds; i++)
 		close(fds[i]);
