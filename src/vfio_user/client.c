@@ -33,12 +33,12 @@ struct dmalog_vfu_client {
 };
 
 /*
- * One request and its reply: the reply's payload into @out (at most @cap bytes, *out_len), or
- * -errno: the server's error, -EPROTO for a reply that is not this request's, -EMSGSIZE for
- * one larger than @cap, or the connection's failure.
+ * One request and its reply: *@body points at the reply's payload where it was received
+ * (valid until the next request), *body_len its length; or -errno: the server's error,
+ * -EPROTO for a reply that is not this request's, or the connection's failure.
  */
-static int request(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
-		   const int *fds, unsigned int nfds, void *out, size_t cap, size_t *out_len)
+static int exchange(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
+		    const int *fds, unsigned int nfds, const uint8_t **body, size_t *body_len)
 {
 	struct dmalog_vfu_hdr h = {.command = cmd, .size = (uint32_t)(sizeof(h) + len)}, r;
 	uint8_t *msg;
@@ -76,12 +76,27 @@ static int request(struct dmalog_vfu_client *c, uint16_t cmd, const void *payloa
 	}
 	if (r.flags & DMALOG_VFU_ERROR)
 		return r.error && r.error < 4096 ? -(int)r.error : -EIO;
-	if (rx_len - sizeof(r) > cap)
+	*body = c->rx + sizeof(r);
+	*body_len = rx_len - sizeof(r);
+	return 0;
+}
+
+/* The same with the payload copied into @out (at most @cap bytes: -EMSGSIZE beyond). */
+static int request(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
+		   const int *fds, unsigned int nfds, void *out, size_t cap, size_t *out_len)
+{
+	const uint8_t *body;
+	size_t body_len;
+	int ret = exchange(c, cmd, payload, len, fds, nfds, &body, &body_len);
+
+	if (ret)
+		return ret;
+	if (body_len > cap)
 		return -EMSGSIZE;
-	if (rx_len > sizeof(r))
-		memcpy(out, c->rx + sizeof(r), rx_len - sizeof(r));
+	if (body_len && out)
+		memcpy(out, body, body_len);
 	if (out_len)
-		*out_len = rx_len - sizeof(r);
+		*out_len = body_len;
 	return 0;
 }
 
@@ -226,7 +241,8 @@ static int logging_report(struct dmalog_vfu_client *c, struct kfeature *k)
 {
 	struct vfio_device_feature_dma_logging_report rep;
 	struct dmalog_vfu_logging_report r;
-	uint8_t req[8 + 24], *out;
+	uint8_t req[8 + 24];
+	const uint8_t *out;
 	uint64_t pages, bytes;
 	size_t len;
 	int ret;
@@ -248,11 +264,8 @@ static int logging_report(struct dmalog_vfu_client *c, struct kfeature *k)
 	       &(struct dmalog_vfu_feature){.argsz = (uint32_t)(8 + 24 + bytes), .flags = k->flags},
 	       8);
 	memcpy(req + 8, &r, sizeof(r));
-	out = malloc(8 + 24 + bytes);
-	if (!out)
-		return -ENOMEM;
-	ret = request(c, DMALOG_VFU_DEVICE_FEATURE, req, sizeof(req), NULL, 0, out, 8 + 24 + bytes,
-		      &len);
+	/* Read in place: the bitmap is ORed into the caller's straight from the receive buffer. */
+	ret = exchange(c, DMALOG_VFU_DEVICE_FEATURE, req, sizeof(req), NULL, 0, &out, &len);
 	if (!ret && len != 8 + 24 + bytes)
 		ret = -EPROTO;
 	if (!ret) {
@@ -266,7 +279,6 @@ static int logging_report(struct dmalog_vfu_client *c, struct kfeature *k)
 			dst[i] |= w;
 		}
 	}
-	free(out);
 	return ret;
 }
 
@@ -381,16 +393,13 @@ static ssize_t client_data_read(void *priv, int data_fd, void *buf, size_t len)
 	struct dmalog_vfu_client *c = priv;
 	struct dmalog_vfu_mig_data m;
 	size_t want = len < c->max_data_xfer ? len : c->max_data_xfer, got;
-	uint8_t *out = malloc(sizeof(m) + want);
+	const uint8_t *out;
 	ssize_t ret;
 
-	if (!out)
-		return -ENOMEM;
 	m = (struct dmalog_vfu_mig_data){.argsz = (uint32_t)(sizeof(m) + want),
 					 .size = (uint32_t)want};
 	pthread_mutex_lock(&c->lock);
-	ret = request(c, DMALOG_VFU_MIG_DATA_READ, &m, sizeof(m), NULL, 0, out, sizeof(m) + want,
-		      &got);
+	ret = exchange(c, DMALOG_VFU_MIG_DATA_READ, &m, sizeof(m), NULL, 0, &out, &got);
 	if (!ret) {
 		memcpy(&m, out, sizeof(m));
 		if (got < sizeof(m) || m.size != got - sizeof(m) || m.size > want)
@@ -403,7 +412,6 @@ static ssize_t client_data_read(void *priv, int data_fd, void *buf, size_t len)
 			memcpy(buf, out + sizeof(m), m.size);
 	}
 	pthread_mutex_unlock(&c->lock);
-	free(out);
 	return ret;
 }
 
