@@ -290,7 +290,8 @@ static void dma_maps(void **state)
 	assert_int_equal(dma_map(&v, 4 << 20, 4096 + 1, fd, 0), EINVAL);	   /* unaligned */
 	assert_int_equal(dma_map(&v, 4 << 20, 0, fd, 0), EINVAL);		   /* empty */
 	assert_int_equal(dma_map(&v, UINT64_MAX & ~4095ULL, 8192, fd, 0), EINVAL); /* wraps */
-	assert_int_equal(dma_map(&v, 8 << 20, 2 << 20, fd, 2 << 20), 0);    /* the fd's 2nd half */
+	assert_int_equal(dma_map(&v, 8 << 20, 2 << 20, fd, 2 << 20), 0); /* the fd's 2nd half */
+	assert_int_equal(dma_map(&v, 12 << 20, 4 << 20, fd, 2 << 20), EINVAL); /* past its end */
 	assert_int_equal(dma_map(&v, 16 << 20, 2 << 20, -1, 0), 0);	    /* no fd: by message */
 	assert_int_equal(dma_map(&v, 32 << 20, 2 << 20, -1, 4096), EINVAL); /* offset, no fd */
 	assert_int_equal(dma_unmap(&v, 0, 1 << 20), EINVAL);		    /* not a whole map */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,7 +246,8 @@ static int cmd_dma_map(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	memcpy(&m, p, sizeof(m));
 	if (m.argsz < sizeof(m) ||
 	    m.flags & ~(DMALOG_VFU_DMA_READABLE | DMALOG_VFU_DMA_WRITEABLE) || !m.size ||
-	    m.addr + m.size < m.addr || (m.addr | m.size | m.offset) & 4095 || (!nfds && m.offset))
+	    m.addr + m.size < m.addr || m.offset + m.size < m.offset ||
+	    (m.addr | m.size | m.offset) & 4095 || (!nfds && m.offset))
 		return -EINVAL;
 	if (s->nmaps == DMALOG_VFU_MAX_DMA_MAPS)
 		return -ENOSPC;
@@ -253,6 +255,13 @@ static int cmd_dma_map(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	if (at < s->nmaps && s->maps[at].iova < m.addr + m.size)
 		return -EEXIST;
 	if (nfds) {
+		struct stat st;
+
+		/* A file too short for the map would fault the device's first DMA past its end. */
+		if (fstat(fds[0], &st))
+			return -errno;
+		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < m.offset + m.size)
+			return -EINVAL;
 		prot = (m.flags & DMALOG_VFU_DMA_READABLE ? PROT_READ : 0) |
 		       (m.flags & DMALOG_VFU_DMA_WRITEABLE ? PROT_WRITE : 0);
 		host = mmap(NULL, (size_t)m.size, prot ? prot : PROT_NONE, MAP_SHARED, fds[0],
