@@ -250,13 +250,9 @@ static int logging_report(struct dmalog_vfu_client *c, struct kfeature *k)
 	if (k->argsz < sizeof(*k) + sizeof(rep))
 		return -EINVAL;
 	memcpy(&rep, k->data, sizeof(rep));
-	if (!rep.length || !rep.page_size || rep.page_size & (rep.page_size - 1) ||
-	    rep.iova + rep.length < rep.iova)
-		return -EINVAL;
-	pages = rep.length / rep.page_size + !!(rep.length % rep.page_size);
-	bytes = (pages + 63) / 64 * 8;
-	if (bytes > DMALOG_VFU_MAX_BITMAP_BYTES)
-		return -E2BIG;
+	ret = vfu_report_size(rep.iova, rep.length, rep.page_size, &pages, &bytes);
+	if (ret)
+		return ret;
 	if (!rep.bitmap)
 		return -EFAULT;
 	r = (struct dmalog_vfu_logging_report){rep.iova, rep.length, rep.page_size};

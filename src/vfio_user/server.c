@@ -446,14 +446,9 @@ static int logging_report(struct dmalog_vfu_server *s, uint32_t argsz, uint32_t 
 	if (len != sizeof(r))
 		return -EINVAL;
 	memcpy(&r, d, sizeof(r));
-	if (!r.length || !r.page_size || (r.page_size & (r.page_size - 1)) ||
-	    r.iova + r.length < r.iova)
-		return -EINVAL;
-	/* Any size ratio: pages of @page_size covering the range, rounded to whole words. */
-	pages = r.length / r.page_size + !!(r.length % r.page_size);
-	bytes = (pages + 63) / 64 * 8;
-	if (bytes > DMALOG_VFU_MAX_BITMAP_BYTES)
-		return -E2BIG;
+	ret = vfu_report_size(r.iova, r.length, r.page_size, &pages, &bytes);
+	if (ret)
+		return ret;
 	f.flags = flags;
 	f.argsz = (uint32_t)(sizeof(f) + sizeof(r) + bytes);
 	if (argsz < f.argsz) {

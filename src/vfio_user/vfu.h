@@ -3,6 +3,7 @@
 #ifndef DMALOG_VFIO_USER_VFU_H
 #define DMALOG_VFIO_USER_VFU_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,22 @@ int vfu_send(int fd, int timeout_ms, const void *buf, size_t len);
 /* The same with @nfds fds (at most DMALOG_VFU_MAX_MSG_FDS) on its first byte. */
 int vfu_send_fds(int fd, int timeout_ms, const void *buf, size_t len, const int *fds,
 		 unsigned int nfds);
+
+/*
+ * A DMA_LOGGING_REPORT's range, as both ends check it: pages of @page_size (a power of two)
+ * covering [@iova, @iova + @length) at any ratio to the tracker's, and the bitmap's bytes in
+ * whole u64 words. 0, -EINVAL for an empty or wrapping range or a bad page size, -E2BIG for a
+ * bitmap over DMALOG_VFU_MAX_BITMAP_BYTES.
+ */
+static inline int vfu_report_size(uint64_t iova, uint64_t length, uint64_t page_size,
+				  uint64_t *pages, uint64_t *bytes)
+{
+	if (!length || !page_size || (page_size & (page_size - 1)) || iova + length < iova)
+		return -EINVAL;
+	*pages = length / page_size + !!(length % page_size);
+	*bytes = (*pages + 63) / 64 * 8;
+	return *bytes > DMALOG_VFU_MAX_BITMAP_BYTES ? -E2BIG : 0;
+}
 
 /* What a VERSION's capabilities say, the defaults of the spec where they say nothing. */
 struct vfu_caps {
