@@ -919,6 +919,63 @@ static void client_refuses_bad_servers(void **state)
 	assert_int_equal(connect_to_fake(NULL, 1), -ETIMEDOUT);
 }
 
+/* A server that negotiates, then answers a REPORT of 100 pages with every bit set. */
+static void *stray_bits_server(void *arg)
+{
+	int fd = *(int *)arg;
+	struct dmalog_vfu_hdr h;
+	uint8_t buf[1024];
+
+	for (int msg = 0; msg < 2; msg++) {
+		struct {
+			struct dmalog_vfu_hdr h;
+			uint8_t payload[8 + 24 + 16];
+		} r = {0};
+		size_t len = sizeof(r.h);
+
+		if (read_exact(fd, &h, sizeof(h)) || h.size > sizeof(buf) + sizeof(h) ||
+		    read_exact(fd, buf, h.size - sizeof(h)))
+			return NULL;
+		if (!msg) {
+			memcpy(r.payload, "\0\0\0\0{}", 7); /* version 0.0, "{}" */
+			len += 7;
+		} else {
+			memcpy(r.payload, buf, 8 + 24); /* the request's feature and range */
+			memset(r.payload + 32, 0xff, 16);
+			len += sizeof(r.payload);
+		}
+		r.h = (struct dmalog_vfu_hdr){.id = h.id,
+					      .command = h.command,
+					      .size = (uint32_t)len,
+					      .flags = DMALOG_VFU_TYPE_REPLY};
+		send_all(fd, &r, len, NULL, 0);
+	}
+	return NULL;
+}
+
+/* Bits past the range's last page are not the server's to set: the client drops them. */
+static void client_masks_stray_bits(void **state)
+{
+	struct dmalog_vfu_client *c;
+	struct dmalog_handle *h;
+	uint64_t bitmap[2] = {0};
+	pthread_t t;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pthread_create(&t, NULL, stray_bits_server, &sv[1]), 0);
+	assert_int_equal(dmalog_vfu_client_connect(sv[0], TIMEOUT_MS, &c), 0);
+	assert_int_equal(dmalog_handle_from_vfu_client(c, "stray", &h), 0);
+	assert_int_equal(dmalog_handle_log_report(h, 0, 100 * 4096, 4096, bitmap), 0);
+	assert_int_equal(bitmap[0], ~0ULL);
+	assert_int_equal(bitmap[1], (1ULL << 36) - 1);
+	pthread_join(t, NULL);
+	dmalog_handle_destroy(h);
+	dmalog_vfu_client_destroy(c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -934,6 +991,7 @@ int main(void)
 		cmocka_unit_test(client_logging),
 		cmocka_unit_test(client_migration),
 		cmocka_unit_test(client_refuses_bad_servers),
+		cmocka_unit_test(client_masks_stray_bits),
 	};
 
 	return cmocka_run_group_tests_name("vfio_user", tests, NULL, NULL);
