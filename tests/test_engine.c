@@ -57,6 +57,7 @@ enum fault {
 	FAULT_CANCEL_HANDED_OFF, /* ... once the destination runs the guest */
 	FAULT_CORRUPT_CHANNEL_2, /* a PAGES frame on page channel 2 damaged in round 2 */
 	FAULT_DROP_CHANNEL_1,	 /* page channel 1 shut at the destination mid-round 2 */
+	FAULT_SLOW_CHANNEL_1,	 /* page channel 1's final round held back 300 ms */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -73,6 +74,7 @@ struct end {
 	uint32_t throttle, throttle_max_seen;
 	int peer_page_fds[DMALOG_MIG_MAX_CHANNELS]; /* the other end's page channels, from 1 */
 	int channel_damaged;			    /* atomic: channel threads race for it */
+	bool stopped; /* the switchover has begun (set before the final round's channels run) */
 };
 
 static void pause_vcpus(void *opaque)
@@ -99,6 +101,8 @@ static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 
 	if (ev == DMALOG_MIG_EVENT_ROUND)
 		e->round = round;
+	if (ev == DMALOG_MIG_EVENT_STOPPED)
+		e->stopped = true;
 	if (ev == DMALOG_MIG_EVENT_SYNC && round == 1 && e->fault == FAULT_TRACKER)
 		dmalog_devtrack_inject(dmalog_emudev_devtrack(e->g->emu[0]),
 				       DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
@@ -148,6 +152,10 @@ static void channel_frame_out(void *opaque, uint32_t channel, uint16_t type, uin
 {
 	struct end *e = opaque;
 
+	/* The first frame of channel 1's final round waits: its pages arrive after COMPLETE. */
+	if (e->fault == FAULT_SLOW_CHANNEL_1 && e->stopped && channel == 1 &&
+	    !__atomic_exchange_n(&e->channel_damaged, 1, __ATOMIC_ACQ_REL))
+		usleep(300 * 1000);
 	if (type != DMALOG_FRAME_PAGES || e->round != 2)
 		return;
 	if (e->fault == FAULT_CORRUPT_CHANNEL_2 && channel == 2 &&
@@ -609,6 +617,24 @@ static void devices_over_vfio_user(void **state)
 	run_start(&r, &o, FAULT_NONE);
 	run_both(&r);
 	assert_migrated(&r);
+	run_end(&r);
+}
+
+/*
+ * A page channel whose final pages come late (after COMPLETE on the main connection): the
+ * destination resumes only once every channel has completed, so the proof finds them all.
+ */
+static void slow_channel_waited_for(void **state)
+{
+	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
+	struct run r;
+
+	next_channels = 2;
+	run_start(&r, &o, FAULT_SLOW_CHANNEL_1);
+	run_both(&r);
+	assert_migrated(&r);
+	assert_true(r.src.channel_damaged);
+	assert_true(r.rs->downtime_ms >= 300);
 	run_end(&r);
 }
 
@@ -1129,6 +1155,7 @@ int main(void)
 		cmocka_unit_test(corrupt_frame_on_channel_2_rolls_back),
 		cmocka_unit_test(channel_drop_rolls_back),
 		cmocka_unit_test(channel_count_mismatch_refused),
+		cmocka_unit_test(slow_channel_waited_for),
 		cmocka_unit_test(devices_over_vfio_user),
 	};
 
