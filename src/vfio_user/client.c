@@ -186,12 +186,6 @@ int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova, uint
 	return ret;
 }
 
-static bool saving(uint32_t state)
-{
-	return state == VFIO_DEVICE_STATE_PRE_COPY || state == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
-	       state == VFIO_DEVICE_STATE_STOP_COPY;
-}
-
 /* The kernel's feature struct: its argsz and flags, then the data. */
 struct kfeature {
 	uint32_t argsz;
@@ -299,8 +293,8 @@ static int set_state(struct dmalog_vfu_client *c, struct kfeature *k)
 	if (ret)
 		return ret;
 	st.data_fd = -1;
-	if ((saving(st.device_state) || st.device_state == VFIO_DEVICE_STATE_RESUMING) &&
-	    !(saving(c->state) && saving(st.device_state))) {
+	if ((vfu_saving(st.device_state) || st.device_state == VFIO_DEVICE_STATE_RESUMING) &&
+	    !(vfu_saving(c->state) && vfu_saving(st.device_state))) {
 		st.data_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (st.data_fd < 0)
 			ret = -errno;

@@ -14,7 +14,7 @@
 
 #include "vfu.h"
 
-static double now_ms(void)
+double vfu_now_ms(void)
 {
 	struct timespec ts;
 
@@ -22,12 +22,11 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Wait for @events on @fd until @deadline (ms; 0: none) or *@stop: 0, -ETIMEDOUT, -ESHUTDOWN. */
-static int wait_for(int fd, short events, double deadline, const int *stop)
+int vfu_wait(int fd, short events, double deadline, const int *stop)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = events};
-		double left = deadline ? deadline - now_ms() : 100;
+		double left = deadline ? deadline - vfu_now_ms() : 100;
 		int ret;
 
 		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
@@ -87,7 +86,7 @@ static int read_part(int fd, uint8_t *p, size_t len, double deadline, const int 
 		int ret;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ret = wait_for(fd, POLLIN, deadline, stop);
+			ret = vfu_wait(fd, POLLIN, deadline, stop);
 			if (ret)
 				return ret;
 			continue;
@@ -108,7 +107,7 @@ static int read_part(int fd, uint8_t *p, size_t len, double deadline, const int 
 int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf, size_t cap,
 	     size_t *len, int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost)
 {
-	double first_deadline = first_ms < 0 ? 0 : now_ms() + first_ms, deadline;
+	double first_deadline = first_ms < 0 ? 0 : vfu_now_ms() + first_ms, deadline;
 	struct dmalog_vfu_hdr hdr;
 	char first;
 	ssize_t n;
@@ -118,7 +117,7 @@ int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf
 	*fds_lost = false;
 	/* Between messages a client may be silent for as long as it likes. */
 	for (;;) {
-		ret = wait_for(fd, POLLIN, first_deadline, stop);
+		ret = vfu_wait(fd, POLLIN, first_deadline, stop);
 		if (ret)
 			return ret;
 		n = recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -129,7 +128,7 @@ int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
 	}
-	deadline = now_ms() + timeout_ms;
+	deadline = vfu_now_ms() + timeout_ms;
 	ret = read_part(fd, buf, sizeof(hdr), deadline, stop, fds, max_fds, nfds, fds_lost);
 	if (ret)
 		goto fail;
@@ -157,7 +156,7 @@ fail:
 int vfu_send(int fd, int timeout_ms, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	double deadline = now_ms() + timeout_ms;
+	double deadline = vfu_now_ms() + timeout_ms;
 
 	while (len) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -165,7 +164,7 @@ int vfu_send(int fd, int timeout_ms, const void *buf, size_t len)
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The deadline restarts with every byte the peer takes. */
-			ret = wait_for(fd, POLLOUT, deadline, NULL);
+			ret = vfu_wait(fd, POLLOUT, deadline, NULL);
 			if (ret)
 				return ret;
 			continue;
@@ -176,7 +175,7 @@ int vfu_send(int fd, int timeout_ms, const void *buf, size_t len)
 			return -errno;
 		p += n;
 		len -= (size_t)n;
-		deadline = now_ms() + timeout_ms;
+		deadline = vfu_now_ms() + timeout_ms;
 	}
 	return 0;
 }
@@ -216,7 +215,7 @@ int vfu_send_fds(int fd, int timeout_ms, const void *buf, size_t len, const int 
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		ret = wait_for(fd, POLLOUT, now_ms() + timeout_ms, NULL);
+		ret = vfu_wait(fd, POLLOUT, vfu_now_ms() + timeout_ms, NULL);
 		if (ret)
 			return ret;
 	}

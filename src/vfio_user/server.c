@@ -473,13 +473,6 @@ static int logging_report(struct dmalog_vfu_server *s, uint32_t argsz, uint32_t 
 	return ret ? ret : (int)(sizeof(f) + sizeof(r) + bytes);
 }
 
-/* Whether @state has a data session: saving (PRE_COPY*, STOP_COPY) or resuming. */
-static bool saving(uint32_t state)
-{
-	return state == VFIO_DEVICE_STATE_PRE_COPY || state == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
-	       state == VFIO_DEVICE_STATE_STOP_COPY;
-}
-
 /*
  * MIG_DEVICE_STATE SET: the data session the arc opens is kept here for MIG_DATA_READ and
  * MIG_DATA_WRITE. A session the new state does not continue is closed first, as a kernel
@@ -494,7 +487,7 @@ static int set_state(struct dmalog_vfu_server *s, uint32_t flags, const uint8_t 
 	if (len != sizeof(k.u.state))
 		return -EINVAL;
 	memcpy(&to, d, sizeof(to));
-	if (!(saving(s->dev_state) && saving(to)))
+	if (!(vfu_saving(s->dev_state) && vfu_saving(to)))
 		close_data(s);
 	k.u.state.device_state = to;
 	k.u.state.data_fd = -1;
@@ -560,29 +553,6 @@ static int cmd_feature(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	return feature_reply(s, f.flags, k.u.raw, out_len);
 }
 
-/* Wait until the data session can be read or written, within @deadline: 0 or -ETIMEDOUT. */
-static int wait_data(int fd, short events, double deadline)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-	struct timespec ts;
-	double now;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-	if (now >= deadline)
-		return -ETIMEDOUT;
-	poll(&pfd, 1, deadline - now > 100 ? 100 : (int)(deadline - now) + 1);
-	return 0;
-}
-
-static double deadline_ms(const struct dmalog_vfu_server *s)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + s->cfg.timeout_ms;
-}
-
 /*
  * MIG_DATA_READ: up to @size bytes of the device's stream. In PRE_COPY what it has now (a
  * short read says "no more for now"); in STOP_COPY until @size or the end of the stream.
@@ -590,14 +560,14 @@ static double deadline_ms(const struct dmalog_vfu_server *s)
 static int cmd_data_read(struct dmalog_vfu_server *s, const uint8_t *p, size_t len)
 {
 	struct dmalog_vfu_mig_data m;
-	double deadline = deadline_ms(s);
+	double deadline = vfu_now_ms() + s->cfg.timeout_ms;
 	uint8_t *out;
 	size_t got = 0;
 
 	if (len != sizeof(m))
 		return -EINVAL;
 	memcpy(&m, p, sizeof(m));
-	if (s->data_fd < 0 || !saving(s->dev_state) || m.argsz < sizeof(m) + (uint64_t)m.size)
+	if (s->data_fd < 0 || !vfu_saving(s->dev_state) || m.argsz < sizeof(m) + (uint64_t)m.size)
 		return -EINVAL;
 	if (m.size > s->max_data_xfer)
 		m.size = (uint32_t)s->max_data_xfer;
@@ -619,7 +589,7 @@ static int cmd_data_read(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 			return -errno;
 		if (s->dev_state != VFIO_DEVICE_STATE_STOP_COPY)
 			break;
-		if (wait_data(s->data_fd, POLLIN, deadline))
+		if (vfu_wait(s->data_fd, POLLIN, deadline, NULL))
 			return -ETIMEDOUT;
 	}
 	m.argsz = (uint32_t)(sizeof(m) + got);
@@ -632,7 +602,7 @@ static int cmd_data_read(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 static int cmd_data_write(struct dmalog_vfu_server *s, const uint8_t *p, size_t len)
 {
 	struct dmalog_vfu_mig_data m;
-	double deadline = deadline_ms(s);
+	double deadline = vfu_now_ms() + s->cfg.timeout_ms;
 	size_t put = 0;
 
 	if (len < sizeof(m))
@@ -652,7 +622,7 @@ static int cmd_data_write(struct dmalog_vfu_server *s, const uint8_t *p, size_t 
 			continue;
 		if (n < 0 && errno != EAGAIN)
 			return -errno;
-		if (wait_data(s->data_fd, POLLOUT, deadline))
+		if (vfu_wait(s->data_fd, POLLOUT, deadline, NULL))
 			return -ETIMEDOUT;
 	}
 	return 0;

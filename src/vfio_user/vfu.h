@@ -25,6 +25,22 @@
 int vfu_recv(int fd, const int *stop, int first_ms, int timeout_ms, uint8_t *buf, size_t cap,
 	     size_t *len, int *fds, unsigned int max_fds, unsigned int *nfds, bool *fds_lost);
 
+/* Milliseconds on a monotonic clock. */
+double vfu_now_ms(void);
+
+/*
+ * Wait for @events on @fd until @deadline (vfu_now_ms() time; 0: none) or *@stop (NULL: no
+ * stop): 0, -ETIMEDOUT or -ESHUTDOWN.
+ */
+int vfu_wait(int fd, short events, double deadline, const int *stop);
+
+/* Whether the device saves its state in @state (PRE_COPY*, STOP_COPY): MIG_DATA_READ's states. */
+static inline bool vfu_saving(uint32_t state)
+{
+	return state == VFIO_DEVICE_STATE_PRE_COPY || state == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
+	       state == VFIO_DEVICE_STATE_STOP_COPY;
+}
+
 /* Send @len bytes, each wait bounded by @timeout_ms: 0 or -errno. */
 int vfu_send(int fd, int timeout_ms, const void *buf, size_t len);
 
