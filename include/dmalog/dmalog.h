@@ -21,5 +21,6 @@
 #include <dmalog/tracker.h>
 #include <dmalog/migrate.h>
 #include <dmalog/vfio_user.h>
+#include <dmalog/vfu_device.h>
 
 #endif

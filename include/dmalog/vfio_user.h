@@ -126,6 +126,53 @@ struct dmalog_vfu_logging_report {
 	uint64_t page_size;
 };
 
+/* DEVICE_GET_REGION_INFO: struct vfio_region_info's layout; capabilities follow in the reply. */
+struct dmalog_vfu_region_info {
+	uint32_t argsz;
+	uint32_t flags; /* VFIO_REGION_INFO_FLAG_* */
+	uint32_t index;
+	uint32_t cap_offset; /* from the start of this struct; 0: none */
+	uint64_t size;
+	uint64_t offset; /* for mmap() of the fd that comes with the reply */
+};
+
+/* REGION_READ / REGION_WRITE: then the data (in a read's reply, a write's request). */
+struct dmalog_vfu_region_access {
+	uint64_t offset;
+	uint32_t region;
+	uint32_t count;
+};
+
+/* DEVICE_GET_IRQ_INFO: struct vfio_irq_info's layout. */
+struct dmalog_vfu_irq_info {
+	uint32_t argsz;
+	uint32_t flags; /* VFIO_IRQ_INFO_* */
+	uint32_t index;
+	uint32_t count;
+};
+
+/*
+ * DEVICE_SET_IRQS: struct vfio_irq_set's layout; DATA_BOOL's bytes follow, DATA_EVENTFD's fds
+ * come as SCM_RIGHTS (as many as @count; none de-assigns).
+ */
+struct dmalog_vfu_irq_set {
+	uint32_t argsz;
+	uint32_t flags; /* one VFIO_IRQ_SET_DATA_* and one VFIO_IRQ_SET_ACTION_* */
+	uint32_t index;
+	uint32_t start;
+	uint32_t count;
+};
+
+/*
+ * LOW_POWER_ENTRY_WITH_WAKEUP's data over vfio-user: struct
+ * vfio_device_low_power_entry_with_wakeup, whose wakeup_eventfd is the index of the eventfd
+ * among the fds that come with the message (an fd number means nothing in another process).
+ */
+struct dmalog_vfu_low_power_wakeup {
+	int32_t wakeup_eventfd;
+	uint32_t reserved;
+};
+
 /* MIG_DATA_READ / MIG_DATA_WRITE: then the data. */
 struct dmalog_vfu_mig_data {
 	uint32_t argsz;
@@ -143,6 +190,12 @@ _Static_assert(sizeof(struct dmalog_vfu_device_info) == 16, "device_info");
 _Static_assert(sizeof(struct dmalog_vfu_logging_start) == 16, "logging_start");
 _Static_assert(sizeof(struct dmalog_vfu_logging_report) == 24, "logging_report");
 _Static_assert(sizeof(struct dmalog_vfu_mig_data) == 8, "mig_data");
+_Static_assert(sizeof(struct dmalog_vfu_region_info) == 32, "region_info");
+_Static_assert(offsetof(struct dmalog_vfu_region_info, offset) == 24, "");
+_Static_assert(sizeof(struct dmalog_vfu_region_access) == 16, "region_access");
+_Static_assert(sizeof(struct dmalog_vfu_irq_info) == 16, "irq_info");
+_Static_assert(sizeof(struct dmalog_vfu_irq_set) == 20, "irq_set");
+_Static_assert(sizeof(struct dmalog_vfu_low_power_wakeup) == 8, "low_power_wakeup");
 #endif
 
 /* What the server offers; a client may ask for less. */
@@ -150,6 +203,44 @@ _Static_assert(sizeof(struct dmalog_vfu_mig_data) == 8, "mig_data");
 #define DMALOG_VFU_MAX_DATA_XFER    (1u << 20)
 #define DMALOG_VFU_MAX_DMA_MAPS	    1024
 #define DMALOG_VFU_MAX_BITMAP_BYTES (64u << 20) /* a REPORT's bitmap: 2 TiB at 4 KiB */
+
+#define DMALOG_VFU_MAX_REGIONS	    16
+#define DMALOG_VFU_MAX_IRQ_TYPES    8
+#define DMALOG_VFU_MAX_IRQS	    64 /* interrupts of one type */
+#define DMALOG_VFU_MAX_SPARSE_AREAS 8
+
+/**
+ * struct dmalog_vfu_region - one region of the served device (its index is its place in the
+ *	table: VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_CONFIG_REGION_INDEX for a PCI device)
+ * @flags: VFIO_REGION_INFO_FLAG_READ, _WRITE, _MMAP; 0 with @size 0: the device has no such
+ *	region
+ * @nareas: with _MMAP, the parts the client may map (a sparse mmap capability in the
+ *	reply); 0: all of it
+ * @size: bytes
+ * @fd: with _MMAP, what the client maps (a dup goes with each GET_REGION_INFO reply; the
+ *	caller keeps it open while serving)
+ * @fd_offset: where the region begins in @fd (the reply's offset)
+ * @areas: offset and size of each mappable part, inside the region
+ */
+struct dmalog_vfu_region {
+	uint32_t flags;
+	uint32_t nareas;
+	uint64_t size;
+	int fd;
+	uint64_t fd_offset;
+	struct vfio_region_sparse_mmap_area areas[DMALOG_VFU_MAX_SPARSE_AREAS];
+};
+
+/**
+ * struct dmalog_vfu_irq_type - one interrupt type of the served device (its index is its
+ *	place in the table: VFIO_PCI_INTX_IRQ_INDEX ...)
+ * @flags: VFIO_IRQ_INFO_EVENTFD, _MASKABLE, _AUTOMASKED, _NORESIZE
+ * @count: interrupts of this type (at most DMALOG_VFU_MAX_IRQS; 0: none)
+ */
+struct dmalog_vfu_irq_type {
+	uint32_t flags;
+	uint32_t count;
+};
 
 struct dmalog_vfu_server;
 
@@ -170,6 +261,18 @@ struct dmalog_vfu_server;
  *	(@done false, @state the state asked for: what must not outlive the old state stops
  *	here, DMA before the device is STOP) and after it (@done true, @state the state the
  *	device is in now, the old one if the arc failed)
+ * @regions: optional: the device's regions (at most DMALOG_VFU_MAX_REGIONS), copied
+ * @nregions: how many (DEVICE_GET_INFO's num_regions)
+ * @region_access: with regions: REGION_READ / REGION_WRITE of @count bytes at @offset of
+ *	region @index, already checked against its size and flags: 0 or -errno (the kernel's:
+ *	-EIO for a BAR while memory decoding is off, say)
+ * @irqs: optional: the device's interrupt types (at most DMALOG_VFU_MAX_IRQ_TYPES), copied
+ * @nirqs: how many (DEVICE_GET_INFO's num_irqs)
+ * @no_runtime_pm: the host keeps the device out of low power: LOW_POWER_ENTRY is accepted
+ *	but the device never enters it (as with runtime PM disabled on a kernel host)
+ * @power: optional: low power changed: @engaged the client allowed it (the client's mmaps of
+ *	the device's regions must fault until it is off again, as the kernel zaps them),
+ *	@suspended the device is in it now (no DMA, no interrupts)
  */
 struct dmalog_vfu_server_config {
 	uint32_t size;
@@ -180,6 +283,14 @@ struct dmalog_vfu_server_config {
 	void (*dma_map)(void *opaque, uint64_t iova, uint64_t size, void *host, uint32_t flags);
 	void (*dma_unmap)(void *opaque, uint64_t iova, uint64_t size);
 	void (*state_changed)(void *opaque, uint32_t state, bool done);
+	const struct dmalog_vfu_region *regions;
+	uint32_t nregions;
+	int (*region_access)(void *opaque, uint32_t index, uint64_t offset, void *buf,
+			     uint32_t count, bool write);
+	const struct dmalog_vfu_irq_type *irqs;
+	uint32_t nirqs;
+	bool no_runtime_pm;
+	void (*power)(void *opaque, bool engaged, bool suspended);
 };
 
 /** dmalog_vfu_server_create() - a server for @cfg->dev: 0, -EINVAL or -ENOMEM */
@@ -224,6 +335,20 @@ DMALOG_API int dmalog_vfu_server_handle(struct dmalog_vfu_server *s, const void 
  */
 DMALOG_API void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s);
 
+/**
+ * dmalog_vfu_server_irq() - the device raises interrupt @sub of type @index (any thread)
+ * @s: the server
+ * @index: the interrupt type
+ * @sub: which of them
+ *
+ * The client's eventfd for it is signalled, unless the interrupt is masked: then it is left
+ * pending and signalled at UNMASK (an AUTOMASKED type masks itself on each signal, as INTx
+ * does).
+ * Return: 0 when signalled, -EAGAIN when left pending, -ENOENT when the client has set no
+ * eventfd for it, -EINVAL for an interrupt the device does not have.
+ */
+DMALOG_API int dmalog_vfu_server_irq(struct dmalog_vfu_server *s, uint32_t index, uint32_t sub);
+
 /** dmalog_vfu_server_stop() - make a serve loop return soon (any thread) */
 DMALOG_API void dmalog_vfu_server_stop(struct dmalog_vfu_server *s);
 
@@ -257,6 +382,46 @@ DMALOG_API int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t
 					   uint64_t size);
 
 /**
+ * dmalog_vfu_client_region_info() - DEVICE_GET_REGION_INFO of region @index
+ * @c: the client
+ * @index: the region
+ * @out: its flags, size, sparse mmap areas, and for a mappable region the fd to mmap() (the
+ *	caller's to close) at fd_offset; -1 otherwise
+ *
+ * Return: 0, the server's -errno, or -EPROTO for a reply that is not one (capabilities out of
+ * its bounds or in a loop, more areas than DMALOG_VFU_MAX_SPARSE_AREAS, an fd on a region that
+ * is not mappable or none on one that is).
+ */
+DMALOG_API int dmalog_vfu_client_region_info(struct dmalog_vfu_client *c, uint32_t index,
+					     struct dmalog_vfu_region *out);
+
+/** dmalog_vfu_client_region_read() - REGION_READ of @count bytes at @offset of region @index */
+DMALOG_API int dmalog_vfu_client_region_read(struct dmalog_vfu_client *c, uint32_t index,
+					     uint64_t offset, void *buf, uint32_t count);
+
+/** dmalog_vfu_client_region_write() - REGION_WRITE of @count bytes at @offset of region @index */
+DMALOG_API int dmalog_vfu_client_region_write(struct dmalog_vfu_client *c, uint32_t index,
+					      uint64_t offset, const void *buf, uint32_t count);
+
+/** dmalog_vfu_client_irq_info() - DEVICE_GET_IRQ_INFO of interrupt type @index */
+DMALOG_API int dmalog_vfu_client_irq_info(struct dmalog_vfu_client *c, uint32_t index,
+					  struct dmalog_vfu_irq_type *out);
+
+/**
+ * dmalog_vfu_client_set_irqs() - DEVICE_SET_IRQS
+ * @c: the client
+ * @index: the interrupt type
+ * @flags: one VFIO_IRQ_SET_DATA_* and one VFIO_IRQ_SET_ACTION_*
+ * @start: the first interrupt of the range
+ * @count: how many
+ * @eventfds: with DATA_EVENTFD, @count eventfds (sent, not taken), or NULL to de-assign
+ * @bools: with DATA_BOOL, @count bytes
+ */
+DMALOG_API int dmalog_vfu_client_set_irqs(struct dmalog_vfu_client *c, uint32_t index,
+					  uint32_t flags, uint32_t start, uint32_t count,
+					  const int *eventfds, const uint8_t *bools);
+
+/**
  * dmalog_handle_from_vfu_client() - the device behind @c as a device handle (see
  *	<dmalog/handle.h>), so that it migrates and logs DMA as an in-process one does
  * @c: the client (it must outlive the handle)
@@ -267,7 +432,8 @@ DMALOG_API int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t
  * inline), VFIO_DEVICE_RESET as DEVICE_RESET. An arc into a saving or resuming state gives a
  * stand-in data fd (/dev/null: poll it, close it); its reads and writes through
  * dmalog_handle_data_read() and _write() are MIG_DATA_READ and MIG_DATA_WRITE.
- * VFIO_MIG_GET_PRECOPY_INFO has no vfio-user equivalent: -ENOTTY.
+ * LOW_POWER_ENTRY_WITH_WAKEUP's eventfd travels with the message. VFIO_MIG_GET_PRECOPY_INFO
+ * has no vfio-user equivalent: -ENOTTY.
  */
 DMALOG_API int dmalog_handle_from_vfu_client(struct dmalog_vfu_client *c, const char *name,
 					     struct dmalog_handle **out);

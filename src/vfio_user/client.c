@@ -37,8 +37,9 @@ struct dmalog_vfu_client {
  * (valid until the next request), *body_len its length; or -errno: the server's error,
  * -EPROTO for a reply that is not this request's, or the connection's failure.
  */
-static int exchange(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
-		    const int *fds, unsigned int nfds, const uint8_t **body, size_t *body_len)
+static int exchange_fd(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
+		       const int *fds, unsigned int nfds, const uint8_t **body, size_t *body_len,
+		       int *rx_fd)
 {
 	struct dmalog_vfu_hdr h = {.command = cmd, .size = (uint32_t)(sizeof(h) + len)}, r;
 	uint8_t *msg;
@@ -61,9 +62,17 @@ static int exchange(struct dmalog_vfu_client *c, uint16_t cmd, const void *paylo
 	if (!ret)
 		ret = vfu_recv(c->fd, NULL, c->timeout_ms, c->timeout_ms, c->rx, RX_CAP, &rx_len,
 			       rx_fds, DMALOG_VFU_MAX_MSG_FDS, &rx_nfds, &lost);
-	/* No reply carries fds here. */
+	/* The first fd to the caller that wants one (a successful reply's); the rest closed. */
+	if (rx_fd)
+		*rx_fd = -1;
+	if (ret > 0 && rx_nfds && rx_fd && rx_len >= sizeof(r)) {
+		memcpy(&r, c->rx, sizeof(r));
+		if (!(r.flags & DMALOG_VFU_ERROR))
+			*rx_fd = rx_fds[0], rx_fds[0] = -1;
+	}
 	while (ret > 0 && rx_nfds)
-		close(rx_fds[--rx_nfds]);
+		if (rx_fds[--rx_nfds] >= 0)
+			close(rx_fds[rx_nfds]);
 	if (ret <= 0) {
 		c->broken = true;
 		return ret ? ret : -ECONNRESET;
@@ -72,13 +81,25 @@ static int exchange(struct dmalog_vfu_client *c, uint16_t cmd, const void *paylo
 	if (r.id != h.id || r.command != cmd ||
 	    (r.flags & DMALOG_VFU_TYPE_MASK) != DMALOG_VFU_TYPE_REPLY) {
 		c->broken = true;
-		return -EPROTO;
+		ret = -EPROTO;
+	} else if (r.flags & DMALOG_VFU_ERROR) {
+		ret = r.error && r.error < 4096 ? -(int)r.error : -EIO;
+	} else {
+		*body = c->rx + sizeof(r);
+		*body_len = rx_len - sizeof(r);
+		return 0;
 	}
-	if (r.flags & DMALOG_VFU_ERROR)
-		return r.error && r.error < 4096 ? -(int)r.error : -EIO;
-	*body = c->rx + sizeof(r);
-	*body_len = rx_len - sizeof(r);
-	return 0;
+	if (rx_fd && *rx_fd >= 0) {
+		close(*rx_fd);
+		*rx_fd = -1;
+	}
+	return ret;
+}
+
+static int exchange(struct dmalog_vfu_client *c, uint16_t cmd, const void *payload, size_t len,
+		    const int *fds, unsigned int nfds, const uint8_t **body, size_t *body_len)
+{
+	return exchange_fd(c, cmd, payload, len, fds, nfds, body, body_len, NULL);
 }
 
 /* The same with the payload copied into @out (at most @cap bytes: -EMSGSIZE beyond). */
@@ -182,6 +203,194 @@ int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova, uint
 
 	pthread_mutex_lock(&c->lock);
 	ret = request(c, DMALOG_VFU_DMA_UNMAP, &u, sizeof(u), NULL, 0, &echo, sizeof(echo), NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/* A sparse mmap capability's header: vfio_info_cap_header, then the count. */
+struct sparse_cap {
+	uint16_t id;
+	uint16_t version;
+	uint32_t next;
+	uint32_t nr_areas;
+	uint32_t reserved;
+};
+
+/*
+ * The capability chain of a GET_REGION_INFO reply (@len bytes from the info struct): the
+ * sparse mmap areas into @r, each hop and area checked to lie inside what arrived.
+ */
+static int region_caps(const uint8_t *info, size_t len, uint32_t offset,
+		       struct dmalog_vfu_region *r)
+{
+	for (unsigned int hops = 0; offset; hops++) {
+		struct sparse_cap c;
+
+		if (hops == 16 || offset < sizeof(struct dmalog_vfu_region_info) || offset > len ||
+		    len - offset < 8)
+			return -EPROTO;
+		memcpy(&c, info + offset, 8);
+		if (c.id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+			if (len - offset < sizeof(c))
+				return -EPROTO;
+			memcpy(&c, info + offset, sizeof(c));
+			if (c.nr_areas > DMALOG_VFU_MAX_SPARSE_AREAS ||
+			    (len - offset - sizeof(c)) / 16 < c.nr_areas)
+				return -EPROTO;
+			r->nareas = c.nr_areas;
+			memcpy(r->areas, info + offset + sizeof(c), 16 * (size_t)c.nr_areas);
+			for (uint32_t a = 0; a < c.nr_areas; a++)
+				if (r->areas[a].offset > r->size ||
+				    r->areas[a].size > r->size - r->areas[a].offset)
+					return -EPROTO;
+		}
+		/* Capabilities go forward only: no loops. */
+		if (c.next && c.next <= offset)
+			return -EPROTO;
+		offset = c.next;
+	}
+	return 0;
+}
+
+int dmalog_vfu_client_region_info(struct dmalog_vfu_client *c, uint32_t index,
+				  struct dmalog_vfu_region *out)
+{
+	struct dmalog_vfu_region_info info = {.argsz = sizeof(info) + sizeof(struct sparse_cap) +
+						       16 * DMALOG_VFU_MAX_SPARSE_AREAS,
+					      .index = index};
+	struct dmalog_vfu_region r = {.fd = -1};
+	const uint8_t *body;
+	size_t len;
+	int fd = -1, ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = exchange_fd(c, DMALOG_VFU_DEVICE_GET_REGION_INFO, &info, sizeof(info), NULL, 0, &body,
+			  &len, &fd);
+	if (!ret && len < sizeof(info))
+		ret = -EPROTO;
+	if (!ret) {
+		uint32_t sent = info.argsz;
+
+		memcpy(&info, body, sizeof(info));
+		r.flags = info.flags & ~VFIO_REGION_INFO_FLAG_CAPS;
+		r.size = info.size;
+		r.fd_offset = info.offset;
+		/* More capabilities than this client takes, or a reply not what it says. */
+		if (info.index != index || info.argsz > sent || len > info.argsz)
+			ret = -EPROTO;
+		else if (info.flags & VFIO_REGION_INFO_FLAG_CAPS)
+			ret = region_caps(body, len, info.cap_offset, &r);
+		/* A mappable region comes with its fd, and only then. */
+		if (!ret && !!(r.flags & VFIO_REGION_INFO_FLAG_MMAP) != (fd >= 0))
+			ret = -EPROTO;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	r.fd = fd;
+	*out = r;
+	return 0;
+}
+
+/* REGION_READ / REGION_WRITE of at most the negotiated transfer size, the reply checked. */
+static int region_rw(struct dmalog_vfu_client *c, uint32_t index, uint64_t offset, void *buf,
+		     uint32_t count, bool write)
+{
+	struct dmalog_vfu_region_access a = {.offset = offset, .region = index, .count = count};
+	uint16_t cmd = write ? DMALOG_VFU_REGION_WRITE : DMALOG_VFU_REGION_READ;
+	uint8_t *msg = NULL;
+	const uint8_t *body;
+	size_t len;
+	int ret;
+
+	if (count > c->max_data_xfer)
+		return -EINVAL;
+	if (write) {
+		msg = malloc(sizeof(a) + count);
+		if (!msg)
+			return -ENOMEM;
+		memcpy(msg, &a, sizeof(a));
+		memcpy(msg + sizeof(a), buf, count);
+	}
+	pthread_mutex_lock(&c->lock);
+	ret = exchange(c, cmd, write ? (const void *)msg : &a, sizeof(a) + (write ? count : 0),
+		       NULL, 0, &body, &len);
+	if (!ret) {
+		struct dmalog_vfu_region_access echo;
+
+		if (len != sizeof(echo) + (write ? 0 : count))
+			ret = -EPROTO;
+		else
+			memcpy(&echo, body, sizeof(echo));
+		if (!ret && (echo.offset != offset || echo.region != index || echo.count != count))
+			ret = -EPROTO;
+		if (!ret && !write)
+			memcpy(buf, body + sizeof(echo), count);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(msg);
+	return ret;
+}
+
+int dmalog_vfu_client_region_read(struct dmalog_vfu_client *c, uint32_t index, uint64_t offset,
+				  void *buf, uint32_t count)
+{
+	return region_rw(c, index, offset, buf, count, false);
+}
+
+int dmalog_vfu_client_region_write(struct dmalog_vfu_client *c, uint32_t index, uint64_t offset,
+				   const void *buf, uint32_t count)
+{
+	return region_rw(c, index, offset, (void *)buf, count, true);
+}
+
+int dmalog_vfu_client_irq_info(struct dmalog_vfu_client *c, uint32_t index,
+			       struct dmalog_vfu_irq_type *out)
+{
+	struct dmalog_vfu_irq_info info = {.argsz = sizeof(info), .index = index};
+	size_t len;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_DEVICE_GET_IRQ_INFO, &info, sizeof(info), NULL, 0, &info,
+		      sizeof(info), &len);
+	pthread_mutex_unlock(&c->lock);
+	if (!ret && (len != sizeof(info) || info.index != index))
+		ret = -EPROTO;
+	if (!ret)
+		*out = (struct dmalog_vfu_irq_type){.flags = info.flags, .count = info.count};
+	return ret;
+}
+
+int dmalog_vfu_client_set_irqs(struct dmalog_vfu_client *c, uint32_t index, uint32_t flags,
+			       uint32_t start, uint32_t count, const int *eventfds,
+			       const uint8_t *bools)
+{
+	struct dmalog_vfu_irq_set set = {.argsz = sizeof(set),
+					 .flags = flags,
+					 .index = index,
+					 .start = start,
+					 .count = count};
+	uint8_t msg[sizeof(set) + DMALOG_VFU_MAX_IRQS];
+	unsigned int nfds = eventfds ? count : 0;
+	size_t len = sizeof(set);
+	int ret;
+
+	if (count > DMALOG_VFU_MAX_IRQS || nfds > DMALOG_VFU_MAX_MSG_FDS)
+		return -EINVAL;
+	if (flags & VFIO_IRQ_SET_DATA_BOOL) {
+		if (!bools)
+			return -EINVAL;
+		memcpy(msg + sizeof(set), bools, count);
+		len += count;
+	}
+	set.argsz = (uint32_t)len;
+	memcpy(msg, &set, sizeof(set));
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, DMALOG_VFU_DEVICE_SET_IRQS, msg, len, eventfds, nfds, NULL, 0, NULL);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
@@ -332,6 +541,27 @@ static int other_feature(struct dmalog_vfu_client *c, struct kfeature *k)
 	return ret;
 }
 
+/*
+ * LOW_POWER_ENTRY_WITH_WAKEUP: the eventfd goes with the message, and its field says where it
+ * is among the message's fds. The kernel's own checks first: a negative fd is -EINVAL.
+ */
+static int low_power_wakeup(struct dmalog_vfu_client *c, struct kfeature *k)
+{
+	struct vfio_device_low_power_entry_with_wakeup e;
+	struct dmalog_vfu_low_power_wakeup w = {0};
+	uint8_t msg[8 + sizeof(w)];
+
+	if (k->argsz < sizeof(*k) + sizeof(e))
+		return -EINVAL;
+	memcpy(&e, k->data, sizeof(e));
+	if (e.wakeup_eventfd < 0)
+		return -EINVAL;
+	memcpy(msg, &(struct dmalog_vfu_feature){.argsz = sizeof(msg), .flags = k->flags}, 8);
+	memcpy(msg + 8, &w, sizeof(w));
+	return request(c, DMALOG_VFU_DEVICE_FEATURE, msg, sizeof(msg), &e.wakeup_eventfd, 1, NULL,
+		       sizeof(msg), NULL);
+}
+
 static int client_ioctl(void *priv, unsigned long request_code, void *arg)
 {
 	struct dmalog_vfu_client *c = priv;
@@ -362,6 +592,9 @@ static int client_ioctl(void *priv, unsigned long request_code, void *arg)
 	else if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
 		 k->flags & VFIO_DEVICE_FEATURE_SET)
 		ret = set_state(c, k);
+	else if (feature == VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP &&
+		 k->flags & VFIO_DEVICE_FEATURE_SET)
+		ret = low_power_wakeup(c, k);
 	else
 		ret = other_feature(c, k);
 	pthread_mutex_unlock(&c->lock);

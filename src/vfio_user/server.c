@@ -17,31 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vfu.h"
+#include "server_priv.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define FEATURE_DATA_MAX   4096 /* data of a feature the server passes through unread */
-
-/* A window of client memory: mmap()ed when it came with an fd, else reachable by message. */
-struct vfu_map {
-	uint64_t iova, size;
-	uint32_t flags;
-	void *host; /* NULL without an fd */
-};
-
-struct dmalog_vfu_server {
-	struct dmalog_vfu_server_config cfg;
-	bool negotiated;
-	struct vfu_caps client; /* what the client said in VERSION */
-	uint64_t max_data_xfer; /* negotiated: the smaller of both */
-	struct vfu_map *maps;	/* sorted by iova, never overlapping */
-	uint32_t nmaps;
-	int data_fd;	     /* the device's migration data session, or -1 */
-	uint32_t dev_state;  /* the state the last MIG_DEVICE_STATE set */
-	uint8_t *rx, *reply; /* the message being handled and its reply */
-	size_t reply_cap;
-	int stop; /* atomic: dmalog_vfu_server_stop() */
-};
 
 static const char *const command_names[] = {
 	[DMALOG_VFU_VERSION] = "VERSION",
@@ -83,6 +62,31 @@ static uint32_t device_state(struct dmalog_device *dev)
 								 : k.state.device_state;
 }
 
+/* Regions and interrupts the protocol can describe: counts, fds and areas in bounds. */
+static bool device_valid(const struct dmalog_vfu_server_config *c)
+{
+	if (c->nregions > DMALOG_VFU_MAX_REGIONS || c->nirqs > DMALOG_VFU_MAX_IRQ_TYPES ||
+	    (c->nregions && (!c->regions || !c->region_access)) || (c->nirqs && !c->irqs))
+		return false;
+	for (uint32_t i = 0; i < c->nregions; i++) {
+		const struct dmalog_vfu_region *r = &c->regions[i];
+
+		if (r->flags & ~(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+				 VFIO_REGION_INFO_FLAG_MMAP) ||
+		    r->nareas > DMALOG_VFU_MAX_SPARSE_AREAS ||
+		    (r->flags & VFIO_REGION_INFO_FLAG_MMAP && r->fd < 0))
+			return false;
+		for (uint32_t a = 0; a < r->nareas; a++)
+			if (r->areas[a].offset > r->size ||
+			    r->areas[a].size > r->size - r->areas[a].offset)
+				return false;
+	}
+	for (uint32_t i = 0; i < c->nirqs; i++)
+		if (c->irqs[i].count > DMALOG_VFU_MAX_IRQS)
+			return false;
+	return true;
+}
+
 int dmalog_vfu_server_create(const struct dmalog_vfu_server_config *cfg,
 			     struct dmalog_vfu_server **out)
 {
@@ -95,6 +99,17 @@ int dmalog_vfu_server_create(const struct dmalog_vfu_server_config *cfg,
 	if (!s)
 		return -ENOMEM;
 	memcpy(&s->cfg, cfg, cfg->size < sizeof(s->cfg) ? cfg->size : sizeof(s->cfg));
+	if (!device_valid(&s->cfg)) {
+		free(s);
+		return -EINVAL;
+	}
+	if (s->cfg.nregions)
+		memcpy(s->regions, s->cfg.regions, s->cfg.nregions * sizeof(s->regions[0]));
+	if (s->cfg.nirqs)
+		memcpy(s->irq_types, s->cfg.irqs, s->cfg.nirqs * sizeof(s->irq_types[0]));
+	vfu_irqs_init(s);
+	s->pm_wake_fd = -1;
+	s->reply_fd = -1;
 	if (!s->cfg.timeout_ms)
 		s->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
 	s->maps = calloc(DMALOG_VFU_MAX_DMA_MAPS, sizeof(*s->maps));
@@ -137,6 +152,8 @@ void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s)
 	}
 	s->nmaps = 0;
 	close_data(s);
+	vfu_irqs_release(s);
+	vfu_power_release(s);
 	s->negotiated = false;
 	vfu_caps_default(&s->client);
 	s->max_data_xfer = DMALOG_VFU_MAX_DATA_XFER;
@@ -148,6 +165,7 @@ void dmalog_vfu_server_destroy(struct dmalog_vfu_server *s)
 		return;
 	if (s->maps)
 		dmalog_vfu_server_disconnect(s);
+	pthread_mutex_destroy(&s->irq_lock);
 	free(s->maps);
 	free(s->rx);
 	free(s->reply);
@@ -159,8 +177,7 @@ void dmalog_vfu_server_stop(struct dmalog_vfu_server *s)
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
 }
 
-/* The reply's payload area, grown to hold @len bytes (NULL without memory). */
-static uint8_t *reply_room(struct dmalog_vfu_server *s, size_t len)
+uint8_t *vfu_reply_room(struct dmalog_vfu_server *s, size_t len)
 {
 	size_t need = sizeof(struct dmalog_vfu_hdr) + len;
 
@@ -204,7 +221,7 @@ static int cmd_version(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	ours.migration = s->client.migration;
 	ours.migration_pgsize = 4096;
 	ours.max_bitmap_size = DMALOG_VFU_MAX_BITMAP_BYTES;
-	out = reply_room(s, sizeof(v) + 512);
+	out = vfu_reply_room(s, sizeof(v) + 512);
 	if (!out)
 		return -ENOMEM;
 	v.minor = v.minor < DMALOG_VFU_MINOR ? v.minor : DMALOG_VFU_MINOR;
@@ -300,7 +317,7 @@ static int cmd_dma_unmap(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 		munmap(s->maps[at].host, (size_t)s->maps[at].size);
 	memmove(&s->maps[at], &s->maps[at + 1], (s->nmaps - at - 1) * sizeof(s->maps[0]));
 	s->nmaps--;
-	out = reply_room(s, sizeof(u));
+	out = vfu_reply_room(s, sizeof(u));
 	if (!out)
 		return -ENOMEM;
 	memcpy(out, &u, sizeof(u));
@@ -320,8 +337,10 @@ static int cmd_device_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t
 	info = (struct dmalog_vfu_device_info){
 		.argsz = sizeof(info),
 		.flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI,
+		.num_regions = s->cfg.nregions,
+		.num_irqs = s->cfg.nirqs,
 	};
-	out = reply_room(s, sizeof(info));
+	out = vfu_reply_room(s, sizeof(info));
 	if (!out)
 		return -ENOMEM;
 	memcpy(out, &info, sizeof(info));
@@ -376,7 +395,7 @@ static int feature_ioctl(struct dmalog_vfu_server *s, struct kfeature *k, uint32
 static int feature_reply(struct dmalog_vfu_server *s, uint32_t flags, const void *data, size_t len)
 {
 	struct dmalog_vfu_feature f = {.argsz = (uint32_t)(sizeof(f) + len), .flags = flags};
-	uint8_t *out = reply_room(s, sizeof(f) + len);
+	uint8_t *out = vfu_reply_room(s, sizeof(f) + len);
 
 	if (!out)
 		return -ENOMEM;
@@ -452,14 +471,14 @@ static int logging_report(struct dmalog_vfu_server *s, uint32_t argsz, uint32_t 
 	f.flags = flags;
 	f.argsz = (uint32_t)(sizeof(f) + sizeof(r) + bytes);
 	if (argsz < f.argsz) {
-		out = reply_room(s, sizeof(f) + sizeof(r));
+		out = vfu_reply_room(s, sizeof(f) + sizeof(r));
 		if (!out)
 			return -ENOMEM;
 		memcpy(out, &f, sizeof(f));
 		memcpy(out + sizeof(f), &r, sizeof(r));
 		return (int)(sizeof(f) + sizeof(r));
 	}
-	out = reply_room(s, sizeof(f) + sizeof(r) + bytes);
+	out = vfu_reply_room(s, sizeof(f) + sizeof(r) + bytes);
 	if (!out)
 		return -ENOMEM;
 	memcpy(out, &f, sizeof(f));
@@ -504,7 +523,8 @@ static int set_state(struct dmalog_vfu_server *s, uint32_t flags, const uint8_t 
 	return feature_reply(s, flags, d, len);
 }
 
-static int cmd_feature(struct dmalog_vfu_server *s, const uint8_t *p, size_t len)
+static int cmd_feature(struct dmalog_vfu_server *s, const uint8_t *p, size_t len, const int *fds,
+		       unsigned int nfds)
 {
 	struct dmalog_vfu_feature f;
 	struct kfeature k = {0};
@@ -518,6 +538,18 @@ static int cmd_feature(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	memcpy(&f, p, sizeof(f));
 	feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
 	if (f.argsz < sizeof(f))
+		return -EINVAL;
+	/* Low power is the PCI function's, not the device driver's (vfio_pci_core's). */
+	if (vfu_is_power_feature(feature)) {
+		if (f.flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET |
+				VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE) ||
+		    (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && f.flags & VFIO_DEVICE_FEATURE_GET &&
+		     f.flags & VFIO_DEVICE_FEATURE_SET))
+			return -EINVAL;
+		ret = vfu_power_feature(s, f.flags, f.argsz, d, dlen, fds, nfds);
+		return ret ? ret : feature_reply(s, f.flags, d, dlen);
+	}
+	if (nfds)
 		return -EINVAL;
 	if (f.flags & VFIO_DEVICE_FEATURE_PROBE) {
 		ret = feature_ioctl(s, &k, f.flags, 0);
@@ -571,7 +603,7 @@ static int cmd_data_read(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 		return -EINVAL;
 	if (m.size > s->max_data_xfer)
 		m.size = (uint32_t)s->max_data_xfer;
-	out = reply_room(s, sizeof(m) + m.size);
+	out = vfu_reply_room(s, sizeof(m) + m.size);
 	if (!out)
 		return -ENOMEM;
 	while (got < m.size) {
@@ -669,11 +701,42 @@ static void trace(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h, c
 	s->cfg.trace(s->cfg.opaque, line);
 }
 
+/* A command on the device itself (an ioctl or read/write of the device fd in the kernel). */
+static int device_command(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h,
+			  const uint8_t *p, size_t len, const int *fds, unsigned int nfds)
+{
+	switch (h->command) {
+	case DMALOG_VFU_DEVICE_GET_INFO:
+		return cmd_device_info(s, p, len);
+	case DMALOG_VFU_DEVICE_GET_REGION_INFO:
+		return vfu_cmd_region_info(s, p, len);
+	case DMALOG_VFU_DEVICE_GET_IRQ_INFO:
+		return vfu_cmd_irq_info(s, p, len);
+	case DMALOG_VFU_DEVICE_SET_IRQS:
+		return vfu_cmd_set_irqs(s, p, len, fds, nfds);
+	case DMALOG_VFU_REGION_READ:
+		return vfu_cmd_region_read(s, p, len);
+	case DMALOG_VFU_REGION_WRITE:
+		return vfu_cmd_region_write(s, p, len);
+	case DMALOG_VFU_DEVICE_RESET:
+		return cmd_reset(s, len);
+	default: /* DEVICE_FEATURE */
+		return cmd_feature(s, p, len, fds, nfds);
+	}
+}
+
 static int dispatch(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h, const uint8_t *p,
 		    size_t len, const int *fds, unsigned int nfds, bool fds_lost)
 {
-	/* Only DMA_MAP takes an fd, and one; more than a message may carry is refused. */
-	if (fds_lost || (nfds && h->command != DMALOG_VFU_DMA_MAP))
+	int ret;
+
+	/*
+	 * Fds only where a command takes them: DMA_MAP one, SET_IRQS one per eventfd, a
+	 * DEVICE_FEATURE its wakeup eventfd; more than a message may carry are refused.
+	 */
+	if (fds_lost ||
+	    (nfds && h->command != DMALOG_VFU_DMA_MAP && h->command != DMALOG_VFU_DEVICE_SET_IRQS &&
+	     h->command != DMALOG_VFU_DEVICE_FEATURE))
 		return -EINVAL;
 	if ((h->flags & DMALOG_VFU_TYPE_MASK) != DMALOG_VFU_TYPE_COMMAND)
 		return -EINVAL;
@@ -686,18 +749,28 @@ static int dispatch(struct dmalog_vfu_server *s, const struct dmalog_vfu_hdr *h,
 		return cmd_dma_map(s, p, len, fds, nfds);
 	case DMALOG_VFU_DMA_UNMAP:
 		return cmd_dma_unmap(s, p, len);
-	case DMALOG_VFU_DEVICE_GET_INFO:
-		return cmd_device_info(s, p, len);
-	case DMALOG_VFU_DEVICE_RESET:
-		return cmd_reset(s, len);
-	case DMALOG_VFU_DEVICE_FEATURE:
-		return cmd_feature(s, p, len);
 	case DMALOG_VFU_MIG_DATA_READ:
 		return cmd_data_read(s, p, len);
 	case DMALOG_VFU_MIG_DATA_WRITE:
 		return cmd_data_write(s, p, len);
+	case DMALOG_VFU_DEVICE_GET_INFO:
+	case DMALOG_VFU_DEVICE_GET_REGION_INFO:
+	case DMALOG_VFU_DEVICE_GET_IRQ_INFO:
+	case DMALOG_VFU_DEVICE_SET_IRQS:
+	case DMALOG_VFU_REGION_READ:
+	case DMALOG_VFU_REGION_WRITE:
+	case DMALOG_VFU_DEVICE_RESET:
+	case DMALOG_VFU_DEVICE_FEATURE:
+		/* A device in low power is woken for the access, and may go back after it. */
+		vfu_power_wake(s);
+		ret = device_command(s, h, p, len, fds, nfds);
+		vfu_power_idle(s);
+		return ret;
 	default:
-		/* Regions and IRQs: this device has none (num_regions and num_irqs are 0). */
+		/*
+		 * GET_REGION_IO_FDS and REGION_WRITE_MULTI are optional (no ioeventfds, and
+		 * write_multiple is not offered); DMA_READ/WRITE go the other way.
+		 */
 		return -ENOTSUP;
 	}
 }
@@ -709,6 +782,7 @@ static int handle(struct dmalog_vfu_server *s, const void *msg, size_t len, cons
 	int ret;
 
 	*reply_len = 0;
+	s->reply_fd = -1;
 	if (len < sizeof(h)) {
 		ret = -EBADMSG;
 		goto out;
@@ -720,6 +794,8 @@ static int handle(struct dmalog_vfu_server *s, const void *msg, size_t len, cons
 	}
 	ret = dispatch(s, &h, (const uint8_t *)msg + sizeof(h), len - sizeof(h), fds, nfds,
 		       fds_lost);
+	if (ret < 0)
+		s->reply_fd = -1; /* an error reply is its header alone */
 	trace(s, &h, (const uint8_t *)msg + sizeof(h), len - sizeof(h), ret);
 	if (!(h.flags & DMALOG_VFU_NO_REPLY)) {
 		struct dmalog_vfu_hdr r = {
@@ -769,7 +845,8 @@ int dmalog_vfu_server_serve(struct dmalog_vfu_server *s, int fd)
 		/* More fds than a message may carry: refused, but the bytes were whole. */
 		ret = handle(s, s->rx, len, fds, nfds, fds_lost, &reply, &reply_len);
 		if (!ret && reply_len)
-			ret = vfu_send(fd, (int)s->cfg.timeout_ms, reply, reply_len);
+			ret = vfu_send_fds(fd, (int)s->cfg.timeout_ms, reply, reply_len,
+					   &s->reply_fd, s->reply_fd >= 0);
 		if (ret)
 			break;
 	}

@@ -27,8 +27,9 @@ enum mig_tracker {
 };
 
 enum mig_device_kind {
-	MIG_DEV_NIC,	 /* device DMA logging (an mlx5-like tracker), receive ring in low RAM */
-	MIG_DEV_STORAGE, /* no tracker of its own; DMA through the IOMMU into high RAM */
+	MIG_DEV_NIC,	   /* device DMA logging (an mlx5-like tracker), receive ring in low RAM */
+	MIG_DEV_STORAGE,   /* no tracker of its own; DMA through the IOMMU into high RAM */
+	MIG_DEV_VFIO_USER, /* in another process (dmalog serve, say): logs its own DMA */
 };
 
 enum mig_inject {
@@ -47,6 +48,10 @@ struct mig_options {
 	uint64_t mem_bytes;
 	enum mig_device_kind devices[MIG_MAX_DEVICES];
 	uint32_t ndevices;
+	/* MIG_DEV_VFIO_USER: this end's server socket; the one-command mode's destination's. */
+	const char *vfu_paths[MIG_MAX_DEVICES];
+	const char *dest_vfu_paths[MIG_MAX_DEVICES];
+	uint32_t ndest_vfu_paths;
 	enum dmalog_workload workload;
 	uint64_t dma_rate; /* writes per second per device */
 	uint64_t cpu_rate; /* writes per second of the CPU */
@@ -81,6 +86,7 @@ struct guest {
 	bool source;
 	enum mig_tracker tracker;
 	uint8_t *ram;
+	int ram_fd; /* a memfd behind RAM when a device in another process shares it, or -1 */
 	uint64_t ram_bytes;
 	uint32_t zero_pct;  /* page p starts all zero when p % 100 < zero_pct */
 	double prefault_ms; /* backing its RAM, before any clock starts */
@@ -101,7 +107,9 @@ struct guest {
 
 	uint32_t ndevices;
 	enum mig_device_kind kinds[MIG_MAX_DEVICES];
-	struct dmalog_emudev *emu[MIG_MAX_DEVICES];
+	struct dmalog_emudev *emu[MIG_MAX_DEVICES]; /* NULL for a vfio-user device */
+	struct dmalog_vfu_client *vfu[MIG_MAX_DEVICES];
+	int vfu_fd[MIG_MAX_DEVICES];
 	uint16_t dev_tag[MIG_MAX_DEVICES];
 	bool dev_logging[MIG_MAX_DEVICES]; /* this device tracks its own DMA */
 

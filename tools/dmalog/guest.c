@@ -148,6 +148,55 @@ static int make_type1(struct guest *g)
 	return ret;
 }
 
+/* Bus mastering on for the vfio-user device @i: a config-space write, as a driver's. */
+static int remote_bus_master(struct guest *g, uint32_t i)
+{
+	uint8_t cmd[2];
+	int ret = dmalog_vfu_client_region_read(g->vfu[i], VFIO_PCI_CONFIG_REGION_INDEX,
+						DMALOG_VFU_CFG_COMMAND, cmd, 2);
+
+	cmd[0] |= DMALOG_VFU_CMD_BUS_MASTER;
+	return ret ? ret
+		   : dmalog_vfu_client_region_write(g->vfu[i], VFIO_PCI_CONFIG_REGION_INDEX,
+						    DMALOG_VFU_CFG_COMMAND, cmd, 2);
+}
+
+/*
+ * A device served by another process: connect, negotiate, share every RAM slot through the
+ * memfd (IOVA = GPA), and drive it through the same handle as an in-process one. Its DMA is
+ * not behind this guest's IOMMU, so it always logs its own.
+ */
+static int make_remote_device(struct guest *g, const struct mig_options *o, uint32_t i)
+{
+	char err[200];
+	int ret;
+
+	g->vfu_fd[i] = socket_connect(o->vfu_paths[i], err, sizeof(err));
+	if (g->vfu_fd[i] < 0) {
+		fprintf(stderr, "dmalog migrate: device %u: %s\n", i, err);
+		return g->vfu_fd[i];
+	}
+	ret = dmalog_vfu_client_connect(g->vfu_fd[i], o->timeout_ms, &g->vfu[i]);
+	for (uint32_t s = 0; s < g->nslots && !ret; s++)
+		ret = dmalog_vfu_client_dma_map(g->vfu[i], g->slots[s].gpa, g->slots[s].length,
+						g->ram_fd, g->slots[s].ram_offset,
+						DMALOG_VFU_DMA_READABLE | DMALOG_VFU_DMA_WRITEABLE);
+	if (!ret)
+		ret = dmalog_handle_from_vfu_client(g->vfu[i], "vfio-user", &g->dev[i]);
+	/*
+	 * The source's guest has a driver that lets it DMA. The destination's stays quiet, as
+	 * the demo destination guest does: its VMM would restore config space only after.
+	 */
+	if (!ret && g->source)
+		ret = remote_bus_master(g, i);
+	if (ret)
+		fprintf(stderr, "dmalog migrate: device %u: the vfio-user server refused (%s)\n", i,
+			strerror(-ret));
+	g->dev_tag[i] = DMALOG_VFU_DEVICE_DMA_TAG;
+	g->dev_logging[i] = g->source;
+	return ret;
+}
+
 static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
 		       struct dmalog_iopt *iopt)
 {
@@ -164,6 +213,8 @@ static int make_device(struct guest *g, const struct mig_options *o, uint32_t i,
 	};
 	int ret;
 
+	if (g->kinds[i] == MIG_DEV_VFIO_USER)
+		return make_remote_device(g, o, i);
 	/* Fewer ranges than the guest has slots: the tracker combines them. */
 	if (nic)
 		cfg.devtrack_caps.max_ranges = 2;
@@ -291,11 +342,23 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 	 * Backed before the migration starts (prefault()): a destination that faulted in each
 	 * page on arrival would measure the kernel's page zeroing, not the link.
 	 */
-	g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		      0);
+	g->ram_fd = -1;
+	for (uint32_t i = 0; i < MIG_MAX_DEVICES; i++)
+		g->vfu_fd[i] = -1;
+	for (uint32_t i = 0; i < g->ndevices; i++)
+		if (g->kinds[i] == MIG_DEV_VFIO_USER && g->ram_fd < 0)
+			g->ram_fd = memfd_create("dmalog-guest-ram", MFD_CLOEXEC);
+	/* A device in another process maps RAM itself: then it is a memfd, shared. */
+	if (g->ram_fd >= 0 && !ftruncate(g->ram_fd, (off_t)g->ram_bytes))
+		g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, g->ram_fd, 0);
+	else if (g->ram_fd < 0)
+		g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		g->ram = MAP_FAILED;
 	if (g->ram == MAP_FAILED) {
 		g->ram = NULL;
-		free(g);
+		guest_destroy(g);
 		return -ENOMEM;
 	}
 	{
@@ -339,8 +402,13 @@ void guest_destroy(struct guest *g)
 	/* Trackers stop before the handles they use go, and those before their devices. */
 	for (uint32_t i = 0; i < g->ntrackers; i++)
 		dmalog_tracker_destroy(g->trackers[i]);
-	for (uint32_t i = 0; i < g->ndevices; i++)
+	for (uint32_t i = 0; i < g->ndevices; i++) {
 		dmalog_handle_destroy(g->dev[i]);
+		/* A client that goes: its server drops the maps and stops DMA logging. */
+		dmalog_vfu_client_destroy(g->vfu[i]);
+		if (g->vfu_fd[i] >= 0)
+			close(g->vfu_fd[i]);
+	}
 	dmalog_handle_destroy(g->cpu_log_h);
 	dmalog_handle_destroy(g->iommufd_h);
 	dmalog_handle_destroy(g->type1_h);
@@ -354,6 +422,8 @@ void guest_destroy(struct guest *g)
 	dmalog_type1_destroy(g->type1);
 	if (g->ram)
 		munmap(g->ram, g->ram_bytes);
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
 	free(g);
 }
 
@@ -362,7 +432,7 @@ void guest_pause_writers(struct guest *g)
 	if (g->cpu)
 		dmalog_dma_engine_pause(g->cpu);
 	for (uint32_t i = 0; i < g->ndevices; i++)
-		if (dmalog_emudev_dma(g->emu[i]))
+		if (g->emu[i] && dmalog_emudev_dma(g->emu[i]))
 			dmalog_dma_engine_pause(dmalog_emudev_dma(g->emu[i]));
 }
 
@@ -371,7 +441,7 @@ void guest_resume_writers(struct guest *g)
 	if (g->cpu)
 		dmalog_dma_engine_resume(g->cpu);
 	for (uint32_t i = 0; i < g->ndevices; i++)
-		if (dmalog_emudev_dma(g->emu[i]))
+		if (g->emu[i] && dmalog_emudev_dma(g->emu[i]))
 			dmalog_dma_engine_resume(dmalog_emudev_dma(g->emu[i]));
 }
 
@@ -385,7 +455,7 @@ uint64_t guest_writes(struct guest *g)
 		n += st.writes;
 	}
 	for (uint32_t i = 0; i < g->ndevices; i++) {
-		if (!dmalog_emudev_dma(g->emu[i]))
+		if (!g->emu[i] || !dmalog_emudev_dma(g->emu[i]))
 			continue;
 		dmalog_dma_engine_get_stats(dmalog_emudev_dma(g->emu[i]), &st);
 		n += st.writes;
@@ -424,16 +494,30 @@ void guest_resume_vcpus(struct guest *g)
 
 int guest_device_hash(struct guest *g, uint32_t dev, uint64_t *hash)
 {
+	uint8_t le[8];
+	int ret;
+
 	if (dev >= g->ndevices)
 		return -EINVAL;
-	*hash = dmalog_emudev_state_hash(g->emu[dev]);
-	return 0;
+	if (g->emu[dev]) {
+		*hash = dmalog_emudev_state_hash(g->emu[dev]);
+		return 0;
+	}
+	/* A served device tells its own, in a BAR0 register. */
+	ret = dmalog_vfu_client_region_read(g->vfu[dev], VFIO_PCI_BAR0_REGION_INDEX,
+					    DMALOG_VFU_REG_STATE_HASH, le, sizeof(le));
+	*hash = 0;
+	for (int i = 7; i >= 0 && !ret; i--)
+		*hash = *hash << 8 | le[i];
+	return ret;
 }
 
 void guest_device_error(struct guest *g, uint32_t dev, char *buf, size_t len)
 {
-	if (dev < g->ndevices)
+	if (dev < g->ndevices && g->emu[dev])
 		snprintf(buf, len, "%s", dmalog_emudev_resume_error(g->emu[dev]));
+	else if (dev < g->ndevices)
+		snprintf(buf, len, "the vfio-user device refused its state");
 }
 
 /*

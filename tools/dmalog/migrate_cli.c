@@ -54,6 +54,15 @@ static const char *const usage_lines[] = {
 	"  --devices LIST         comma-separated nic|storage, or none (default nic,storage):",
 	"                         a nic logs its own DMA (mlx5-like tracker, 2 ranges), a",
 	"                         storage device DMAs through the IOMMU",
+	"  --device SPEC          a device, repeatable, in place of --devices: nic, storage,",
+	"                         or vfio-user:PATH, a device served on the UNIX socket PATH",
+	"                         by another process (dmalog serve, say): guest RAM is then",
+	"                         shared with it, it DMAs by itself and always logs its own",
+	"                         DMA; its state travels as MIG_DATA_READ/WRITE messages",
+	"  --dest-device vfio-user:PATH",
+	"                         without --listen/--connect: the destination's server for",
+	"                         each vfio-user device, in order (another process than the",
+	"                         source's: a device cannot be migrated into itself)",
 	"  --workload W           sequential|random|hotcold|bursty, for the CPU and every",
 	"                         device (default random)",
 	"  --dma-rate N           writes per second per device, 0 = unthrottled (default 50000)",
@@ -264,6 +273,34 @@ static int parse_devices(const char *s, struct mig_options *o)
 	return o->ndevices ? 0 : -EINVAL;
 }
 
+/* One --device: nic, storage, or vfio-user:PATH (@s must outlive the options: argv). */
+static int parse_device(const char *s, struct mig_options *o)
+{
+	if (o->ndevices == MIG_MAX_DEVICES)
+		return -E2BIG;
+	if (!strcmp(s, "nic")) {
+		o->devices[o->ndevices++] = MIG_DEV_NIC;
+	} else if (!strcmp(s, "storage")) {
+		o->devices[o->ndevices++] = MIG_DEV_STORAGE;
+	} else if (!strncmp(s, "vfio-user:", 10) && s[10]) {
+		o->vfu_paths[o->ndevices] = s + 10;
+		o->devices[o->ndevices++] = MIG_DEV_VFIO_USER;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* How many of the devices are vfio-user ones. */
+static uint32_t remote_devices(const struct mig_options *o)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < o->ndevices; i++)
+		n += o->devices[i] == MIG_DEV_VFIO_USER;
+	return n;
+}
+
 static int parse_inject(const char *s, struct mig_options *o)
 {
 	static const char *const names[] = {
@@ -300,7 +337,8 @@ static int bad(const char *opt, const char *val)
 /* A tracker whose report can fail: a device's own, or the IOMMU's. */
 static bool has_fault_target(const struct mig_options *o)
 {
-	return o->ndevices && o->tracker != MIG_TRACK_TYPE1;
+	/* A vfio-user device's tracker is in its server's process, out of reach. */
+	return o->ndevices > remote_devices(o) && o->tracker != MIG_TRACK_TYPE1;
 }
 
 /* Returns 0, or an exit status (2 for usage errors, 0 after --help with *done set). */
@@ -315,6 +353,8 @@ static const struct option long_options[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"mem", required_argument, NULL, OPT_VALUE},
 	{"devices", required_argument, NULL, OPT_VALUE},
+	{"device", required_argument, NULL, OPT_VALUE},
+	{"dest-device", required_argument, NULL, OPT_VALUE},
 	{"workload", required_argument, NULL, OPT_VALUE},
 	{"tracker", required_argument, NULL, OPT_VALUE},
 	{"iommu-pages", required_argument, NULL, OPT_VALUE},
@@ -344,6 +384,7 @@ static const struct option long_options[] = {
 
 static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 {
+	bool device_given = false;
 	int c, index;
 
 	*o = defaults;
@@ -395,6 +436,17 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 		} else if (!strcmp(opt, "--devices")) {
 			if (parse_devices(val, o))
 				return bad(opt, val);
+		} else if (!strcmp(opt, "--device")) {
+			if (!device_given)
+				o->ndevices = 0;
+			device_given = true;
+			if (parse_device(val, o))
+				return bad(opt, val);
+		} else if (!strcmp(opt, "--dest-device")) {
+			if (strncmp(val, "vfio-user:", 10) || !val[10] ||
+			    o->ndest_vfu_paths == MIG_MAX_DEVICES)
+				return bad(opt, val);
+			o->dest_vfu_paths[o->ndest_vfu_paths++] = val + 10;
 		} else if (!strcmp(opt, "--workload")) {
 			if ((k = pick_workload(val)) < 0)
 				return bad(opt, val);
@@ -512,6 +564,16 @@ static int parse(int argc, char **argv, struct mig_options *o, bool *done)
 	    o->channels < 2) {
 		fprintf(stderr, "dmalog migrate: %s needs --channels 2 or more\n",
 			o->inject == MIG_INJECT_DROP_CHANNEL ? "drop-channel" : "corrupt-channel");
+		return 2;
+	}
+	if (!o->listen && !o->connect && o->ndest_vfu_paths != remote_devices(o)) {
+		fprintf(stderr, "dmalog migrate: each vfio-user device needs its destination's "
+				"server (--dest-device vfio-user:PATH)\n");
+		return 2;
+	}
+	if ((o->listen || o->connect) && o->ndest_vfu_paths) {
+		fprintf(stderr, "dmalog migrate: --dest-device is for a destination this command "
+				"starts; with --listen, --device is this end's\n");
 		return 2;
 	}
 	if ((o->inject == MIG_INJECT_DEVICE_STATE || o->inject == MIG_INJECT_DEVICE_MISMATCH) &&
@@ -667,15 +729,20 @@ int migrate_run(const struct mig_options *o, struct mig_result *r)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
+		struct mig_options dest = *o;
 		struct guest *g;
 
-		if (migrate_dest_guest(o, &g))
+		/* Its vfio-user devices are the --dest-device servers, in order. */
+		for (uint32_t i = 0, k = 0; i < o->ndevices; i++)
+			if (o->devices[i] == MIG_DEV_VFIO_USER)
+				dest.vfu_paths[i] = o->dest_vfu_paths[k++];
+		if (migrate_dest_guest(&dest, &g))
 			_exit(5);
-		ret = conns_open(o, lfd, NULL, &c, err, sizeof(err));
+		ret = conns_open(&dest, lfd, NULL, &c, err, sizeof(err));
 		close(lfd);
 		if (ret < 0)
 			_exit(5);
-		ret = migrate_dest(o, g, c.fds);
+		ret = migrate_dest(&dest, g, c.fds);
 		conns_finish(&c);
 		_exit(ret);
 	}

@@ -61,7 +61,7 @@ static void round_done(void *opaque, const struct dmalog_mig_round *rd, bool fin
 static void inject_tracker_fault(struct guest *g)
 {
 	for (uint32_t i = 0; i < g->ndevices; i++) {
-		struct dmalog_devtrack *dt = dmalog_emudev_devtrack(g->emu[i]);
+		struct dmalog_devtrack *dt = g->emu[i] ? dmalog_emudev_devtrack(g->emu[i]) : NULL;
 
 		if (dt) {
 			dmalog_devtrack_inject(dt, DMALOG_DEVTRACK_FAULT_ERROR_EVENT);
