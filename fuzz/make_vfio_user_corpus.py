@@ -7,6 +7,9 @@ OUT = os.path.join(os.path.dirname(__file__), "corpus", "vfio_user")
 GET, SET, PROBE = 1 << 16, 1 << 17, 1 << 18
 START, STOP, REPORT, STATE = 6, 7, 8, 2
 DMA_MAP, DMA_UNMAP, GET_INFO, RESET, FEATURE, DATA_READ = 2, 3, 4, 13, 16, 17
+REGION_INFO, IRQ_INFO, SET_IRQS, REGION_READ, REGION_WRITE = 5, 7, 8, 9, 10
+LOW_POWER_ENTRY, LOW_POWER_WAKEUP, LOW_POWER_EXIT = 3, 4, 5
+PCI, WITH_FDS = 4, 8  # first-byte flags: the whole PCI function; an eventfd with each message
 
 
 def msg(cmd, payload=b"", msg_id=2):
@@ -33,6 +36,19 @@ seeds = {
     "info_reset_probe": seq(msg(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0)), msg(RESET),
                             feature(PROBE | SET | START), feature(GET | STATE, argsz=16),
                             msg(DATA_READ, struct.pack("<II", 24, 16))),
+    "pci_regions": seq(msg(REGION_INFO, struct.pack("<IIIIQQ", 80, 0, 2, 0, 0, 0)),
+                       msg(REGION_READ, struct.pack("<QII", 0, 0, 8)),
+                       msg(REGION_WRITE, struct.pack("<QII", 4, 7, 2) + b"\x06\x00"),
+                       msg(REGION_WRITE, struct.pack("<QII", 0x1c, 0, 4) + struct.pack("<I", 0x100)),
+                       msg(REGION_READ, struct.pack("<QII", 0x1000, 2, 16)), flags=1 | PCI),
+    "pci_irqs": seq(msg(IRQ_INFO, struct.pack("<IIII", 16, 0, 2, 0)),
+                    msg(SET_IRQS, struct.pack("<IIIII", 20, 4 | 32, 2, 0, 1)),
+                    msg(REGION_WRITE, struct.pack("<QII", 0x1c, 0, 4) + struct.pack("<I", 0)),
+                    msg(SET_IRQS, struct.pack("<IIIII", 20, 1 | 8, 0, 0, 1)), flags=1 | PCI | WITH_FDS),
+    "pci_low_power": seq(feature(SET | LOW_POWER_WAKEUP, struct.pack("<iI", 0, 0)),
+                         msg(REGION_READ, struct.pack("<QII", 0, 0, 4)),
+                         feature(SET | LOW_POWER_ENTRY), feature(SET | LOW_POWER_EXIT),
+                         flags=1 | PCI | WITH_FDS),
     "version_again": seq(msg(1, struct.pack("<HH", 0, 0) + b'{"capabilities":{}}\0'), flags=0),
 }
 os.makedirs(OUT, exist_ok=True)

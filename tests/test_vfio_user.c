@@ -671,9 +671,9 @@ static void malformed_commands_answered(void **state)
 	negotiate(&v);
 	assert_int_equal(call(&v, 0x7777, junk, sizeof(junk), NULL, 0, NULL), ENOTSUP);
 	/* Optional commands not offered; a region this device does not have (it has none). */
-	assert_int_equal(call(&v, DMALOG_VFU_DEVICE_GET_REGION_IO_FDS, junk, sizeof(junk), NULL, 0,
-			      NULL),
-			 ENOTSUP);
+	assert_int_equal(
+		call(&v, DMALOG_VFU_DEVICE_GET_REGION_IO_FDS, junk, sizeof(junk), NULL, 0, NULL),
+		ENOTSUP);
 	{
 		struct dmalog_vfu_region_access a = {.region = 0, .count = 4};
 

@@ -95,10 +95,10 @@ DMALOG_API int dmalog_vfu_device_create(const struct dmalog_vfu_device_config *c
 /** dmalog_vfu_device_server() - its server: serve clients with dmalog_vfu_server_serve() */
 DMALOG_API struct dmalog_vfu_server *dmalog_vfu_device_server(struct dmalog_vfu_device *d);
 
-/** dmalog_vfu_device_state_hash() - what DMALOG_VFU_REG_STATE_HASH reads */
+/** dmalog_vfu_device_state_hash() - what DMALOG_VFU_REG_STATE_HASH reads (any thread) */
 DMALOG_API uint64_t dmalog_vfu_device_state_hash(struct dmalog_vfu_device *d);
 
-/** dmalog_vfu_device_dma_writes() - what DMALOG_VFU_REG_DMA_WRITES reads */
+/** dmalog_vfu_device_dma_writes() - what DMALOG_VFU_REG_DMA_WRITES reads (any thread) */
 DMALOG_API uint64_t dmalog_vfu_device_dma_writes(struct dmalog_vfu_device *d);
 
 /** dmalog_vfu_device_destroy() - after its server's serve loop returned; NULL is fine */

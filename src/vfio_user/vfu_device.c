@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,7 +37,11 @@ struct dmalog_vfu_device {
 	uint64_t rate;
 	uint64_t seed;
 
-	/* DMA: an engine per writable map, writing while every condition lets it. */
+	/*
+	 * DMA: an engine per writable map, writing while every condition lets it. The server's
+	 * thread changes the table; lock lets any thread count the writes meanwhile.
+	 */
+	pthread_mutex_t lock;
 	struct {
 		uint64_t iova, size;
 		struct dmalog_dma_engine *e;
@@ -72,12 +77,14 @@ static void dma_update(struct dmalog_vfu_device *d)
 
 	if (run == d->running)
 		return;
+	pthread_mutex_lock(&d->lock);
 	for (unsigned int i = 0; i < d->nengines; i++) {
 		if (run)
 			dmalog_dma_engine_resume(d->engines[i].e);
 		else
 			dmalog_dma_engine_pause(d->engines[i].e);
 	}
+	pthread_mutex_unlock(&d->lock);
 	d->running = run;
 }
 
@@ -114,9 +121,11 @@ static void on_dma_map(void *opaque, uint64_t iova, uint64_t size, void *host, u
 	}
 	if (d->running)
 		dmalog_dma_engine_resume(e);
+	pthread_mutex_lock(&d->lock);
 	d->engines[d->nengines].iova = iova;
 	d->engines[d->nengines].size = size;
 	d->engines[d->nengines++].e = e;
+	pthread_mutex_unlock(&d->lock);
 }
 
 static uint64_t engine_writes(struct dmalog_dma_engine *e)
@@ -131,6 +140,7 @@ static void on_dma_unmap(void *opaque, uint64_t iova, uint64_t size)
 {
 	struct dmalog_vfu_device *d = opaque;
 
+	pthread_mutex_lock(&d->lock);
 	for (unsigned int i = 0; i < d->nengines; i++) {
 		if (d->engines[i].iova != iova || d->engines[i].size != size)
 			continue;
@@ -139,8 +149,9 @@ static void on_dma_unmap(void *opaque, uint64_t iova, uint64_t size)
 		d->writes_gone += engine_writes(d->engines[i].e);
 		dmalog_dma_engine_destroy(d->engines[i].e);
 		d->engines[i] = d->engines[--d->nengines];
-		return;
+		break;
 	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 /*
@@ -207,13 +218,25 @@ static uint64_t get_le(const uint8_t *p, unsigned int bytes)
 	return v;
 }
 
-static void regs_image(struct dmalog_vfu_device *d, uint8_t *img)
+/* Whether [@off, @off + @count) touches the register at @reg of @bytes. */
+static bool touches(uint64_t off, uint32_t count, uint64_t reg, unsigned int bytes)
+{
+	return off < reg + bytes && reg < off + count;
+}
+
+/*
+ * The registers as an image, those the access touches filled in: the state hash digests the
+ * device's whole memory, not to be paid for a read of another register.
+ */
+static void regs_image(struct dmalog_vfu_device *d, uint64_t off, uint32_t count, uint8_t *img)
 {
 	memset(img, 0, DMALOG_VFU_REG_END);
 	put_le(img + DMALOG_VFU_REG_ID, DMALOG_VFU_ID_VALUE, 4);
 	put_le(img + DMALOG_VFU_REG_VERSION, 1, 4);
-	put_le(img + DMALOG_VFU_REG_STATE_HASH, dmalog_vfu_device_state_hash(d), 8);
-	put_le(img + DMALOG_VFU_REG_DMA_WRITES, dmalog_vfu_device_dma_writes(d), 8);
+	if (touches(off, count, DMALOG_VFU_REG_STATE_HASH, 8))
+		put_le(img + DMALOG_VFU_REG_STATE_HASH, dmalog_vfu_device_state_hash(d), 8);
+	if (touches(off, count, DMALOG_VFU_REG_DMA_WRITES, 8))
+		put_le(img + DMALOG_VFU_REG_DMA_WRITES, dmalog_vfu_device_dma_writes(d), 8);
 	put_le(img + DMALOG_VFU_REG_CTRL, d->ctrl, 4);
 	put_le(img + DMALOG_VFU_REG_SCRATCH, d->scratch, 8);
 }
@@ -224,7 +247,7 @@ static int bar0_access(struct dmalog_vfu_device *d, uint64_t off, uint8_t *buf, 
 {
 	uint8_t img[DMALOG_VFU_REG_END];
 
-	regs_image(d, img);
+	regs_image(d, off, count, img);
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t at = off + i;
 
@@ -365,6 +388,7 @@ int dmalog_vfu_device_create(const struct dmalog_vfu_device_config *cfg,
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	pthread_mutex_init(&d->lock, NULL);
 	d->bar2_fd = -1;
 	d->rate = cfg->dma_rate;
 	d->seed = cfg->seed;
@@ -428,10 +452,13 @@ uint64_t dmalog_vfu_device_state_hash(struct dmalog_vfu_device *d)
 
 uint64_t dmalog_vfu_device_dma_writes(struct dmalog_vfu_device *d)
 {
-	uint64_t n = d->writes_gone;
+	uint64_t n;
 
+	pthread_mutex_lock(&d->lock);
+	n = d->writes_gone;
 	for (unsigned int i = 0; i < d->nengines; i++)
 		n += engine_writes(d->engines[i].e);
+	pthread_mutex_unlock(&d->lock);
 	return n;
 }
 
@@ -451,5 +478,6 @@ void dmalog_vfu_device_destroy(struct dmalog_vfu_device *d)
 	free(d->bar2_saved);
 	if (d->bar2_fd >= 0)
 		close(d->bar2_fd);
+	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

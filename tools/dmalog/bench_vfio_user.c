@@ -2,8 +2,9 @@
 /*
  * dmalog bench vfio-user: what the socket costs. A device served on a socketpair by a server
  * thread, driven through the client's handle, against the same device driven in process:
- *  - round trips per second of a small request (DEVICE_RESET; regions are not served yet),
- *    against the same call in process and against a bare 16-byte ping-pong on a socketpair
+ *  - round trips per second of a small REGION_READ (8 bytes of a served PCI function's BAR0)
+ *    and of a DEVICE_RESET, against the same request handled in process (the server's own
+ *    dispatcher, or the device's ioctl) and against a bare 16-byte ping-pong on a socketpair
  *    between two threads (the transport's floor);
  *  - one DMA_LOGGING_REPORT of a 64 GiB space at 4 KiB with 1 % of the pages dirty (a 2 MiB
  *    bitmap back in the reply), against the same REPORT in process. Medians of the repeats.
@@ -107,6 +108,88 @@ static double reset_rate(struct dmalog_handle *h, int n)
 	return n / (bench_now() - t0);
 }
 
+/* A served PCI function on a socketpair: its client and server thread. */
+struct served_fn {
+	struct dmalog_vfu_device *d;
+	struct dmalog_vfu_client *client;
+	int sv[2];
+	pthread_t thread;
+};
+
+static void *serve_fn_thread(void *arg)
+{
+	struct served_fn *f = arg;
+
+	dmalog_vfu_server_serve(dmalog_vfu_device_server(f->d), f->sv[1]);
+	return NULL;
+}
+
+/* REGION_READs of BAR0's scratch register a second: over the socket, or (@f NULL) straight
+ * into a second device's dispatcher in this thread. */
+static double region_read_rate(struct served_fn *f, int n)
+{
+	struct dmalog_vfu_device_config c = {.size = sizeof(c), .kind = "nic"};
+	struct dmalog_vfu_device *local = NULL;
+	struct {
+		struct dmalog_vfu_hdr h;
+		struct dmalog_vfu_region_access a;
+	} m = {{.command = DMALOG_VFU_REGION_READ, .size = sizeof(m)},
+	       {.offset = DMALOG_VFU_REG_SCRATCH,
+		.region = VFIO_PCI_BAR0_REGION_INDEX,
+		.count = 8}};
+	struct {
+		struct dmalog_vfu_hdr h;
+		struct dmalog_vfu_version v;
+	} ver = {{.command = DMALOG_VFU_VERSION, .size = sizeof(ver)}, {0, 0}};
+	const void *reply;
+	size_t len;
+	uint8_t buf[8];
+	double t0, rate = 0;
+
+	if (!f && (dmalog_vfu_device_create(&c, &local) ||
+		   dmalog_vfu_server_handle(dmalog_vfu_device_server(local), &ver, sizeof(ver),
+					    NULL, 0, &reply, &len)))
+		goto out;
+	t0 = bench_now();
+	for (int i = 0; i < n; i++) {
+		int ret = f ? dmalog_vfu_client_region_read(f->client, VFIO_PCI_BAR0_REGION_INDEX,
+							    DMALOG_VFU_REG_SCRATCH, buf, 8)
+			    : dmalog_vfu_server_handle(dmalog_vfu_device_server(local), &m,
+						       sizeof(m), NULL, 0, &reply, &len);
+
+		if (ret || (!f && len != sizeof(m) + 8))
+			goto out;
+	}
+	rate = n / (bench_now() - t0);
+out:
+	dmalog_vfu_device_destroy(local);
+	return rate;
+}
+
+static int region_read_case(const struct bench_opts *o, int n, double floor_rate)
+{
+	struct dmalog_vfu_device_config c = {.size = sizeof(c), .kind = "nic"};
+	struct served_fn f = {0};
+	double remote, local;
+
+	if (dmalog_vfu_device_create(&c, &f.d) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f.sv) ||
+	    pthread_create(&f.thread, NULL, serve_fn_thread, &f))
+		return 1;
+	if (dmalog_vfu_client_connect(f.sv[0], 0, &f.client))
+		remote = 0;
+	else
+		remote = region_read_rate(&f, n);
+	local = region_read_rate(NULL, n);
+	bench_print(o, "vfio-user", "round_trip_region_read", remote, "ops/s", local, floor_rate);
+	dmalog_vfu_client_destroy(f.client);
+	close(f.sv[0]);
+	pthread_join(f.thread, NULL);
+	close(f.sv[1]);
+	dmalog_vfu_device_destroy(f.d);
+	return !remote || !local;
+}
+
 /* Median ms of REPEATS REPORTs of @space through @h, 1 % of the pages marked before each. */
 static double report_ms(struct dmalog_handle *h, struct dmalog_swtrack *t, uint64_t space,
 			uint64_t *bitmap, int *bits)
@@ -151,6 +234,8 @@ int bench_vfio_user(const struct bench_opts *o)
 		return 1;
 	}
 	floor_rate = ping_pong_rate(n);
+	if (region_read_case(o, n, floor_rate))
+		return 1;
 	remote_rate = reset_rate(s.remote, n);
 	local_rate = reset_rate(s.local, n);
 	bench_print(o, "vfio-user", "round_trip_reset", remote_rate, "ops/s", local_rate,
