@@ -14,7 +14,11 @@
  *    the device (and, after WITH_WAKEUP, signals once and leaves low power), EXIT idempotent
  *    and signalling when it is itself the wake, a host that keeps the device out of low
  *    power never signals, and a client that leaves takes low power off;
- *  - DMA into the client's memory only once bus mastering is on, every write reported.
+ *  - DMA into the client's memory only once bus mastering is on, every write reported;
+ *  - DMA by message to maps without an fd: DMA_READ/DMA_WRITE answered by the client (split
+ *    at its transfer size), the server's own checks, the device's No_reply writes applied
+ *    before the STOP arc's reply and all reported; a hostile server's DMA commands refused
+ *    by the client with EFAULT / EINVAL / ENOTSUP, a stray reply ending the connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -696,6 +700,209 @@ static void dma_after_bus_master_all_reported(void **state)
 	close(mem);
 }
 
+/* ---- DMA by message, to maps without an fd ---- */
+
+struct dma_call {
+	struct dmalog_vfu_server *s;
+	bool write, wait;
+	uint64_t iova;
+	void *buf;
+	size_t len;
+	int ret;
+	int done; /* atomic */
+};
+
+static void *dma_call_thread(void *arg)
+{
+	struct dma_call *d = arg;
+
+	d->ret = d->write ? dmalog_vfu_server_dma_write(d->s, d->iova, d->buf, d->len, d->wait)
+			  : dmalog_vfu_server_dma_read(d->s, d->iova, d->buf, d->len);
+	__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The device's call on a thread of its own while this one serves the client's side. */
+static int dma_call(struct fx *f, bool write, uint64_t iova, void *buf, size_t len)
+{
+	struct dma_call d = {dmalog_vfu_device_server(f->d), write, true, iova, buf, len, 0, 0};
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, dma_call_thread, &d), 0);
+	while (!__atomic_load_n(&d.done, __ATOMIC_ACQUIRE)) {
+		int n = dmalog_vfu_client_serve(f->c, 10);
+
+		if (n < 0)
+			fail_msg("serve: %s", strerror(-n));
+	}
+	pthread_join(t, NULL);
+	return d.ret;
+}
+
+static void dma_by_message_without_fd(void **state)
+{
+	static const struct vfio_device_feature_dma_logging_range range = {1 << 20, 1 << 20};
+	uint8_t *rw = aligned_alloc(4096, 1 << 20), *ro = aligned_alloc(4096, 3 << 20);
+	uint64_t bitmap[256 / 64] = {0}, *w = (uint64_t *)rw;
+	uint32_t written = 0, reported = 0;
+	uint8_t *big = malloc(3 << 20), out[16];
+	struct fx f;
+
+	memset(rw, 0, 1 << 20);
+	for (size_t i = 0; i < 3 << 20; i++)
+		ro[i] = (uint8_t)(i * 7 + 1);
+	fx_start(&f, 20000, false);
+	assert_int_equal(
+		dmalog_vfu_client_dma_map_host(f.c, 1 << 20, 1 << 20, rw,
+					       DMALOG_VFU_DMA_READABLE | DMALOG_VFU_DMA_WRITEABLE),
+		0);
+	assert_int_equal(
+		dmalog_vfu_client_dma_map_host(f.c, 4 << 20, 3 << 20, ro, DMALOG_VFU_DMA_READABLE),
+		0);
+	/* A read by message; one past the client's 1 MiB transfer size goes in three. */
+	assert_int_equal(dma_call(&f, false, (4 << 20) + 8, out, 16), 0);
+	assert_memory_equal(out, ro + 8, 16);
+	assert_int_equal(dma_call(&f, false, 4 << 20, big, 3 << 20), 0);
+	assert_memory_equal(big, ro, 3 << 20);
+	/* A write, waited for; then the server's own checks: read-only, outside any map. */
+	assert_int_equal(dma_call(&f, true, (1 << 20) + 64, "by message", 10), 0);
+	assert_memory_equal(rw + 64, "by message", 10);
+	assert_int_equal(dma_call(&f, true, 4 << 20, "no", 2), -EFAULT);
+	assert_int_equal(dma_call(&f, false, (2 << 20) - 8, out, 16), -EFAULT);
+	assert_int_equal(dma_call(&f, false, 8 << 20, out, 8), -EFAULT);
+	memset(rw, 0, 64 + 10);
+	/* The device's own DMA by message (No_reply), logged: every page written is reported. */
+	assert_int_equal(dmalog_handle_log_start(f.h, &range, 1, 4096, NULL), 0);
+	assert_int_equal(command(&f, DMALOG_VFU_CMD_MEMORY | DMALOG_VFU_CMD_BUS_MASTER), 0);
+	for (int i = 0; i < 30; i++)
+		assert_true(dmalog_vfu_client_serve(f.c, 10) >= 0);
+	/* STOP: what was sent before its reply is applied on the way to it. */
+	assert_int_equal(dmalog_handle_set_state(f.h, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	assert_int_equal(dmalog_vfu_client_serve(f.c, 50), 0);
+	assert_int_equal(dmalog_handle_log_report(f.h, 1 << 20, 1 << 20, 4096, bitmap), 0);
+	for (uint32_t p = 0; p < 256; p++) {
+		bool dirty = bitmap[p / 64] >> (p % 64) & 1, tagged = false;
+
+		for (uint32_t i = 0; i < 512 && !tagged; i++)
+			tagged = w[p * 512 + i] >> 48 == DMALOG_VFU_DEVICE_DMA_TAG;
+		assert_true(!tagged || dirty);
+		written += tagged;
+		reported += dirty;
+	}
+	assert_true(written > 5);
+	assert_int_equal(written, reported);
+	/* Unmapped: the client forgets it only once the server has said so. */
+	assert_int_equal(dmalog_vfu_client_dma_unmap(f.c, 1 << 20, 1 << 20), 0);
+	assert_int_equal(dma_call(&f, false, 1 << 20, out, 8), -EFAULT);
+	fx_end(&f);
+	free(rw);
+	free(ro);
+	free(big);
+}
+
+/* A hostile server's DMA commands, as the client answers them. */
+struct fake {
+	int fd;
+	uint32_t errors[8];
+	bool ro_read_ok;
+};
+
+static void fake_send(int fd, uint16_t cmd, uint16_t id, uint32_t flags, const void *p, size_t len)
+{
+	uint8_t buf[256];
+	struct dmalog_vfu_hdr h = {
+		.id = id, .command = cmd, .size = (uint32_t)(16 + len), .flags = flags};
+
+	memcpy(buf, &h, 16);
+	if (len)
+		memcpy(buf + 16, p, len);
+	assert_int_equal(write(fd, buf, 16 + len), (ssize_t)(16 + len));
+}
+
+/* Read one message: its header into @h and its payload into @p (at most @cap). */
+static void fake_read(int fd, struct dmalog_vfu_hdr *h, uint8_t *p, size_t cap)
+{
+	size_t got = 0;
+
+	while (got < 16)
+		got += (size_t)read(fd, (uint8_t *)h + got, 16 - got);
+	assert_true(h->size - 16 <= cap);
+	for (got = 0; got < h->size - 16;)
+		got += (size_t)read(fd, p + got, h->size - 16 - got);
+}
+
+static void *fake_server(void *arg)
+{
+	struct fake *f = arg;
+	struct dmalog_vfu_hdr h;
+	uint8_t p[256];
+	struct {
+		struct dmalog_vfu_dma_rw rw;
+		uint8_t data[8];
+	} wr = {{0x10000, 8}, "hostile"};
+
+	fake_read(f->fd, &h, p, sizeof(p)); /* VERSION */
+	fake_send(f->fd, h.command, h.id, DMALOG_VFU_TYPE_REPLY, "\0\0\0\0", 4);
+	fake_read(f->fd, &h, p, sizeof(p)); /* DMA_MAP, no fd */
+	fake_send(f->fd, h.command, h.id, DMALOG_VFU_TYPE_REPLY, NULL, 0);
+	/* 1: outside the map; 2: count not what came; 3: to the read-only map's end + 1;
+	 * 4: a command the client does not serve; 5: a read, fine. */
+	wr.rw.address = 0x90000;
+	fake_send(f->fd, DMALOG_VFU_DMA_WRITE, 1, 0, &wr, sizeof(wr));
+	wr.rw.address = 0x10000;
+	wr.rw.count = 9;
+	fake_send(f->fd, DMALOG_VFU_DMA_WRITE, 2, 0, &wr, sizeof(wr));
+	wr.rw.count = 8;
+	fake_send(f->fd, DMALOG_VFU_DMA_WRITE, 3, 0, &wr, sizeof(wr));
+	fake_send(f->fd, 0x77, 4, 0, NULL, 0);
+	fake_send(f->fd, DMALOG_VFU_DMA_READ, 5, 0, &wr.rw, sizeof(wr.rw));
+	for (int i = 0; i < 5; i++) {
+		fake_read(f->fd, &h, p, sizeof(p));
+		f->errors[h.id] = h.flags & DMALOG_VFU_ERROR ? h.error : 0;
+		if (h.id == 5)
+			f->ro_read_ok = h.size == 16 + 16 + 8 && !memcmp(p + 16, "readonly", 8);
+	}
+	return NULL;
+}
+
+static void client_answers_hostile_dma(void **state)
+{
+	struct fake f = {0};
+	struct dmalog_vfu_client *c;
+	uint8_t mem[4096] = "readonly";
+	int sv[2];
+	pthread_t t;
+	int served = 0;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, fake_server, &f), 0);
+	assert_int_equal(dmalog_vfu_client_connect(sv[0], TIMEOUT_MS, &c), 0);
+	assert_int_equal(dmalog_vfu_client_dma_map_host(c, 0x10000, sizeof(mem), mem,
+							DMALOG_VFU_DMA_READABLE),
+			 0);
+	while (served < 5) {
+		int n = dmalog_vfu_client_serve(c, 100);
+
+		assert_true(n >= 0);
+		served += n;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(f.errors[1], EFAULT);
+	assert_int_equal(f.errors[2], EINVAL);
+	assert_int_equal(f.errors[3], EFAULT);
+	assert_int_equal(f.errors[4], ENOTSUP);
+	assert_int_equal(f.errors[5], 0);
+	assert_true(f.ro_read_ok);
+	assert_memory_equal(mem, "readonly", 8);
+	/* A reply nobody asked for: out of step. */
+	fake_send(sv[1], DMALOG_VFU_DMA_READ, 9, DMALOG_VFU_TYPE_REPLY, NULL, 0);
+	assert_int_equal(dmalog_vfu_client_serve(c, 1000), -EPROTO);
+	dmalog_vfu_client_destroy(c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -708,6 +915,8 @@ int main(void)
 		cmocka_unit_test(wakeup_fires_once_and_exit_may_signal),
 		cmocka_unit_test(low_power_refusals),
 		cmocka_unit_test(dma_after_bus_master_all_reported),
+		cmocka_unit_test(dma_by_message_without_fd),
+		cmocka_unit_test(client_answers_hostile_dma),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

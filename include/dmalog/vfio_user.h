@@ -74,6 +74,21 @@ struct dmalog_vfu_hdr {
 	uint32_t error;
 };
 
+/* DMA_READ / DMA_WRITE (server to client): then the data (a read's reply, a write's request). */
+struct dmalog_vfu_dma_rw {
+	uint64_t address;
+	uint64_t count;
+};
+
+/*
+ * DMA_WRITE's reply as the spec's table has it: the count in 4 bytes (its request has 8). A
+ * reply with an 8-byte count is taken too.
+ */
+struct dmalog_vfu_dma_write_reply {
+	uint64_t address;
+	uint32_t count;
+} __attribute__((packed));
+
 /* VERSION: then optional NUL-terminated JSON, {"capabilities": {...}}. */
 struct dmalog_vfu_version {
 	uint16_t major;
@@ -191,6 +206,8 @@ _Static_assert(sizeof(struct dmalog_vfu_logging_start) == 16, "logging_start");
 _Static_assert(sizeof(struct dmalog_vfu_logging_report) == 24, "logging_report");
 _Static_assert(sizeof(struct dmalog_vfu_mig_data) == 8, "mig_data");
 _Static_assert(sizeof(struct dmalog_vfu_region_info) == 32, "region_info");
+_Static_assert(sizeof(struct dmalog_vfu_dma_rw) == 16, "dma_rw");
+_Static_assert(sizeof(struct dmalog_vfu_dma_write_reply) == 12, "dma_write_reply");
 _Static_assert(offsetof(struct dmalog_vfu_region_info, offset) == 24, "");
 _Static_assert(sizeof(struct dmalog_vfu_region_access) == 16, "region_access");
 _Static_assert(sizeof(struct dmalog_vfu_irq_info) == 16, "irq_info");
@@ -349,6 +366,39 @@ DMALOG_API void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s);
  */
 DMALOG_API int dmalog_vfu_server_irq(struct dmalog_vfu_server *s, uint32_t index, uint32_t sub);
 
+/**
+ * dmalog_vfu_server_dma_read() - the device reads [@iova, @iova + @len) of the client's memory
+ * @s: the server
+ * @iova: where
+ * @buf: @len bytes
+ * @len: how many
+ *
+ * From a map that came with an fd the bytes are copied here; from one without, they are asked
+ * for with DMA_READ messages (as many as the client's max_data_xfer_size needs) and the call
+ * waits for each reply, within the server's timeout. Any thread but the serve loop's; one
+ * request at a time.
+ * Return: 0; -EFAULT when the range is not inside one readable map; -ENOTCONN with no client;
+ * -EDEADLK on the serve loop's thread; -ETIMEDOUT, -ECONNRESET, -EPROTO for a reply that is not
+ * the request's, or the client's errno.
+ */
+DMALOG_API int dmalog_vfu_server_dma_read(struct dmalog_vfu_server *s, uint64_t iova, void *buf,
+					  size_t len);
+
+/**
+ * dmalog_vfu_server_dma_write() - the device writes [@iova, @iova + @len) of the client's memory
+ * @s: the server
+ * @iova: where
+ * @buf: @len bytes
+ * @len: how many
+ * @wait: for a map without an fd: wait for each DMA_WRITE's reply (false: sent with No_reply,
+ *	and the client applies it, in order, before anything the server sends after)
+ *
+ * As dmalog_vfu_server_dma_read(), into a writable map. Without @wait it may be called on any
+ * thread but the serve loop's too.
+ */
+DMALOG_API int dmalog_vfu_server_dma_write(struct dmalog_vfu_server *s, uint64_t iova,
+					   const void *buf, size_t len, bool wait);
+
 /** dmalog_vfu_server_stop() - make a serve loop return soon (any thread) */
 DMALOG_API void dmalog_vfu_server_stop(struct dmalog_vfu_server *s);
 
@@ -376,6 +426,29 @@ DMALOG_API int dmalog_vfu_client_connect(int fd, uint32_t timeout_ms,
  */
 DMALOG_API int dmalog_vfu_client_dma_map(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size,
 					 int fd, uint64_t offset, uint32_t flags);
+
+#define DMALOG_VFU_CLIENT_HOST_MAPS 64 /* maps without an fd one client serves */
+
+/**
+ * dmalog_vfu_client_dma_map_host() - DMA_MAP without an fd: [@iova, @iova + @size) is @host in
+ *	this process, and the server reaches it by DMA_READ / DMA_WRITE messages, which the
+ *	client serves while it waits for any reply, and in dmalog_vfu_client_serve()
+ *
+ * Return: 0, -ENOSPC past DMALOG_VFU_CLIENT_HOST_MAPS, or as dmalog_vfu_client_dma_map().
+ */
+DMALOG_API int dmalog_vfu_client_dma_map_host(struct dmalog_vfu_client *c, uint64_t iova,
+					      uint64_t size, void *host, uint32_t flags);
+
+/**
+ * dmalog_vfu_client_serve() - serve the server's DMA_READ / DMA_WRITE messages that arrive
+ *	within @timeout_ms (0: only those already there), as a VMM does when the socket is
+ *	readable between its own requests
+ *
+ * Each is checked against what arrived and what was mapped (-EINVAL malformed, -EFAULT
+ * outside a map that allows it, in the error reply). Return: how many were served, or the
+ * connection's -errno (-EPROTO for a reply nobody asked for).
+ */
+DMALOG_API int dmalog_vfu_client_serve(struct dmalog_vfu_client *c, uint32_t timeout_ms);
 
 /** dmalog_vfu_client_dma_unmap() - DMA_UNMAP of exactly an earlier map */
 DMALOG_API int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova,

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,132 @@ struct dmalog_vfu_client {
 	uint32_t state;		/* the device state the last MIG_DEVICE_STATE set */
 	uint8_t *rx;
 	bool broken; /* the connection is out of step: every request fails */
+	/* Maps without an fd: the server reaches them by DMA_READ / DMA_WRITE, served here. */
+	struct {
+		uint64_t iova, size;
+		uint8_t *host;
+		uint32_t flags;
+	} host_maps[DMALOG_VFU_CLIENT_HOST_MAPS];
+	uint32_t nhost_maps;
 };
+
+/* The host map holding all of [@iova, @iova + @len) with @flag, or -1. */
+static int host_map(const struct dmalog_vfu_client *c, uint64_t iova, uint64_t len, uint32_t flag)
+{
+	for (uint32_t i = 0; i < c->nhost_maps; i++) {
+		uint64_t start = c->host_maps[i].iova, size = c->host_maps[i].size;
+
+		if (iova >= start && len <= size && iova - start <= size - len &&
+		    c->host_maps[i].flags & flag)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * A command from the server (in c->rx, @len bytes): DMA_READ / DMA_WRITE of a map without an
+ * fd, each checked against what arrived and what was mapped (-EINVAL malformed, -EFAULT not
+ * inside one map that allows it), anything else -ENOTSUP; answered unless No_reply. 0, or the
+ * connection's -errno.
+ */
+static int serve_command(struct dmalog_vfu_client *c, size_t len)
+{
+	struct dmalog_vfu_hdr h, r;
+	struct dmalog_vfu_dma_rw rw;
+	const uint8_t *p = c->rx + sizeof(h);
+	size_t plen = len - sizeof(h), out_len = 0;
+	uint8_t *reply = NULL;
+	int err = 0, at, ret;
+
+	memcpy(&h, c->rx, sizeof(h));
+	if (h.command != DMALOG_VFU_DMA_READ && h.command != DMALOG_VFU_DMA_WRITE) {
+		err = ENOTSUP;
+	} else if (plen < sizeof(rw)) {
+		err = EINVAL;
+	} else {
+		memcpy(&rw, p, sizeof(rw));
+		if (rw.count > DMALOG_VFU_MAX_DATA_XFER ||
+		    (h.command == DMALOG_VFU_DMA_READ ? plen != sizeof(rw)
+						      : plen - sizeof(rw) != rw.count))
+			err = EINVAL;
+	}
+	at = err ? -1
+		 : host_map(c, rw.address, rw.count,
+			    h.command == DMALOG_VFU_DMA_READ ? DMALOG_VFU_DMA_READABLE
+							     : DMALOG_VFU_DMA_WRITEABLE);
+	if (!err && at < 0)
+		err = EFAULT;
+	if (!err) {
+		uint8_t *mem = c->host_maps[at].host + (rw.address - c->host_maps[at].iova);
+
+		if (h.command == DMALOG_VFU_DMA_WRITE) {
+			struct dmalog_vfu_dma_write_reply wr = {rw.address, (uint32_t)rw.count};
+
+			memcpy(mem, p + sizeof(rw), rw.count);
+			out_len = sizeof(wr);
+			reply = malloc(sizeof(r) + out_len);
+			if (reply)
+				memcpy(reply + sizeof(r), &wr, sizeof(wr));
+		} else {
+			out_len = sizeof(rw) + rw.count;
+			reply = malloc(sizeof(r) + out_len);
+			if (reply) {
+				memcpy(reply + sizeof(r), &rw, sizeof(rw));
+				memcpy(reply + sizeof(r) + sizeof(rw), mem, rw.count);
+			}
+		}
+		if (!reply)
+			err = ENOMEM;
+	}
+	if (h.flags & DMALOG_VFU_NO_REPLY) {
+		free(reply);
+		return 0;
+	}
+	if (err) {
+		free(reply);
+		reply = malloc(sizeof(r));
+		if (!reply)
+			return -ENOMEM;
+		out_len = 0;
+	}
+	r = (struct dmalog_vfu_hdr){.id = h.id,
+				    .command = h.command,
+				    .size = (uint32_t)(sizeof(r) + out_len),
+				    .flags = DMALOG_VFU_TYPE_REPLY | (err ? DMALOG_VFU_ERROR : 0),
+				    .error = (uint32_t)err};
+	memcpy(reply, &r, sizeof(r));
+	ret = vfu_send(c->fd, c->timeout_ms, reply, r.size);
+	free(reply);
+	return ret;
+}
+
+/*
+ * Receive the next message that is not a command from the server, serving those on the way,
+ * the first byte within @deadline: as vfu_recv().
+ */
+static int recv_reply(struct dmalog_vfu_client *c, double deadline, size_t *rx_len, int *rx_fds,
+		      unsigned int *rx_nfds)
+{
+	for (;;) {
+		struct dmalog_vfu_hdr h;
+		double left = deadline - vfu_now_ms();
+		bool lost;
+		int ret;
+
+		ret = vfu_recv(c->fd, NULL, left > 0 ? (int)left + 1 : 0, c->timeout_ms, c->rx,
+			       RX_CAP, rx_len, rx_fds, DMALOG_VFU_MAX_MSG_FDS, rx_nfds, &lost);
+		if (ret <= 0)
+			return ret;
+		memcpy(&h, c->rx, sizeof(h));
+		if ((h.flags & DMALOG_VFU_TYPE_MASK) != DMALOG_VFU_TYPE_COMMAND)
+			return ret;
+		while (*rx_nfds)
+			close(rx_fds[--*rx_nfds]);
+		ret = serve_command(c, *rx_len);
+		if (ret)
+			return ret;
+	}
+}
 
 /*
  * One request and its reply: *@body points at the reply's payload where it was received
@@ -44,9 +170,8 @@ static int exchange_fd(struct dmalog_vfu_client *c, uint16_t cmd, const void *pa
 	struct dmalog_vfu_hdr h = {.command = cmd, .size = (uint32_t)(sizeof(h) + len)}, r;
 	uint8_t *msg;
 	int rx_fds[DMALOG_VFU_MAX_MSG_FDS], ret;
-	unsigned int rx_nfds;
+	unsigned int rx_nfds = 0;
 	size_t rx_len;
-	bool lost;
 
 	if (c->broken)
 		return -ENOTCONN;
@@ -60,8 +185,7 @@ static int exchange_fd(struct dmalog_vfu_client *c, uint16_t cmd, const void *pa
 	ret = vfu_send_fds(c->fd, c->timeout_ms, msg, sizeof(h) + len, fds, nfds);
 	free(msg);
 	if (!ret)
-		ret = vfu_recv(c->fd, NULL, c->timeout_ms, c->timeout_ms, c->rx, RX_CAP, &rx_len,
-			       rx_fds, DMALOG_VFU_MAX_MSG_FDS, &rx_nfds, &lost);
+		ret = recv_reply(c, vfu_now_ms() + c->timeout_ms, &rx_len, rx_fds, &rx_nfds);
 	/* The first fd to the caller that wants one (a successful reply's); the rest closed. */
 	if (rx_fd)
 		*rx_fd = -1;
@@ -196,6 +320,32 @@ int dmalog_vfu_client_dma_map(struct dmalog_vfu_client *c, uint64_t iova, uint64
 	return ret;
 }
 
+int dmalog_vfu_client_dma_map_host(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size,
+				   void *host, uint32_t flags)
+{
+	int ret;
+
+	if (!host || !size)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (c->nhost_maps == DMALOG_VFU_CLIENT_HOST_MAPS) {
+		ret = -ENOSPC;
+	} else {
+		ret = request(
+			c, DMALOG_VFU_DMA_MAP,
+			&(struct dmalog_vfu_dma_map){.argsz = sizeof(struct dmalog_vfu_dma_map),
+						     .flags = flags,
+						     .addr = iova,
+						     .size = size},
+			sizeof(struct dmalog_vfu_dma_map), NULL, 0, NULL, 0, NULL);
+		if (!ret)
+			c->host_maps[c->nhost_maps++] = (typeof(c->host_maps[0])){
+				.iova = iova, .size = size, .host = host, .flags = flags};
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova, uint64_t size)
 {
 	struct dmalog_vfu_dma_unmap u = {.argsz = sizeof(u), .addr = iova, .size = size}, echo;
@@ -203,8 +353,59 @@ int dmalog_vfu_client_dma_unmap(struct dmalog_vfu_client *c, uint64_t iova, uint
 
 	pthread_mutex_lock(&c->lock);
 	ret = request(c, DMALOG_VFU_DMA_UNMAP, &u, sizeof(u), NULL, 0, &echo, sizeof(echo), NULL);
+	/* Only once the server says it is gone: its DMA may come until the reply. */
+	for (uint32_t i = 0; !ret && i < c->nhost_maps; i++) {
+		if (c->host_maps[i].iova == iova && c->host_maps[i].size == size) {
+			c->host_maps[i] = c->host_maps[--c->nhost_maps];
+			break;
+		}
+	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+int dmalog_vfu_client_serve(struct dmalog_vfu_client *c, uint32_t timeout_ms)
+{
+	struct dmalog_vfu_hdr h;
+	double deadline = vfu_now_ms() + timeout_ms;
+	int fds[DMALOG_VFU_MAX_MSG_FDS], ret, served = 0;
+	unsigned int nfds = 0;
+	size_t len;
+	bool lost;
+
+	pthread_mutex_lock(&c->lock);
+	for (ret = c->broken ? -ENOTCONN : 0; !ret;) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		double left = deadline - vfu_now_ms();
+
+		ret = poll(&pfd, 1, left > 0 ? (int)left + 1 : 0);
+		if (ret < 0 && errno == EINTR) {
+			ret = 0;
+			continue;
+		}
+		if (!ret)
+			break;
+		ret = ret < 0 ? -errno : 0;
+		if (!ret)
+			ret = vfu_recv(c->fd, NULL, c->timeout_ms, c->timeout_ms, c->rx, RX_CAP,
+				       &len, fds, DMALOG_VFU_MAX_MSG_FDS, &nfds, &lost);
+		while (ret > 0 && nfds)
+			close(fds[--nfds]);
+		if (ret <= 0) {
+			ret = ret ? ret : -ECONNRESET;
+			break;
+		}
+		memcpy(&h, c->rx, sizeof(h));
+		/* Nothing was asked: a reply here is out of step. */
+		ret = (h.flags & DMALOG_VFU_TYPE_MASK) == DMALOG_VFU_TYPE_COMMAND
+			      ? serve_command(c, len)
+			      : -EPROTO;
+		served += !ret;
+	}
+	if (ret)
+		c->broken = true;
+	pthread_mutex_unlock(&c->lock);
+	return ret ? ret : served;
 }
 
 /* A sparse mmap capability's header: vfio_info_cap_header, then the count. */

@@ -108,6 +108,7 @@ int dmalog_vfu_server_create(const struct dmalog_vfu_server_config *cfg,
 	if (s->cfg.nirqs)
 		memcpy(s->irq_types, s->cfg.irqs, s->cfg.nirqs * sizeof(s->irq_types[0]));
 	vfu_irqs_init(s);
+	vfu_dma_init(s);
 	s->pm_wake_fd = -1;
 	s->reply_fd = -1;
 	if (!s->cfg.timeout_ms)
@@ -144,19 +145,21 @@ void dmalog_vfu_server_disconnect(struct dmalog_vfu_server *s)
 
 	/* Logging off for the next client (0 or -EINVAL when it was not on). */
 	dmalog_device_ioctl(s->cfg.dev, VFIO_DEVICE_FEATURE, &stop);
-	for (uint32_t i = 0; i < s->nmaps; i++) {
+	for (uint32_t i = 0; i < s->nmaps; i++)
 		if (s->cfg.dma_unmap)
 			s->cfg.dma_unmap(s->cfg.opaque, s->maps[i].iova, s->maps[i].size);
+	pthread_mutex_lock(&s->maps_lock);
+	for (uint32_t i = 0; i < s->nmaps; i++)
 		if (s->maps[i].host)
 			munmap(s->maps[i].host, s->maps[i].size);
-	}
 	s->nmaps = 0;
+	pthread_mutex_unlock(&s->maps_lock);
 	close_data(s);
 	vfu_irqs_release(s);
 	vfu_power_release(s);
 	s->negotiated = false;
 	vfu_caps_default(&s->client);
-	s->max_data_xfer = DMALOG_VFU_MAX_DATA_XFER;
+	__atomic_store_n(&s->max_data_xfer, DMALOG_VFU_MAX_DATA_XFER, __ATOMIC_RELAXED);
 }
 
 void dmalog_vfu_server_destroy(struct dmalog_vfu_server *s)
@@ -166,6 +169,7 @@ void dmalog_vfu_server_destroy(struct dmalog_vfu_server *s)
 	if (s->maps)
 		dmalog_vfu_server_disconnect(s);
 	pthread_mutex_destroy(&s->irq_lock);
+	vfu_dma_destroy(s);
 	free(s->maps);
 	free(s->rx);
 	free(s->reply);
@@ -212,9 +216,11 @@ static int cmd_version(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 			return ret;
 	}
 	ours.max_msg_fds = DMALOG_VFU_MAX_MSG_FDS;
-	s->max_data_xfer = s->client.max_data_xfer_size < DMALOG_VFU_MAX_DATA_XFER
-				   ? s->client.max_data_xfer_size
-				   : DMALOG_VFU_MAX_DATA_XFER;
+	__atomic_store_n(&s->max_data_xfer,
+			 s->client.max_data_xfer_size < DMALOG_VFU_MAX_DATA_XFER
+				 ? s->client.max_data_xfer_size
+				 : DMALOG_VFU_MAX_DATA_XFER,
+			 __ATOMIC_RELAXED);
 	ours.max_data_xfer_size = s->max_data_xfer;
 	ours.pgsizes = 4096;
 	ours.max_dma_maps = DMALOG_VFU_MAX_DMA_MAPS;
@@ -233,8 +239,7 @@ static int cmd_version(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 	return (int)sizeof(v) + n;
 }
 
-/* The map that holds @iova, or the index where one starting there would go. */
-static uint32_t map_index(const struct dmalog_vfu_server *s, uint64_t iova)
+uint32_t vfu_map_index(const struct dmalog_vfu_server *s, uint64_t iova)
 {
 	uint32_t lo = 0, hi = s->nmaps;
 
@@ -268,7 +273,7 @@ static int cmd_dma_map(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 		return -EINVAL;
 	if (s->nmaps == DMALOG_VFU_MAX_DMA_MAPS)
 		return -ENOSPC;
-	at = map_index(s, m.addr);
+	at = vfu_map_index(s, m.addr);
 	if (at < s->nmaps && s->maps[at].iova < m.addr + m.size)
 		return -EEXIST;
 	if (nfds) {
@@ -286,10 +291,12 @@ static int cmd_dma_map(struct dmalog_vfu_server *s, const uint8_t *p, size_t len
 		if (host == MAP_FAILED)
 			return -errno;
 	}
+	pthread_mutex_lock(&s->maps_lock);
 	slot = &s->maps[at];
 	memmove(slot + 1, slot, (s->nmaps - at) * sizeof(*slot));
 	*slot = (struct vfu_map){.iova = m.addr, .size = m.size, .flags = m.flags, .host = host};
 	s->nmaps++;
+	pthread_mutex_unlock(&s->maps_lock);
 	if (s->cfg.dma_map)
 		s->cfg.dma_map(s->cfg.opaque, m.addr, m.size, host, m.flags);
 	return 0;
@@ -307,16 +314,18 @@ static int cmd_dma_unmap(struct dmalog_vfu_server *s, const uint8_t *p, size_t l
 	/* The legacy dirty-bitmap and unmap-all flags are not in this version of the spec. */
 	if (u.argsz < sizeof(u) || u.flags)
 		return -EINVAL;
-	at = map_index(s, u.addr);
+	at = vfu_map_index(s, u.addr);
 	if (at == s->nmaps || s->maps[at].iova != u.addr || s->maps[at].size != u.size)
 		return -EINVAL;
 	/* Nothing may touch it any more before the reply says it is gone. */
 	if (s->cfg.dma_unmap)
 		s->cfg.dma_unmap(s->cfg.opaque, u.addr, u.size);
+	pthread_mutex_lock(&s->maps_lock);
 	if (s->maps[at].host)
 		munmap(s->maps[at].host, (size_t)s->maps[at].size);
 	memmove(&s->maps[at], &s->maps[at + 1], (s->nmaps - at - 1) * sizeof(s->maps[0]));
 	s->nmaps--;
+	pthread_mutex_unlock(&s->maps_lock);
 	out = vfu_reply_room(s, sizeof(u));
 	if (!out)
 		return -ENOMEM;
@@ -826,11 +835,21 @@ int dmalog_vfu_server_handle(struct dmalog_vfu_server *s, const void *msg, size_
 	return handle(s, msg, len, fds, nfds, false, reply, reply_len);
 }
 
+static bool is_reply(const uint8_t *msg)
+{
+	struct dmalog_vfu_hdr h;
+
+	memcpy(&h, msg, sizeof(h));
+	return (h.flags & DMALOG_VFU_TYPE_MASK) == DMALOG_VFU_TYPE_REPLY &&
+	       (h.command == DMALOG_VFU_DMA_READ || h.command == DMALOG_VFU_DMA_WRITE);
+}
+
 int dmalog_vfu_server_serve(struct dmalog_vfu_server *s, int fd)
 {
 	int ret;
 
 	__atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE);
+	vfu_dma_connected(s, fd);
 	for (;;) {
 		int fds[DMALOG_VFU_MAX_MSG_FDS];
 		unsigned int nfds;
@@ -842,14 +861,23 @@ int dmalog_vfu_server_serve(struct dmalog_vfu_server *s, int fd)
 			       fds, DMALOG_VFU_MAX_MSG_FDS, &nfds, &fds_lost);
 		if (ret <= 0)
 			break;
+		/* A reply to the device's DMA_READ / DMA_WRITE: to the thread that waits for it. */
+		if (is_reply(s->rx)) {
+			while (nfds)
+				close(fds[--nfds]);
+			ret = vfu_dma_reply(s, s->rx, len);
+			if (ret)
+				break;
+			continue;
+		}
 		/* More fds than a message may carry: refused, but the bytes were whole. */
 		ret = handle(s, s->rx, len, fds, nfds, fds_lost, &reply, &reply_len);
 		if (!ret && reply_len)
-			ret = vfu_send_fds(fd, (int)s->cfg.timeout_ms, reply, reply_len,
-					   &s->reply_fd, s->reply_fd >= 0);
+			ret = vfu_conn_send(s, reply, reply_len, s->reply_fd);
 		if (ret)
 			break;
 	}
+	vfu_dma_disconnected(s);
 	dmalog_vfu_server_disconnect(s);
 	return ret;
 }

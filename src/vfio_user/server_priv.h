@@ -44,6 +44,28 @@ struct dmalog_vfu_server {
 	pthread_mutex_t irq_lock;
 	struct vfu_irq irqs[DMALOG_VFU_MAX_IRQ_TYPES][DMALOG_VFU_MAX_IRQS];
 
+	/*
+	 * Server-to-client DMA (server_dma.c), from the device's threads: sends on the
+	 * connection go under conn_lock (the serve loop's replies too); maps_lock covers maps[]
+	 * for readers on other threads (the serve thread changes it under the lock); one
+	 * request at a time under dma_lock, its reply handed over by the serve loop.
+	 */
+	pthread_mutex_t conn_lock;
+	int conn_fd; /* the connection being served, or -1 */
+	pthread_t serve_thread;
+	pthread_mutex_t maps_lock;
+	pthread_mutex_t dma_lock;
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	struct vfu_dma_wait {
+		bool pending, done;
+		uint16_t id, cmd;
+		int err;
+		uint8_t *buf; /* DMA_READ: where the data goes */
+		uint64_t addr, count;
+	} dma_wait;
+	uint16_t dma_id;
+
 	/* Low power, as vfio_pci_core keeps it (pm_runtime_engaged, pm_wake_eventfd_ctx). */
 	bool pm_engaged;   /* the client allowed low power (LOW_POWER_ENTRY*) */
 	bool pm_suspended; /* the device is in it now */
@@ -52,6 +74,18 @@ struct dmalog_vfu_server {
 
 /* The reply's payload area, grown to hold @len bytes (NULL without memory). */
 uint8_t *vfu_reply_room(struct dmalog_vfu_server *s, size_t len);
+
+/* The map that holds @iova, or the index where one starting there would go. */
+uint32_t vfu_map_index(const struct dmalog_vfu_server *s, uint64_t iova);
+
+/* server_dma.c: set up and tear down; the serve loop's connection; a DMA reply it received. */
+void vfu_dma_init(struct dmalog_vfu_server *s);
+void vfu_dma_destroy(struct dmalog_vfu_server *s);
+void vfu_dma_connected(struct dmalog_vfu_server *s, int fd);
+void vfu_dma_disconnected(struct dmalog_vfu_server *s);
+int vfu_dma_reply(struct dmalog_vfu_server *s, const uint8_t *msg, size_t len);
+/* Send @len bytes (and @fd when >= 0) on the connection, under conn_lock. */
+int vfu_conn_send(struct dmalog_vfu_server *s, const void *buf, size_t len, int fd);
 
 /* regions.c: DEVICE_GET_REGION_INFO, REGION_READ, REGION_WRITE. */
 int vfu_cmd_region_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t len);

@@ -10,8 +10,11 @@
 
 #include <dmalog/vfio_user.h>
 
-/* The most a message may carry: a MIG_DATA_WRITE of the largest transfer, and its header. */
-#define VFU_MAX_MSG (sizeof(struct dmalog_vfu_hdr) + 8 + DMALOG_VFU_MAX_DATA_XFER)
+/*
+ * The most a message may carry: the largest transfer after the largest prefix (a DMA_READ
+ * reply's address and count; MIG_DATA_WRITE's and REGION_WRITE's are shorter), and its header.
+ */
+#define VFU_MAX_MSG (sizeof(struct dmalog_vfu_hdr) + 16 + DMALOG_VFU_MAX_DATA_XFER)
 
 /*
  * Receive one whole message into @buf (@cap bytes) with the fds that came with it (at most

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dmalog/dma.h>
@@ -47,10 +48,24 @@ struct dmalog_vfu_device {
 		struct dmalog_dma_engine *e;
 	} engines[MAX_ENGINES];
 	unsigned int nengines;
-	uint64_t writes_gone; /* writes of engines since destroyed */
-	bool running;	      /* the engines are writing now */
-	bool state_runs;      /* the migration state lets the device DMA */
-	bool suspended;	      /* in low power */
+	uint64_t writes_gone; /* writes of engines since destroyed, and by message */
+	bool running;	      /* the device may DMA now (atomic: the message thread reads it) */
+
+	/*
+	 * Writable maps without an fd, reached by DMA_WRITE messages from a thread of their own.
+	 * gate is held from the check of running to the write's log entry: pausing takes it, so
+	 * no message leaves once the device has stopped.
+	 */
+	struct {
+		uint64_t iova, size;
+	} nofd[MAX_ENGINES];
+	unsigned int nnofd;
+	pthread_mutex_t gate;
+	pthread_t msg_thread;
+	bool msg_thread_started;
+	int stop_msg;	 /* atomic */
+	bool state_runs; /* the migration state lets the device DMA */
+	bool suspended;	 /* in low power */
 
 	uint8_t config[CONFIG_SIZE], config_wmask[CONFIG_SIZE];
 	uint32_t ctrl;
@@ -77,6 +92,9 @@ static void dma_update(struct dmalog_vfu_device *d)
 
 	if (run == d->running)
 		return;
+	pthread_mutex_lock(&d->gate);
+	__atomic_store_n(&d->running, run, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&d->gate);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned int i = 0; i < d->nengines; i++) {
 		if (run)
@@ -85,7 +103,6 @@ static void dma_update(struct dmalog_vfu_device *d)
 			dmalog_dma_engine_pause(d->engines[i].e);
 	}
 	pthread_mutex_unlock(&d->lock);
-	d->running = run;
 }
 
 static void log_write(void *emu, uint64_t iova, uint64_t len)
@@ -109,9 +126,19 @@ static void on_dma_map(void *opaque, uint64_t iova, uint64_t size, void *host, u
 	};
 	struct dmalog_dma_engine *e;
 
-	/* Only memory it can reach directly and may write; maps beyond MAX_ENGINES get none. */
-	if (!host || !(flags & DMALOG_VFU_DMA_WRITEABLE) || d->nengines == MAX_ENGINES ||
-	    !d->rate || dmalog_dma_engine_create(&c, &e))
+	if (!(flags & DMALOG_VFU_DMA_WRITEABLE) || !d->rate)
+		return;
+	/* Without an fd: the message thread's (maps beyond MAX_ENGINES get no DMA). */
+	if (!host) {
+		pthread_mutex_lock(&d->lock);
+		if (d->nnofd < MAX_ENGINES) {
+			d->nofd[d->nnofd].iova = iova;
+			d->nofd[d->nnofd++].size = size;
+		}
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	if (d->nengines == MAX_ENGINES || dmalog_dma_engine_create(&c, &e))
 		return;
 	/* Born paused: it writes only while every condition lets the device DMA. */
 	dmalog_dma_engine_pause(e);
@@ -141,6 +168,13 @@ static void on_dma_unmap(void *opaque, uint64_t iova, uint64_t size)
 	struct dmalog_vfu_device *d = opaque;
 
 	pthread_mutex_lock(&d->lock);
+	/* (A DMA_WRITE already sent to it reaches the client before the unmap's reply.) */
+	for (unsigned int i = 0; i < d->nnofd; i++) {
+		if (d->nofd[i].iova == iova && d->nofd[i].size == size) {
+			d->nofd[i] = d->nofd[--d->nnofd];
+			break;
+		}
+	}
 	for (unsigned int i = 0; i < d->nengines; i++) {
 		if (d->engines[i].iova != iova || d->engines[i].size != size)
 			continue;
@@ -152,6 +186,54 @@ static void on_dma_unmap(void *opaque, uint64_t iova, uint64_t size)
 		break;
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+/*
+ * DMA into maps without an fd, by DMA_WRITE messages (No_reply: the client applies them in
+ * order), 64 bytes of tagged words each, at the device's rate: written, then logged, all
+ * under the gate.
+ */
+static void *msg_dma_thread(void *arg)
+{
+	struct dmalog_vfu_device *d = arg;
+	struct timespec gap = {0, 1000000000L / (long)(d->rate < 1000000 ? d->rate : 1000000)};
+	struct timespec idle = {0, 10 * 1000000L};
+	uint64_t rng = d->seed * 2654435761u + 1, seq = 0;
+	bool have = false;
+
+	while (!__atomic_load_n(&d->stop_msg, __ATOMIC_ACQUIRE)) {
+		uint64_t words[8], iova = 0;
+
+		/* Nothing to write to, or not allowed to: look again in 10 ms. */
+		nanosleep(have ? &gap : &idle, NULL);
+		have = false;
+		pthread_mutex_lock(&d->gate);
+		if (__atomic_load_n(&d->running, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_lock(&d->lock);
+			if (d->nnofd) {
+				unsigned int m;
+
+				rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+				m = (unsigned int)(rng % d->nnofd);
+				iova = d->nofd[m].iova + (rng >> 8) % (d->nofd[m].size / 64) * 64;
+				have = true;
+			}
+			pthread_mutex_unlock(&d->lock);
+		}
+		if (have) {
+			for (int i = 0; i < 8; i++)
+				words[i] = (uint64_t)DMALOG_VFU_DEVICE_DMA_TAG << 48 | ++seq;
+			if (!dmalog_vfu_server_dma_write(d->server, iova, words, sizeof(words),
+							 false)) {
+				dmalog_emudev_log_write(d->emu, iova, sizeof(words));
+				pthread_mutex_lock(&d->lock);
+				d->writes_gone++;
+				pthread_mutex_unlock(&d->lock);
+			}
+		}
+		pthread_mutex_unlock(&d->gate);
+	}
+	return NULL;
 }
 
 /*
@@ -389,6 +471,7 @@ int dmalog_vfu_device_create(const struct dmalog_vfu_device_config *cfg,
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->gate, NULL);
 	d->bar2_fd = -1;
 	d->rate = cfg->dma_rate;
 	d->seed = cfg->seed;
@@ -431,6 +514,10 @@ int dmalog_vfu_device_create(const struct dmalog_vfu_device_config *cfg,
 	sc.no_runtime_pm = cfg->no_runtime_pm;
 	sc.power = on_power;
 	ret = dmalog_vfu_server_create(&sc, &d->server);
+	if (!ret && d->rate) {
+		ret = -pthread_create(&d->msg_thread, NULL, msg_dma_thread, d);
+		d->msg_thread_started = !ret;
+	}
 	if (ret)
 		goto fail;
 	*out = d;
@@ -466,6 +553,10 @@ void dmalog_vfu_device_destroy(struct dmalog_vfu_device *d)
 {
 	if (!d)
 		return;
+	if (d->msg_thread_started) {
+		__atomic_store_n(&d->stop_msg, 1, __ATOMIC_RELEASE);
+		pthread_join(d->msg_thread, NULL);
+	}
 	/* The server drops the client's maps (and so the engines) before the device goes. */
 	dmalog_vfu_server_destroy(d->server);
 	for (unsigned int i = 0; i < d->nengines; i++) {
@@ -478,6 +569,7 @@ void dmalog_vfu_device_destroy(struct dmalog_vfu_device *d)
 	free(d->bar2_saved);
 	if (d->bar2_fd >= 0)
 		close(d->bar2_fd);
+	pthread_mutex_destroy(&d->gate);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
