@@ -13,13 +13,19 @@
  *    pgsizes, max_dma_maps and migration.{pgsize,max_bitmap_size};
  *  - DMA_MAP / DMA_UNMAP: client memory, mmap()ed when an fd comes with it; a map over an
  *    existing one is EEXIST, an unmap must match a map exactly;
- *  - DEVICE_GET_INFO, DEVICE_RESET;
+ *  - DEVICE_GET_INFO; DEVICE_GET_REGION_INFO (the fd of a mappable region with the reply, a
+ *    sparse mmap capability), REGION_READ / REGION_WRITE; DEVICE_GET_IRQ_INFO,
+ *    DEVICE_SET_IRQS (eventfds as SCM_RIGHTS), and the device raising interrupts;
+ *    DEVICE_RESET;
  *  - DEVICE_FEATURE: every feature the device has, through dmalog_device_ioctl() with the
  *    kernel's errnos: MIGRATION, MIG_DEVICE_STATE, MIG_DATA_SIZE, DMA_LOGGING_START (ranges
  *    inline; none means every DMA map), DMA_LOGGING_STOP, DMA_LOGGING_REPORT (the bitmap
  *    comes back inline in the reply);
+ *  - the low-power features (LOW_POWER_ENTRY, _WITH_WAKEUP, _EXIT) with vfio_pci_core's
+ *    semantics;
  *  - MIG_DATA_READ / MIG_DATA_WRITE: the device's migration data stream, in place of the
- *    kernel's data_fd.
+ *    kernel's data_fd;
+ *  - DMA_READ / DMA_WRITE to the client, for the device's access to maps without an fd.
  * A client that goes away leaves the server as the spec asks: its maps and fds dropped, DMA
  * logging stopped, the device state kept.
  */
