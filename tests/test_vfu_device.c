@@ -657,6 +657,27 @@ static void low_power_refusals(void **state)
 
 /* ---- DMA ---- */
 
+/*
+ * Each of @pages pages of @mem that holds a word of the device's DMA has its bit in @bitmap,
+ * and no other page does: how many were written.
+ */
+static uint32_t every_write_reported(const uint64_t *mem, const uint64_t *bitmap, uint32_t pages)
+{
+	uint32_t written = 0, reported = 0;
+
+	for (uint32_t p = 0; p < pages; p++) {
+		bool dirty = bitmap[p / 64] >> (p % 64) & 1, tagged = false;
+
+		for (uint32_t i = 0; i < 512 && !tagged; i++)
+			tagged = mem[p * 512 + i] >> 48 == DMALOG_VFU_DEVICE_DMA_TAG;
+		assert_true(!tagged || dirty);
+		written += tagged;
+		reported += dirty;
+	}
+	assert_int_equal(written, reported);
+	return written;
+}
+
 /* No DMA before bus mastering; after, every page it writes is reported. */
 static void dma_after_bus_master_all_reported(void **state)
 {
@@ -664,7 +685,6 @@ static void dma_after_bus_master_all_reported(void **state)
 	int mem = memfd_create("guest", MFD_CLOEXEC);
 	uint64_t bitmap[MEM_BYTES / 4096 / 64] = {0};
 	const uint64_t *w;
-	uint32_t written = 0, reported = 0;
 	struct fx f;
 
 	assert_int_equal(ftruncate(mem, MEM_BYTES), 0);
@@ -684,17 +704,7 @@ static void dma_after_bus_master_all_reported(void **state)
 	assert_false(dma_goes_on(&f, 100));
 	assert_int_equal(dmalog_handle_set_state(f.h, VFIO_DEVICE_STATE_STOP, NULL), 0);
 	assert_int_equal(dmalog_handle_log_report(f.h, 0, MEM_BYTES, 4096, bitmap), 0);
-	for (uint32_t p = 0; p < MEM_BYTES / 4096; p++) {
-		bool dirty = bitmap[p / 64] >> (p % 64) & 1, tagged = false;
-
-		for (uint32_t i = 0; i < 512 && !tagged; i++)
-			tagged = w[p * 512 + i] >> 48 == DMALOG_VFU_DEVICE_DMA_TAG;
-		assert_true(!tagged || dirty);
-		written += tagged;
-		reported += dirty;
-	}
-	assert_true(written > 10);
-	assert_int_equal(written, reported);
+	assert_true(every_write_reported(w, bitmap, MEM_BYTES / 4096) > 10);
 	fx_end(&f);
 	munmap((void *)w, MEM_BYTES);
 	close(mem);
@@ -744,7 +754,6 @@ static void dma_by_message_without_fd(void **state)
 	static const struct vfio_device_feature_dma_logging_range range = {1 << 20, 1 << 20};
 	uint8_t *rw = aligned_alloc(4096, 1 << 20), *ro = aligned_alloc(4096, 3 << 20);
 	uint64_t bitmap[256 / 64] = {0}, *w = (uint64_t *)rw;
-	uint32_t written = 0, reported = 0;
 	uint8_t *big = malloc(3 << 20), out[16];
 	struct fx f;
 
@@ -780,17 +789,7 @@ static void dma_by_message_without_fd(void **state)
 	assert_int_equal(dmalog_handle_set_state(f.h, VFIO_DEVICE_STATE_STOP, NULL), 0);
 	assert_int_equal(dmalog_vfu_client_serve(f.c, 50), 0);
 	assert_int_equal(dmalog_handle_log_report(f.h, 1 << 20, 1 << 20, 4096, bitmap), 0);
-	for (uint32_t p = 0; p < 256; p++) {
-		bool dirty = bitmap[p / 64] >> (p % 64) & 1, tagged = false;
-
-		for (uint32_t i = 0; i < 512 && !tagged; i++)
-			tagged = w[p * 512 + i] >> 48 == DMALOG_VFU_DEVICE_DMA_TAG;
-		assert_true(!tagged || dirty);
-		written += tagged;
-		reported += dirty;
-	}
-	assert_true(written > 5);
-	assert_int_equal(written, reported);
+	assert_true(every_write_reported(w, bitmap, 256) > 5);
 	/* Unmapped: the client forgets it only once the server has said so. */
 	assert_int_equal(dmalog_vfu_client_dma_unmap(f.c, 1 << 20, 1 << 20), 0);
 	assert_int_equal(dma_call(&f, false, 1 << 20, out, 8), -EFAULT);

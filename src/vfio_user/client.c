@@ -408,15 +408,6 @@ int dmalog_vfu_client_serve(struct dmalog_vfu_client *c, uint32_t timeout_ms)
 	return ret ? ret : served;
 }
 
-/* A sparse mmap capability's header: vfio_info_cap_header, then the count. */
-struct sparse_cap {
-	uint16_t id;
-	uint16_t version;
-	uint32_t next;
-	uint32_t nr_areas;
-	uint32_t reserved;
-};
-
 /*
  * The capability chain of a GET_REGION_INFO reply (@len bytes from the info struct): the
  * sparse mmap areas into @r, each hop and area checked to lie inside what arrived.
@@ -425,7 +416,7 @@ static int region_caps(const uint8_t *info, size_t len, uint32_t offset,
 		       struct dmalog_vfu_region *r)
 {
 	for (unsigned int hops = 0; offset; hops++) {
-		struct sparse_cap c;
+		struct vfu_sparse_cap c;
 
 		if (hops == 16 || offset < sizeof(struct dmalog_vfu_region_info) || offset > len ||
 		    len - offset < 8)
@@ -456,7 +447,8 @@ static int region_caps(const uint8_t *info, size_t len, uint32_t offset,
 int dmalog_vfu_client_region_info(struct dmalog_vfu_client *c, uint32_t index,
 				  struct dmalog_vfu_region *out)
 {
-	struct dmalog_vfu_region_info info = {.argsz = sizeof(info) + sizeof(struct sparse_cap) +
+	struct dmalog_vfu_region_info info = {.argsz = sizeof(info) +
+						       sizeof(struct vfu_sparse_cap) +
 						       16 * DMALOG_VFU_MAX_SPARSE_AREAS,
 					      .index = index};
 	struct dmalog_vfu_region r = {.fd = -1};

@@ -9,16 +9,6 @@
 
 #include "server_priv.h"
 
-/* vfio_info_cap_header, then vfio_region_info_cap_sparse_mmap's count and its areas. */
-struct sparse_cap {
-	uint16_t id;
-	uint16_t version;
-	uint32_t next;
-	uint32_t nr_areas;
-	uint32_t reserved;
-};
-
-_Static_assert(sizeof(struct sparse_cap) == 16, "sparse mmap capability header");
 _Static_assert(sizeof(struct vfio_region_sparse_mmap_area) == 16, "sparse mmap area");
 
 int vfu_cmd_region_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t len)
@@ -35,7 +25,7 @@ int vfu_cmd_region_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t le
 		return -EINVAL;
 	r = &s->regions[info.index];
 	if (r->flags & VFIO_REGION_INFO_FLAG_MMAP && r->nareas)
-		caps = sizeof(struct sparse_cap) + r->nareas * sizeof(r->areas[0]);
+		caps = sizeof(struct vfu_sparse_cap) + r->nareas * sizeof(r->areas[0]);
 	info.flags = r->flags | (caps ? VFIO_REGION_INFO_FLAG_CAPS : 0);
 	info.size = r->size;
 	info.offset = r->fd_offset;
@@ -53,9 +43,9 @@ int vfu_cmd_region_info(struct dmalog_vfu_server *s, const uint8_t *p, size_t le
 		return -ENOMEM;
 	memcpy(out, &info, sizeof(info));
 	if (caps) {
-		struct sparse_cap c = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
-				       .version = 1,
-				       .nr_areas = r->nareas};
+		struct vfu_sparse_cap c = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+					   .version = 1,
+					   .nr_areas = r->nareas};
 
 		memcpy(out + sizeof(info), &c, sizeof(c));
 		memcpy(out + sizeof(info) + sizeof(c), r->areas, r->nareas * sizeof(r->areas[0]));

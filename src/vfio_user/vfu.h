@@ -67,6 +67,20 @@ static inline int vfu_report_size(uint64_t iova, uint64_t length, uint64_t page_
 	return *bytes > DMALOG_VFU_MAX_BITMAP_BYTES ? -E2BIG : 0;
 }
 
+/*
+ * A GET_REGION_INFO reply's sparse mmap capability: vfio_info_cap_header, then
+ * vfio_region_info_cap_sparse_mmap's count; its areas follow.
+ */
+struct vfu_sparse_cap {
+	uint16_t id;
+	uint16_t version;
+	uint32_t next;
+	uint32_t nr_areas;
+	uint32_t reserved;
+};
+
+_Static_assert(sizeof(struct vfu_sparse_cap) == 16, "sparse mmap capability header");
+
 /* What a VERSION's capabilities say, the defaults of the spec where they say nothing. */
 struct vfu_caps {
 	uint32_t max_msg_fds;
