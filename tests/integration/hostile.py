@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Hostile peers against `dmalog migrate`: fake destinations and sources, a proxy that damages
-the stream, and signals at bad moments. UNIX sockets only; every wait and loop is bounded.
+the stream, a vfio-user device's server that dies mid-migration, and signals at bad moments. UNIX sockets only; every wait and loop is bounded.
 
 Each case asserts a bounded end (the process exits within its timeout plus a margin), which
 side runs the guest (from the source's JSON: outcome and source_running), and that nothing
@@ -384,6 +384,51 @@ for case, (action, why) in DAMAGE.items():
         dest.wait()
     check("proxy-%s: destination refused" % case, dest.returncode == 1, "exit %s" % dest.returncode)
     tmp_empty("proxy-" + case)
+
+
+# ---- a vfio-user device's server dies mid-migration ----
+
+def serve_device(name):
+    path = os.path.join(WORK, name)
+    proc = subprocess.Popen([DMALOG, "serve", "--socket", path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    for _ in range(500):
+        if os.path.exists(path):
+            break
+        time.sleep(0.02)
+    return proc, path
+
+
+for which in ("destination", "source"):
+    name = "vfio-user-%s-server-killed" % which
+    src_srv, src_path = serve_device(name + "-src.sock")
+    dst_srv, dst_path = serve_device(name + "-dst.sock")
+    # Slow enough (64 MiB at 40 MB/s) to be mid-stream when the server dies.
+    mig = subprocess.Popen([DMALOG, "migrate", "--json", "--mem", "64M", "--timeout", str(TIMEOUT),
+                            "--max-bandwidth", "40M", "--device", "vfio-user:" + src_path,
+                            "--dest-device", "vfio-user:" + dst_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    time.sleep(0.6)
+    (dst_srv if which == "destination" else src_srv).kill()
+    try:
+        out, err = mig.communicate(timeout=60 + MARGIN)
+    except subprocess.TimeoutExpired:
+        mig.kill()
+        out, err = mig.communicate()
+    r = source_json(out.decode(errors="replace"))
+    check(name + ": exit 1", mig.returncode == 1, "exit %s; %s" % (mig.returncode, err.decode(errors="replace")[-300:]))
+    check(name + ": not migrated", r.get("outcome") == "rolled-back", str(r.get("error")))
+    # The source's guest runs again only with every device back: not when its own is gone.
+    check(name + ": source running is %s" % (which == "destination"),
+          r.get("source_running") is (which == "destination"), str(r.get("error")))
+    for proc in (src_srv, dst_srv):
+        proc.terminate()
+        try:
+            proc.wait(timeout=MARGIN)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    tmp_empty(name)
 
 
 # ---- signals: a source killed or stopped by the operator leaves no socket directory ----
