@@ -403,12 +403,19 @@ for which in ("destination", "source"):
     name = "vfio-user-%s-server-killed" % which
     src_srv, src_path = serve_device(name + "-src.sock")
     dst_srv, dst_path = serve_device(name + "-dst.sock")
-    # Slow enough (64 MiB at 40 MB/s) to be mid-stream when the server dies.
+    events = os.path.join(WORK, name + ".events")
+    # Slow enough (64 MiB at 40 MB/s) to be mid-stream when the server dies: once round 1
+    # has begun (its "active" event), however slow the build.
     mig = subprocess.Popen([DMALOG, "migrate", "--json", "--mem", "64M", "--timeout", str(TIMEOUT),
                             "--max-bandwidth", "40M", "--device", "vfio-user:" + src_path,
-                            "--dest-device", "vfio-user:" + dst_path],
+                            "--dest-device", "vfio-user:" + dst_path, "--events", events],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    time.sleep(0.6)
+    deadline = time.monotonic() + 30 + MARGIN
+    while time.monotonic() < deadline and mig.poll() is None:
+        if os.path.exists(events) and '"active"' in open(events).read():
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
     (dst_srv if which == "destination" else src_srv).kill()
     try:
         out, err = mig.communicate(timeout=60 + MARGIN)
