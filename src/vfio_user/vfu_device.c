@@ -2,8 +2,9 @@
 /*
  * An emulated PCI function served over vfio-user (see <dmalog/vfu_device.h>): the migratable
  * emulated device, its config space, BAR0 registers and BAR2 memory, its interrupts, and its
- * DMA into the client's memory. Everything here runs on the server's thread (its hooks), but
- * the DMA engines, which have their own.
+ * DMA into the client's memory. Everything here runs on the server's thread (its hooks) but
+ * the DMA engines and the thread that DMAs by message, which have their own; the write count
+ * and the state hash may be read from any thread.
  */
 #include <errno.h>
 #include <fcntl.h>
