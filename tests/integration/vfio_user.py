@@ -276,6 +276,29 @@ def main():
     check("migrate: a vfio-user device migrated and verified",
           mig.returncode == 0 and "migrated and verified" in text and "0 devices mismatched" in text,
           text + mig.stderr.decode(errors="replace"))
+    # The same as two processes, each end naming its own server with --device.
+    c_path, d_path, m_path = (os.path.join(work, n) for n in ("c.sock", "d.sock", "m.sock"))
+    c, d = serve(c_path), serve(d_path)
+    dest = subprocess.Popen([DMALOG, "migrate", "--listen", m_path, "--mem", "32M", "--device",
+                             "vfio-user:" + d_path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    for _ in range(500):
+        if os.path.exists(m_path):
+            break
+        time.sleep(0.02)
+    mig2 = subprocess.run([DMALOG, "migrate", "--connect", m_path, "--mem", "32M", "--device",
+                           "vfio-user:" + c_path], capture_output=True, timeout=300)
+    try:
+        dest_out = dest.communicate(timeout=60)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        dest.kill()
+        dest_out = dest.communicate()[0].decode(errors="replace")
+    check("migrate --listen/--connect: each end's own vfio-user server, verified",
+          mig2.returncode == 0 and dest.returncode == 0 and
+          "0 pages and 0 devices mismatched" in dest_out,
+          mig2.stdout.decode(errors="replace") + dest_out)
+    stop(c, "two-process source server")
+    stop(d, "two-process destination server")
     a_out, b_out = stop(a, "migration source server"), stop(b, "migration destination server")
     # (Their state hashes differ by now: the destination's device has run since the proof.)
     writes = [int(line.split(", ")[-1].split()[0]) for line in (a_out + b_out).splitlines()
