@@ -12,6 +12,10 @@ docs/interop/vfio-user.rst), in another process, as a VMM would be:
   - a device's state saved through MIG_DATA_READ from one `dmalog serve` and loaded through
     MIG_DATA_WRITE into a second one (the device checks the stream when RESUMING ends), and
     a damaged copy of it refused there;
+  - `dmalog migrate --device vfio-user:A --dest-device vfio-user:B` between two more
+    `dmalog serve` processes, verified (pages and the device's state hash, read from its BAR0
+    by each end), and the same as two processes (--listen / --connect), each end naming its
+    own server;
   - a client that sends garbage, one that passes too many fds and one that leaves mid-logging:
     the server answers or ends that connection, and serves the next client, logging off.
 
