@@ -131,6 +131,9 @@ migrate "tracker-fault-iommu" 0 "$VERIFIED and r['tracker_errors'] >= 1" \
 
 # A destination of another shape refuses the stream at its hello.
 start_dest() {
+	# Gone first: the child truncates them only once it runs, and the last destination's
+	# "waiting" must not be taken for this one's.
+	rm -f "$WORK/dest.out" "$WORK/dest.err"
 	"$DMALOG" migrate --listen "$1" "${@:2}" >"$WORK/dest.out" 2>"$WORK/dest.err" &
 	DEST=$!
 	for _ in $(seq 100); do
@@ -181,6 +184,7 @@ FAKE_DEST="$(dirname "$0")/fake_dest.py"
 UNKNOWN="not r['completed'] and r['outcome'] == 'unknown' and not r['source_running'] \
 and 'outcome unknown' in r['error']"
 for mode in silent close; do
+	rm -f "$WORK/fake.out" # (as in start_dest: not the last fake's "waiting")
 	python3 "$FAKE_DEST" "$WORK/fake-$mode" "$mode" >"$WORK/fake.out" 2>&1 &
 	fake=$!
 	for _ in $(seq 100); do
