@@ -17,8 +17,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -681,12 +683,16 @@ static void served_end(struct served *sv)
  */
 static void served_device_in_the_guest(void **state)
 {
-	char dir[] = "/tmp/dmalog-engine-XXXXXX";
+	const char *tmp = getenv("TMPDIR");
 	struct mig_options o = options(MIG_TRACK_ALL, 2, 20000);
 	struct served sv[2];
 	struct run r;
+	char dir[80];
 
-	assert_non_null(mkdtemp(dir));
+	/* A private directory for the two sockets, named after this process. */
+	snprintf(dir, sizeof(dir), "%s/dmalog-engine-%d", tmp && *tmp ? tmp : "/tmp",
+		 (int)getpid());
+	assert_int_equal(mkdir(dir, 0700), 0);
 	for (int fault = 0; fault < 2; fault++) {
 		served_start(&sv[0], dir, "src.sock");
 		served_start(&sv[1], dir, "dst.sock");

@@ -301,6 +301,13 @@ static void region_refusals(void **state)
 
 /* ---- interrupts ---- */
 
+/* SET_IRQS of INTx with no data: @action (MASK, UNMASK or TRIGGER). */
+static int intx_action(struct fx *f, uint32_t action)
+{
+	return dmalog_vfu_client_set_irqs(f->c, VFIO_PCI_INTX_IRQ_INDEX,
+					  VFIO_IRQ_SET_DATA_NONE | action, 0, 1, NULL, NULL);
+}
+
 static void interrupts_signal_eventfds(void **state)
 {
 	struct dmalog_vfu_irq_type t;
@@ -360,32 +367,16 @@ static void interrupts_signal_eventfds(void **state)
 	assert_true(signalled(intx, 2000));
 	assert_int_equal(write32(&f, 0, DMALOG_VFU_REG_DOORBELL, DMALOG_VFU_DOORBELL_INTX), 0);
 	assert_false(signalled(intx, 50));
-	assert_int_equal(
-		dmalog_vfu_client_set_irqs(f.c, VFIO_PCI_INTX_IRQ_INDEX,
-					   VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0,
-					   1, NULL, NULL),
-		0);
+	assert_int_equal(intx_action(&f, VFIO_IRQ_SET_ACTION_UNMASK), 0);
 	assert_true(signalled(intx, 2000));
 	/* Masked by the client: pending until unmasked. */
-	assert_int_equal(
-		dmalog_vfu_client_set_irqs(f.c, VFIO_PCI_INTX_IRQ_INDEX,
-					   VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0,
-					   1, NULL, NULL),
-		0);
-	assert_int_equal(
-		dmalog_vfu_client_set_irqs(f.c, VFIO_PCI_INTX_IRQ_INDEX,
-					   VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, 0, 1,
-					   NULL, NULL),
-		0);
+	assert_int_equal(intx_action(&f, VFIO_IRQ_SET_ACTION_UNMASK), 0);
+	assert_int_equal(intx_action(&f, VFIO_IRQ_SET_ACTION_MASK), 0);
 	assert_int_equal(
 		dmalog_vfu_server_irq(dmalog_vfu_device_server(f.d), VFIO_PCI_INTX_IRQ_INDEX, 0),
 		-EAGAIN);
 	assert_false(signalled(intx, 50));
-	assert_int_equal(
-		dmalog_vfu_client_set_irqs(f.c, VFIO_PCI_INTX_IRQ_INDEX,
-					   VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0,
-					   1, NULL, NULL),
-		0);
+	assert_int_equal(intx_action(&f, VFIO_IRQ_SET_ACTION_UNMASK), 0);
 	assert_true(signalled(intx, 2000));
 	/* An interrupt the device does not have; one with no eventfd. */
 	assert_int_equal(
