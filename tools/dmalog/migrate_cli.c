@@ -252,23 +252,24 @@ static int pick_workload(const char *s)
 	return -1;
 }
 
+static int parse_device(const char *s, struct mig_options *o);
+
+/* --devices: in-process kinds only (a vfio-user path would point into this copy). */
 static int parse_devices(const char *s, struct mig_options *o)
 {
 	char buf[256], *save = NULL;
+	int ret;
 
 	o->ndevices = 0;
 	if (!strcmp(s, "none"))
 		return 0;
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (o->ndevices == MIG_MAX_DEVICES)
-			return -E2BIG;
-		if (!strcmp(t, "nic"))
-			o->devices[o->ndevices++] = MIG_DEV_NIC;
-		else if (!strcmp(t, "storage"))
-			o->devices[o->ndevices++] = MIG_DEV_STORAGE;
-		else
+		if (!strncmp(t, "vfio-user:", 10))
 			return -EINVAL;
+		ret = parse_device(t, o);
+		if (ret)
+			return ret;
 	}
 	return o->ndevices ? 0 : -EINVAL;
 }
