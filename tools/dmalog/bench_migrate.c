@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,10 +26,14 @@ static const uint32_t channel_counts[] = {1, 2};
 
 #define RAW_CHUNK (1u << 20)
 
-/* @bytes of memory, every page written once (as guest RAM is before a migration). */
+/*
+ * @bytes of memory backed as the guest's RAM is: on a virtual machine a copy between 4 KiB
+ * pages can cost several times one between huge pages (seen: 0.6 against 6.9 GB/s through a
+ * UNIX socket on one AMD EPYC guest), and the limit must be measured on the same footing.
+ */
 static uint8_t *backed(uint64_t bytes)
 {
-	uint8_t *p = malloc(bytes);
+	uint8_t *p = guest_ram_backed(bytes);
 
 	if (p)
 		memset(p, 0x5a, bytes);
@@ -114,7 +119,8 @@ static double raw_socket_rate(uint64_t bytes, bool tcp)
 		if (pid > 0)
 			waitpid(pid, &status, 0);
 	}
-	free(src);
+	if (src)
+		munmap(src, bytes);
 	return best;
 }
 

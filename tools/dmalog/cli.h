@@ -125,6 +125,11 @@ struct guest {
 #define GUEST_CPU_TAG  0xc0c0
 
 int guest_create(const struct mig_options *o, bool source, struct guest **out);
+/*
+ * @bytes of anonymous memory backed as guest RAM is (huge pages where the system has them, every
+ * page written once), for a comparison that must not pay what the guest does not; munmap() it.
+ */
+void *guest_ram_backed(size_t bytes);
 void guest_destroy(struct guest *g);
 
 /* Pause and resume every writer of guest memory (CPU and device DMA). */

@@ -320,6 +320,16 @@ static void prefault(uint8_t *ram, size_t bytes)
 	pthread_join(t, NULL);
 }
 
+void *guest_ram_backed(size_t bytes)
+{
+	void *ram = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (ram == MAP_FAILED)
+		return NULL;
+	prefault(ram, bytes);
+	return ram;
+}
+
 int guest_create(const struct mig_options *o, bool source, struct guest **out)
 {
 	uint32_t dev_ids[MIG_MAX_DEVICES] = {0};
