@@ -10,6 +10,9 @@
 /* Words per summary bit: 64 words are 4096 pages, 16 MiB at 4 KiB. */
 #define GROUP_SHIFT 6
 
+/* Words of log a take hands over at a time: a 4 KiB page of it, in the first-level cache. */
+#define TAKE_PIECE_WORDS 512
+
 static uint64_t range_pages(const struct dmalog_range *r, unsigned int shift)
 {
 	return (dmalog_range_last(r) >> shift) - (r->iova >> shift) + 1;
@@ -368,10 +371,14 @@ static void take_words(const struct take *t, uint64_t *retired, uint64_t a, uint
 		take_edge_word(t, retired, a++);
 	if (a < b && b - 1 == w1)
 		take_edge_word(t, retired, --b);
-	/* Between the edge words every page is reported and wholly inside the clear bounds. */
-	if (a < b) {
-		t->fn(t->opaque, page_iova(t, a), t->shift, &retired[a], (b - a) * 64);
-		memset(&retired[a], 0, (b - a) * sizeof(uint64_t));
+	/*
+	 * Between the edge words every page is reported and wholly inside the clear bounds. In
+	 * pieces, each cleared while the caller's read of it is still in the first-level cache.
+	 */
+	for (uint64_t n; a < b; a += n) {
+		n = b - a < TAKE_PIECE_WORDS ? b - a : TAKE_PIECE_WORDS;
+		t->fn(t->opaque, page_iova(t, a), t->shift, &retired[a], n * 64);
+		memset(&retired[a], 0, n * sizeof(uint64_t));
 	}
 }
 
