@@ -174,6 +174,22 @@ struct walk {
 			  unsigned int last);
 };
 
+/*
+ * Tables are separate pages: the CPU's prefetcher stops at each one's end and a scan of
+ * clean tables would wait on memory at every table. Ask for the table of leaves after the
+ * next one while this one is scanned (the next was asked for a table ago).
+ */
+static inline void prefetch_next_table(const uint64_t *table, unsigned int i)
+{
+	uint64_t next =
+		i + 2 < PTES_PER_PAGE ? __atomic_load_n(&table[i + 2], __ATOMIC_RELAXED) : 0;
+
+	if (!(next & DMALOG_IOPT_PTE_PR) || pte_is_leaf(next, 2))
+		return;
+	for (unsigned int off = 0; off < 4096; off += 64)
+		__builtin_prefetch((const char *)pte_table(next) + off);
+}
+
 static int walk(struct walk *w, uint64_t *table, int level, uint64_t lo, uint64_t hi)
 {
 	uint64_t size = level_size(level);
@@ -191,6 +207,7 @@ static int walk(struct walk *w, uint64_t *table, int level, uint64_t lo, uint64_
 		} else if (pte_is_leaf(pte, level)) {
 			ret = w->leaf(w, &table[i], pte, level, base);
 		} else if (level == 2 && w->leaf_table) {
+			prefetch_next_table(table, i);
 			ret = w->leaf_table(w, pte_table(pte), base, level_index(sub_lo, 1),
 					    level_index(sub_hi, 1));
 		} else {
