@@ -370,6 +370,14 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 }
 
 /*
+ * What the sink wants next, when it is less than this (a header, a run, a small frame's pages),
+ * is received with whatever follows into a buffer and fed from there: a stream of one-page
+ * frames (a sparse final round) would otherwise cost three receive calls a page. The source
+ * sends nothing after a connection's last frame, so nothing is read that is not the sink's.
+ */
+#define STAGE_BYTES (32u << 10)
+
+/*
  * Take one connection's stream as it comes, received straight where its sink wants it (page
  * data into guest memory), until the sink has taken its last frame (1) or something failed
  * (-errno, @why says what). The deadline moves only when a whole frame has been taken on some
@@ -380,6 +388,7 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx *ch, char *why,
 		size_t len)
 {
+	uint8_t stage[STAGE_BYTES];
 	uint64_t frames = 0;
 
 	for (;;) {
@@ -390,6 +399,7 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 		void *at;
 		size_t room;
 		ssize_t n;
+		bool staged;
 
 		if (ch && __atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
 			snprintf(why, len, "stopped");
@@ -406,7 +416,8 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 			return d->rx[failed].state;
 		}
 		dmalog_sink_recv_buffer(sink, &at, &room);
-		n = recv(fd, at, room, MSG_DONTWAIT);
+		staged = room < STAGE_BYTES;
+		n = recv(fd, staged ? stage : at, staged ? sizeof(stage) : room, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* Nothing to read: wait, in slices so that a cancel or a stop is noticed.
 			 */
@@ -430,7 +441,8 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 			snprintf(why, len, "the source closed the connection mid-stream");
 			return -ECONNRESET;
 		}
-		ret = dmalog_sink_received(sink, (size_t)n);
+		ret = staged ? dmalog_sink_feed(sink, stage, (size_t)n)
+			     : dmalog_sink_received(sink, (size_t)n);
 		dmalog_sink_get_stats(sink, &st);
 		if (st.frames != frames) {
 			frames = st.frames;
