@@ -42,8 +42,12 @@
 #define TEST_TIMEOUT_MS 4000
 #endif
 #endif
+/*
+ * Without them 1 s: a CI run with a memory-heavy benchmark beside meson's two test programs
+ * kept ends silent past the 400 ms this was (four tests, both CRC variants).
+ */
 #ifndef TEST_TIMEOUT_MS
-#define TEST_TIMEOUT_MS 400
+#define TEST_TIMEOUT_MS 1000
 #endif
 
 enum fault {
@@ -800,9 +804,13 @@ static void auto_converge_throttles(void **state)
 	/* Two rounds to notice, then 20, 30, ... */
 	assert_true(r.src.throttle_max_seen >= 20);
 	assert_int_equal(r.rs->throttle_percent, r.src.throttle_max_seen);
-	/* And it says who keeps it from converging, by tracker name. */
+	/*
+	 * And it says who keeps it from converging, by tracker name, unless the writers were
+	 * kept off the CPU for the whole last round (a loaded machine): then what is left.
+	 */
 	assert_non_null(strstr(r.rs->not_converged_why, "cannot fit"));
-	assert_non_null(strstr(r.rs->not_converged_why, "dirties"));
+	if (!strstr(r.rs->not_converged_why, "what is left"))
+		assert_non_null(strstr(r.rs->not_converged_why, "dirties"));
 	run_end(&r);
 }
 

@@ -211,7 +211,8 @@ enum dmalog_mig_switchover {
  * @setup_ms: source: from the start to the first round (trackers started, devices in
  *	PRE_COPY), QEMU's setup-time
  * @not_converged_why: source, when it did not converge: each tracker whose pages alone
- *	would not fit the limit, by name, with its rate and the bandwidth ("" otherwise)
+ *	would not fit the limit, by name, with its rate and the bandwidth; when none alone,
+ *	what is left altogether and how long it takes ("" when it converged)
  * @migration_ms: source: from the start to the destination's RUNNING (QEMU's total-time;
  *	0 when it never came)
  * @verify_ms: source: the proof after it (digests on both ends, compared)

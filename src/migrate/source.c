@@ -727,6 +727,11 @@ static void explain_no_convergence(struct source *s)
 		snprintf(why + used, sizeof(s->r->not_converged_why) - used,
 			 "; bandwidth %.0f MB/s; cannot fit %.0f ms", bw / 1e6,
 			 s->c->downtime_limit_ms);
+	else /* no tracker alone: all of them together, or the devices' state */
+		snprintf(why, sizeof(s->r->not_converged_why),
+			 "what is left (pages and device state) takes %.1f ms at %.0f MB/s; "
+			 "cannot fit %g ms",
+			 s->r->expected_downtime_ms, bw / 1e6, s->c->downtime_limit_ms);
 }
 
 /*
