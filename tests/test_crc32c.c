@@ -42,7 +42,7 @@ static void fill_random(uint8_t *buf, size_t len, uint64_t seed)
 	}
 }
 
-/* Lengths to try up to @max: every one near 0 and near each multiple of 64, a step between. */
+/* The length to try after @len: each one near 0 and near a multiple of 64, steps between. */
 static size_t next_len(size_t len)
 {
 	return len < 300 || len % 64 < 8 || len % 64 > 56 ? len + 1 : len + 29;

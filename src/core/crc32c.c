@@ -245,8 +245,8 @@ load64(const uint8_t *p, uint8_t *dst, bool copy, size_t off)
 }
 
 /*
- * The register @crc continued over @len >= FOLD_BLOCK bytes, the multiple of 64 bytes folded
- * (and copied to @dst when @copy); what is left, under 64 bytes, in *done.
+ * The register @crc continued over the first *done bytes of @len >= FOLD_BLOCK, all but the
+ * last under 64 (copied to @dst as well when @copy); the caller takes the rest.
  */
 FOLD_TARGET static inline __attribute__((always_inline)) uint32_t
 fold_run(uint32_t crc, uint8_t *dst, const uint8_t *p, size_t len, bool copy, size_t *done)

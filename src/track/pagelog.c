@@ -258,10 +258,10 @@ static struct pagelog_range *range_of(struct pagelog *log, uint64_t iova)
 #define MARK_LOOKAHEAD 32
 
 /*
- * Ask for the log word of the burst's entry @i (and its summary word) ahead of its OR: a
- * locked OR waits for its cache line before the next can start, where prefetches overlap, so
- * a burst of scattered pages pays one miss at a time without this. Only in the range last
- * hit, the common case; a stale half or range only wastes the prefetch.
+ * Ask for the log word of the page at @iova ahead of its OR: a locked OR waits for its cache
+ * line before the next can start, where prefetches overlap, so a burst of scattered pages
+ * pays one miss at a time without this. Only in the range last hit, the common case; a stale
+ * half or range only wastes the prefetch.
  */
 static inline void prefetch_mark(struct pagelog *log, uint64_t iova, unsigned int shift)
 {

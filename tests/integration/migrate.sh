@@ -89,10 +89,10 @@ migrate "auto-converge" 0 "$VERIFIED and not r['converged'] and r['switchover_re
 'max-rounds' and r['throttle_percent'] >= 20 and r['downtime_exceeded']" \
 	--cpu-rate 0 --devices nic --max-rounds 6 --downtime-limit 0.001
 # A CPU writing 2 M words/s does not converge to 15 ms by itself over a link capped at
-# 500 MB/s (a round of 64 MiB takes 134 ms; uncapped, a fast machine's link outran it); throttled,
-# it does. (Not under ThreadSanitizer, whose slowdown changes both rates: there the suite runs
-# on 32M.) A writer the scheduler kept off both cores for a whole round dirtied nothing:
-# converging is right then, and the measured dirty rate says so.
+# 500 MB/s (a round of 64 MiB takes 134 ms; uncapped, a fast machine's link outran it);
+# throttled, it does. (Not under ThreadSanitizer, whose slowdown changes both rates: there the
+# suite runs on 32M.) A writer the scheduler kept off both cores for a whole round dirtied
+# nothing: converging is right then, and the measured dirty rate says so.
 if [ "$MEM" = 64M ]; then
 	migrate "no-auto-converge" 0 "$VERIFIED and r['throttle_percent'] == 0 and \
 (not r['converged'] or r['dirty_rate_pages_s'] == 0)" \
