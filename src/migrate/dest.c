@@ -378,6 +378,12 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 #define STAGE_BYTES (32u << 10)
 
 /*
+ * At most this much page data per receive straight into guest memory: the sink checksums what
+ * each receive brought while it is still in the second-level cache.
+ */
+#define DIRECT_MAX_BYTES (256u << 10)
+
+/*
  * Take one connection's stream as it comes, received straight where its sink wants it (page
  * data into guest memory), until the sink has taken its last frame (1) or something failed
  * (-errno, @why says what). The deadline moves only when a whole frame has been taken on some
@@ -417,6 +423,8 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 		}
 		dmalog_sink_recv_buffer(sink, &at, &room);
 		staged = room < STAGE_BYTES;
+		if (room > DIRECT_MAX_BYTES)
+			room = DIRECT_MAX_BYTES;
 		n = recv(fd, staged ? stage : at, staged ? sizeof(stage) : room, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* Nothing to read: wait, in slices so that a cancel or a stop is noticed.
