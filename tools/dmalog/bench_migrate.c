@@ -33,7 +33,7 @@ static const uint32_t channel_counts[] = {1, 2};
  */
 static uint8_t *backed(uint64_t bytes)
 {
-	uint8_t *p = guest_ram_backed(bytes);
+	uint8_t *p = guest_ram_backed(bytes, -1);
 
 	if (p)
 		memset(p, 0x5a, bytes);

@@ -126,10 +126,11 @@ struct guest {
 
 int guest_create(const struct mig_options *o, bool source, struct guest **out);
 /*
- * @bytes of anonymous memory backed as guest RAM is (huge pages where the system has them, every
- * page written once), for a comparison that must not pay what the guest does not; munmap() it.
+ * @bytes of guest RAM, backed before any clock starts (huge pages where the system has them,
+ * every page written once): @fd mapped shared, or anonymous memory when @fd < 0. Also what a
+ * comparison uses that must not pay what the guest does not. NULL on failure; munmap() it.
  */
-void *guest_ram_backed(size_t bytes);
+void *guest_ram_backed(size_t bytes, int fd);
 void guest_destroy(struct guest *g);
 
 /* Pause and resume every writer of guest memory (CPU and device DMA). */

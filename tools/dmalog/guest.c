@@ -320,9 +320,11 @@ static void prefault(uint8_t *ram, size_t bytes)
 	pthread_join(t, NULL);
 }
 
-void *guest_ram_backed(size_t bytes)
+void *guest_ram_backed(size_t bytes, int fd)
 {
-	void *ram = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *ram = fd >= 0 ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+			    : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				   -1, 0);
 
 	if (ram == MAP_FAILED)
 		return NULL;
@@ -359,25 +361,17 @@ int guest_create(const struct mig_options *o, bool source, struct guest **out)
 		if (g->kinds[i] == MIG_DEV_VFIO_USER && g->ram_fd < 0)
 			g->ram_fd = memfd_create("dmalog-guest-ram", MFD_CLOEXEC);
 	/* A device in another process maps RAM itself: then it is a memfd, shared. */
-	if (g->ram_fd >= 0 && !ftruncate(g->ram_fd, (off_t)g->ram_bytes))
-		g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, g->ram_fd, 0);
-	else if (g->ram_fd < 0)
-		g->ram = mmap(NULL, g->ram_bytes, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	else
-		g->ram = MAP_FAILED;
-	if (g->ram == MAP_FAILED) {
-		g->ram = NULL;
-		guest_destroy(g);
-		return -ENOMEM;
-	}
-	{
+	if (g->ram_fd < 0 || !ftruncate(g->ram_fd, (off_t)g->ram_bytes)) {
 		struct timespec t0, t1;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		prefault(g->ram, g->ram_bytes);
+		g->ram = guest_ram_backed(g->ram_bytes, g->ram_fd);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		g->prefault_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	}
+	if (!g->ram) {
+		guest_destroy(g);
+		return -ENOMEM;
 	}
 	lay_out_ram(g);
 	if (source) {
