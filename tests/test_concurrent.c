@@ -6,6 +6,7 @@
  * IOMMU page table: after a final report the copy equals memory.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -307,6 +308,83 @@ static void burst_writers_race_reporter(void **state)
 	dmalog_swtrack_destroy(g.sw);
 }
 
+/* Pages the two writers share: 64 log words. */
+#define SHARED_PAGES  4096
+#define SHARED_ROUNDS 2000
+
+struct word_writer {
+	struct dmalog_swtrack *sw;
+	pthread_barrier_t *marked;
+	int *go; /* rounds the writers may start */
+	uint64_t parity;
+	int single; /* one page per call, else the burst interface */
+};
+
+static void *mark_alternate_pages(void *arg)
+{
+	struct word_writer *w = arg;
+	uint64_t *list = malloc(SHARED_PAGES / 2 * sizeof(*list));
+
+	for (uint64_t i = 0; i < SHARED_PAGES / 2; i++)
+		list[i] = (2 * i + w->parity) * SZ_4K;
+	for (int r = 0; r < SHARED_ROUNDS; r++) {
+		/* Spin, so that both start within a cache miss of each other and meet on words. */
+		for (int spins = 0; __atomic_load_n(w->go, __ATOMIC_ACQUIRE) <= r; spins++)
+			if (spins > 10000)
+				sched_yield();
+		if (w->single)
+			for (uint64_t i = 0; i < SHARED_PAGES / 2; i++)
+				dmalog_swtrack_log_write(w->sw, list[i], 1);
+		else
+			dmalog_swtrack_log_writes(w->sw, list, SHARED_PAGES / 2, 1);
+		pthread_barrier_wait(w->marked);
+	}
+	free(list);
+	return NULL;
+}
+
+/*
+ * Two writers marking the even and the odd pages of the same log words at once, round after
+ * round, a REPORT between rounds: the first to mark a half owns it and stores plainly into
+ * its own copy, the other ORs into the shared copy. A plain store into a word the other writer
+ * also writes would lose its bits: every REPORT must come back with every page.
+ */
+static void two_writers_share_words(void **state)
+{
+	struct vfio_device_feature_dma_logging_range r = {0, SHARED_PAGES * SZ_4K};
+	uint64_t bitmap[SHARED_PAGES / 64];
+	pthread_barrier_t marked;
+	struct word_writer w[2];
+	struct dmalog_swtrack *sw;
+	struct dmalog_device *dev = swtrack_device(&sw);
+	pthread_t t[2];
+	int go = 0, lost = 0;
+
+	assert_int_equal(log_start(dev, &r, 1, SZ_4K, NULL), 0);
+	pthread_barrier_init(&marked, NULL, 3);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct word_writer){sw, &marked, &go, (uint64_t)i, *(int *)*state};
+		pthread_create(&t[i], NULL, mark_alternate_pages, &w[i]);
+	}
+	for (int round = 0; round < SHARED_ROUNDS; round++) {
+		__atomic_store_n(&go, round + 1, __ATOMIC_RELEASE);
+		pthread_barrier_wait(&marked);
+		memset(bitmap, 0, sizeof(bitmap));
+		assert_int_equal(log_report(dev, 0, SHARED_PAGES * SZ_4K, SZ_4K, bitmap), 0);
+		for (int k = 0; k < SHARED_PAGES / 64; k++)
+			lost += 64 - __builtin_popcountll(bitmap[k]);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	printf("# %d pages lost\n", lost);
+	assert_int_equal(lost, 0);
+	pthread_barrier_destroy(&marked);
+	dmalog_device_destroy(dev);
+	dmalog_swtrack_destroy(sw);
+}
+
+static int single_marks = 1, burst_marks;
+
 struct churn {
 	struct dmalog_swtrack *sw;
 	int stop;
@@ -508,6 +586,8 @@ int main(void)
 		cmocka_unit_test(b46_two_reporters_contend),
 		cmocka_unit_test(writers_race_reporter),
 		cmocka_unit_test(burst_writers_race_reporter),
+		cmocka_unit_test_prestate(two_writers_share_words, &single_marks),
+		cmocka_unit_test_prestate(two_writers_share_words, &burst_marks),
 		cmocka_unit_test(stop_races_writers),
 		cmocka_unit_test(device_writers_race_reporter),
 		cmocka_unit_test(iommu_writers_race_reporter),

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Per-range dirty-page log: two halves flipped by a take, a summary level, plain-load takes. */
+/*
+ * Per-range dirty-page log: two halves flipped by a take, an owned and a shared copy of each, a
+ * summary level, plain-load takes.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +34,8 @@ uint64_t pagelog_bytes(const struct dmalog_range *ranges, uint32_t n, unsigned i
 		uint64_t words = words_for(range_pages(&ranges[i], shift));
 		uint64_t sum = words_for(words_for(words));
 
-		total += 2 * 8 * (words + sum);
+		/* Two halves, each with an owned and a shared copy. */
+		total += 4 * 8 * (words + sum);
 	}
 	return total;
 }
@@ -51,8 +55,12 @@ static void free_ranges(struct pagelog *log)
 {
 	for (uint32_t i = 0; i < log->nranges; i++) {
 		for (int h = 0; h < 2; h++) {
-			free(log->ranges[i].bits[h]);
-			free(log->ranges[i].summary[h]);
+			struct pagelog_half *hf = &log->ranges[i].half[h];
+
+			free(hf->owned.words);
+			free(hf->owned.summary);
+			free(hf->shared.words);
+			free(hf->shared.summary);
 		}
 	}
 	free(log->ranges);
@@ -82,11 +90,17 @@ int pagelog_start(struct pagelog *log, const struct dmalog_range *ranges, uint32
 		r->nwords = words_for(r->npages);
 		nsum = words_for(words_for(r->nwords));
 		for (int h = 0; h < 2; h++) {
-			r->bits[h] = calloc(r->nwords, sizeof(uint64_t));
-			r->summary[h] = calloc(nsum, sizeof(uint64_t));
-			if (!r->bits[h] || !r->summary[h]) {
-				free_ranges(log);
-				return -ENOMEM;
+			struct pagelog_bits *c[2] = {&r->half[h].owned, &r->half[h].shared};
+
+			/* Pages nobody marks stay unallocated: calloc maps zero pages for big ones.
+			 */
+			for (int k = 0; k < 2; k++) {
+				c[k]->words = calloc(r->nwords, sizeof(uint64_t));
+				c[k]->summary = calloc(nsum, sizeof(uint64_t));
+				if (!c[k]->words || !c[k]->summary) {
+					free_ranges(log);
+					return -ENOMEM;
+				}
 			}
 		}
 	}
@@ -134,53 +148,74 @@ static inline uint64_t bit_mask(unsigned int lo, unsigned int hi)
 	return (~0ULL << lo) & (~0ULL >> (63 - hi));
 }
 
-/* Set the summary bits of words [w0, w1] of half @h; a load only when they are already set. */
-static inline void mark_summary(struct pagelog_range *r, unsigned int h, uint64_t w0, uint64_t w1)
+/*
+ * The copy of @hf that writer @m marks: the owned one when @m holds the half's claim or takes
+ * it now (nobody has), the shared one otherwise. The claim was reset while the half was
+ * retired; the flip that made it current (acquired by the caller) published that.
+ */
+static inline struct pagelog_bits *writer_copy(struct pagelog_half *hf, struct marker *m, bool *own)
 {
-	uint64_t g0 = w0 >> GROUP_SHIFT, g1 = w1 >> GROUP_SHIFT;
+	struct marker *owner = __atomic_load_n(&hf->owner, __ATOMIC_RELAXED);
 
-	for (uint64_t s = g0 / 64; s <= g1 / 64; s++) {
-		uint64_t m = bit_mask(s == g0 / 64 ? g0 % 64 : 0, s == g1 / 64 ? g1 % 64 : 63);
-		uint64_t *p = &r->summary[h][s];
-
-		if ((__atomic_load_n(p, __ATOMIC_RELAXED) & m) != m)
-			__atomic_fetch_or(p, m, __ATOMIC_RELAXED);
-	}
+	if (!owner && __atomic_compare_exchange_n(&hf->owner, &owner, m, false, __ATOMIC_RELAXED,
+						  __ATOMIC_RELAXED))
+		owner = m;
+	*own = owner == m;
+	return *own ? &hf->owned : &hf->shared;
 }
 
 /*
- * OR @mask into a word of the current half; a load alone when the bits are there. Skipping is
- * safe because a taker clears this half only after it has become the retired one and every
- * writer that could have seen it current has left its mark section: a bit we see set stays
- * set until after we have left, and our data reaches the taker through marks_exit().
+ * Set @mask in @word of a copy of the current half: a load alone when the bits are there, a
+ * plain store in the owned copy (nobody else writes it while the half is current), an atomic
+ * OR in the shared one. Skipping is safe because a taker clears this half only after it has
+ * become the retired one and every writer that could have seen it current has left its mark
+ * section: a bit we see set stays set until after we have left, and our data reaches the taker
+ * through marks_exit().
  */
-static inline void or_bits(uint64_t *word, uint64_t mask)
+static inline void set_bits(uint64_t *word, uint64_t mask, bool own)
 {
-	if ((__atomic_load_n(word, __ATOMIC_RELAXED) & mask) != mask)
+	uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+
+	if ((v & mask) == mask)
+		return;
+	if (own)
+		__atomic_store_n(word, v | mask, __ATOMIC_RELAXED);
+	else
 		__atomic_fetch_or(word, mask, __ATOMIC_RELAXED);
+}
+
+/* Set the summary bits of words [w0, w1] of copy @c. */
+static inline void mark_summary(struct pagelog_bits *c, uint64_t w0, uint64_t w1, bool own)
+{
+	uint64_t g0 = w0 >> GROUP_SHIFT, g1 = w1 >> GROUP_SHIFT;
+
+	for (uint64_t s = g0 / 64; s <= g1 / 64; s++)
+		set_bits(&c->summary[s],
+			 bit_mask(s == g0 / 64 ? g0 % 64 : 0, s == g1 / 64 ? g1 % 64 : 63), own);
 }
 
 /*
  * Mark pages [b0, b1] (relative to the range) in the current half. Relaxed: the writer's data
  * and its marks reach a taker through marks_exit() and marks_wait().
  */
-static inline void mark_pages(struct pagelog_range *r, uint64_t b0, uint64_t b1)
+static inline void mark_pages(struct pagelog_range *r, struct marker *m, uint64_t b0, uint64_t b1)
 {
 	/* Acquire: pairs with the flip that made this half current after a take cleared it. */
 	unsigned int h = __atomic_load_n(&r->cur, __ATOMIC_ACQUIRE);
-	uint64_t *bits = r->bits[h];
+	bool own;
+	struct pagelog_bits *c = writer_copy(&r->half[h], m, &own);
 
 	for (uint64_t w = b0 / 64; w <= b1 / 64; w++) {
 		unsigned int from = w == b0 / 64 ? b0 % 64 : 0;
 		unsigned int to = w == b1 / 64 ? b1 % 64 : 63;
 
-		or_bits(&bits[w], bit_mask(from, to));
+		set_bits(&c->words[w], bit_mask(from, to), own);
 	}
-	mark_summary(r, h, b0 / 64, b1 / 64);
+	mark_summary(c, b0 / 64, b1 / 64, own);
 }
 
 /* Mark [iova, last] in every range it meets; caller is in a mark section, log active. */
-static void mark_locked(struct pagelog *log, uint64_t iova, uint64_t last)
+static void mark_locked(struct pagelog *log, struct marker *m, uint64_t iova, uint64_t last)
 {
 	uint32_t i = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
 
@@ -191,7 +226,7 @@ static void mark_locked(struct pagelog *log, uint64_t iova, uint64_t last)
 		uint64_t lo = iova > r->iova ? iova : r->iova;
 		uint64_t hi = last < r->last ? last : r->last;
 
-		mark_pages(r, (lo >> log->pgshift) - r->first_page,
+		mark_pages(r, m, (lo >> log->pgshift) - r->first_page,
 			   (hi >> log->pgshift) - r->first_page);
 		/* Stored only on a change: writers on other CPUs keep the line shared. */
 		if (__atomic_load_n(&log->last_hit, __ATOMIC_RELAXED) != i)
@@ -208,35 +243,72 @@ static uint64_t last_byte(uint64_t iova, uint64_t length)
 	return last;
 }
 
+/*
+ * The common write, a few bytes: [iova, last] within one log word of the range last hit. Marks
+ * it and returns true, or returns false having done nothing; caller is in a mark section, log
+ * active.
+ */
+static inline bool mark_in_word(struct pagelog *log, struct marker *m, uint64_t iova, uint64_t last)
+{
+	uint32_t i = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
+	unsigned int shift = log->pgshift;
+	struct pagelog_range *r;
+	struct pagelog_bits *c;
+	uint64_t b0, b1;
+	bool own;
+
+	if (i >= log->nranges)
+		return false;
+	r = &log->ranges[i];
+	if (iova < r->iova || last > r->last)
+		return false;
+	b0 = (iova >> shift) - r->first_page;
+	b1 = (last >> shift) - r->first_page;
+	if (b0 / 64 != b1 / 64)
+		return false;
+	/* Acquire: as in mark_pages(). */
+	c = writer_copy(&r->half[__atomic_load_n(&r->cur, __ATOMIC_ACQUIRE)], m, &own);
+	set_bits(&c->words[b0 / 64], bit_mask(b0 % 64, b1 % 64), own);
+	set_bits(&c->summary[b0 / 64 >> GROUP_SHIFT >> 6], 1ULL << (b0 / 64 >> GROUP_SHIFT) % 64,
+		 own);
+	return true;
+}
+
 void pagelog_mark(struct pagelog *log, uint64_t iova, uint64_t length)
 {
 	struct marker *m;
+	uint64_t last;
 
 	if (!length)
 		return;
 	m = marks_enter();
-	if (__atomic_load_n(&log->active, __ATOMIC_ACQUIRE))
-		mark_locked(log, iova, last_byte(iova, length));
+	if (__atomic_load_n(&log->active, __ATOMIC_ACQUIRE)) {
+		last = last_byte(iova, length);
+		if (!mark_in_word(log, m, iova, last))
+			mark_locked(log, m, iova, last);
+	}
 	marks_exit(m);
 }
 
-/* Marks of one word gathered from a burst, written with one atomic OR. */
+/* Marks of one word gathered from a burst, written with one store or atomic OR. */
 struct pending {
 	struct pagelog_range *r;
 	uint64_t w;
 	uint64_t mask;
 };
 
-static void flush_pending(struct pending *p)
+static void flush_pending(struct pending *p, struct marker *m)
 {
+	struct pagelog_bits *c;
 	unsigned int h;
+	bool own;
 
 	if (!p->mask)
 		return;
 	h = __atomic_load_n(&p->r->cur, __ATOMIC_ACQUIRE);
-
-	or_bits(&p->r->bits[h][p->w], p->mask);
-	mark_summary(p->r, h, p->w, p->w);
+	c = writer_copy(&p->r->half[h], m, &own);
+	set_bits(&c->words[p->w], p->mask, own);
+	mark_summary(c, p->w, p->w, own);
 	p->mask = 0;
 }
 
@@ -263,12 +335,13 @@ static struct pagelog_range *range_of(struct pagelog *log, uint64_t iova)
  * pays one miss at a time without this. Only in the range last hit, the common case; a stale
  * half or range only wastes the prefetch.
  */
-static inline void prefetch_mark(struct pagelog *log, uint64_t iova, unsigned int shift)
+static inline void prefetch_mark(struct pagelog *log, struct marker *m, uint64_t iova,
+				 unsigned int shift)
 {
 	uint32_t k = __atomic_load_n(&log->last_hit, __ATOMIC_RELAXED);
 	struct pagelog_range *r;
+	struct pagelog_half *hf;
 	uint64_t page;
-	unsigned int h;
 
 	if (k >= log->nranges)
 		return;
@@ -276,8 +349,11 @@ static inline void prefetch_mark(struct pagelog *log, uint64_t iova, unsigned in
 	if (iova < r->iova || iova > r->last)
 		return;
 	page = (iova >> shift) - r->first_page;
-	h = __atomic_load_n(&r->cur, __ATOMIC_RELAXED);
-	__builtin_prefetch(&r->bits[h][page / 64], 1, 3);
+	hf = &r->half[__atomic_load_n(&r->cur, __ATOMIC_RELAXED)];
+	__builtin_prefetch(
+		&(__atomic_load_n(&hf->owner, __ATOMIC_RELAXED) == m ? hf->owned : hf->shared)
+			 .words[page / 64],
+		1, 3);
 }
 
 void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, uint64_t length)
@@ -293,7 +369,7 @@ void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, u
 		goto out;
 	shift = log->pgshift;
 	for (uint64_t i = 0; i < n && i < MARK_LOOKAHEAD; i++)
-		prefetch_mark(log, iovas[i], shift);
+		prefetch_mark(log, m, iovas[i], shift);
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t last = last_byte(iovas[i], length);
 		struct pagelog_range *r;
@@ -310,33 +386,38 @@ void pagelog_mark_list(struct pagelog *log, const uint64_t *iovas, uint64_t n, u
 		}
 		/* Not the word being gathered: scattered pages, where asking ahead pays. */
 		if (i + MARK_LOOKAHEAD < n)
-			prefetch_mark(log, iovas[i + MARK_LOOKAHEAD], shift);
+			prefetch_mark(log, m, iovas[i + MARK_LOOKAHEAD], shift);
 
 		/* Writes within one page (the common burst) gather per word. */
 		if ((iovas[i] >> shift) != (last >> shift) || !(r = range_of(log, iovas[i]))) {
-			flush_pending(&p);
-			mark_locked(log, iovas[i], last);
+			flush_pending(&p, m);
+			mark_locked(log, m, iovas[i], last);
 			continue;
 		}
 		page = (iovas[i] >> shift) - r->first_page;
 		if (p.r != r || p.w != page / 64) {
-			flush_pending(&p);
+			flush_pending(&p, m);
 			p.r = r;
 			p.w = page / 64;
 		}
 		p.mask |= 1ULL << (page % 64);
 	}
-	flush_pending(&p);
+	flush_pending(&p, m);
 out:
 	marks_exit(m);
 }
 
-/* Put bits a take must keep back into the current half (writers may be marking it). */
+/*
+ * Put bits a take must keep back into the current half's shared copy: writers may be marking
+ * it, its owner with plain stores into the other copy.
+ */
 static void keep_bits(struct pagelog_range *r, uint64_t w, uint64_t bits)
 {
 	/* Only a taker flips cur, and we are the taker: a plain read. */
-	__atomic_fetch_or(&r->bits[r->cur][w], bits, __ATOMIC_RELAXED);
-	mark_summary(r, r->cur, w, w);
+	struct pagelog_bits *c = &r->half[r->cur].shared;
+
+	__atomic_fetch_or(&c->words[w], bits, __ATOMIC_RELAXED);
+	mark_summary(c, w, w, false);
 }
 
 /* What one take of a range needs: pages relative to the range, as [first, last] or [lo, end). */
@@ -413,12 +494,40 @@ static void take_words(const struct take *t, uint64_t *retired, uint64_t a, uint
 	}
 }
 
+/* OR the retired half's shared copy into its owned copy, leaving the shared one all zero. */
+static void fold_shared(struct pagelog_range *r, struct pagelog_half *hf)
+{
+	uint64_t nsum = words_for(words_for(r->nwords));
+
+	for (uint64_t s = 0; s < nsum; s++) {
+		uint64_t groups = hf->shared.summary[s];
+
+		if (!groups)
+			continue;
+		hf->owned.summary[s] |= groups;
+		hf->shared.summary[s] = 0;
+		for (; groups; groups &= groups - 1) {
+			uint64_t w = (s * 64 + __builtin_ctzll(groups)) << GROUP_SHIFT;
+			uint64_t end = w + (1 << GROUP_SHIFT) < r->nwords ? w + (1 << GROUP_SHIFT)
+									  : r->nwords;
+
+			for (; w < end; w++) {
+				hf->owned.words[w] |= hf->shared.words[w];
+				hf->shared.words[w] = 0;
+			}
+		}
+	}
+}
+
 static void take_range(struct take *t)
 {
 	struct pagelog_range *r = t->r;
+	struct pagelog_half *hf = &r->half[!r->cur];
 	uint64_t ngroups = (r->nwords + 63) >> GROUP_SHIFT;
 	uint64_t nsum = words_for(ngroups);
-	uint64_t *retired = r->bits[!r->cur], *summary = r->summary[!r->cur];
+	uint64_t *retired = hf->owned.words, *summary = hf->owned.summary;
+
+	fold_shared(r, hf);
 
 	/* Runs of set summary bits become one call each. */
 	for (uint64_t g = 0; g < ngroups;) {
@@ -438,6 +547,8 @@ static void take_range(struct take *t)
 		g = run_end;
 	}
 	memset(summary, 0, nsum * sizeof(uint64_t));
+	/* No writer is in the half now: the next flip publishes the free claim with it. */
+	__atomic_store_n(&hf->owner, NULL, __ATOMIC_RELAXED);
 }
 
 int pagelog_take(struct pagelog *log, uint64_t iova, uint64_t last, uint64_t clear_first,
