@@ -14,6 +14,7 @@
 #include <dmalog/iopt.h>
 
 #include "iotlb.h"
+#include "table_pool.h"
 #include "core/reserved.h"
 
 #define LEVELS	      4
@@ -37,8 +38,7 @@ struct dmalog_iopt {
 	uint64_t gen; /* invalidation generation, bumped before each flush */
 	uint64_t invalidations;
 
-	void **tables; /* every page-table page, freed at destroy */
-	size_t ntables, cap_tables;
+	struct table_pool tables; /* every page-table page, freed at destroy */
 
 	pthread_mutex_t dma_lock;
 	struct dmalog_iopt_dma *dmas;
@@ -77,23 +77,7 @@ static uint64_t load_pte(const uint64_t *p)
 
 static uint64_t *alloc_table(struct dmalog_iopt *iopt)
 {
-	uint64_t *t;
-
-	if (iopt->ntables == iopt->cap_tables) {
-		size_t cap = iopt->cap_tables ? 2 * iopt->cap_tables : 64;
-		void **n = realloc(iopt->tables, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		iopt->tables = n;
-		iopt->cap_tables = cap;
-	}
-	t = aligned_alloc(4096, 4096);
-	if (!t)
-		return NULL;
-	memset(t, 0, 4096);
-	iopt->tables[iopt->ntables++] = t;
-	return t;
+	return table_pool_alloc(&iopt->tables);
 }
 
 int dmalog_iopt_create(const struct dmalog_iopt_config *cfg, struct dmalog_iopt **out)
@@ -115,7 +99,6 @@ int dmalog_iopt_create(const struct dmalog_iopt_config *cfg, struct dmalog_iopt 
 	iopt->root = alloc_table(iopt);
 	if (!iopt->root) {
 		iotlb_destroy(iopt->tlb);
-		free(iopt->tables);
 		free(iopt);
 		return -ENOMEM;
 	}
@@ -129,9 +112,7 @@ void dmalog_iopt_destroy(struct dmalog_iopt *iopt)
 {
 	if (!iopt)
 		return;
-	for (size_t i = 0; i < iopt->ntables; i++)
-		free(iopt->tables[i]);
-	free(iopt->tables);
+	table_pool_destroy(&iopt->tables);
 	iotlb_destroy(iopt->tlb);
 	pthread_mutex_destroy(&iopt->lock);
 	pthread_mutex_destroy(&iopt->dma_lock);
@@ -694,7 +675,7 @@ void dmalog_iopt_get_stats(struct dmalog_iopt *iopt, struct dmalog_iopt_stats *s
 	pthread_mutex_unlock(&iopt->dma_lock);
 	st->invalidations = __atomic_load_n(&iopt->invalidations, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&iopt->lock);
-	st->tables = iopt->ntables;
+	st->tables = iopt->tables.ntables;
 	pthread_mutex_unlock(&iopt->lock);
 }
 
