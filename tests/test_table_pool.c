@@ -25,8 +25,7 @@ static void fill_and_check(struct table_pool *pool)
 		assert_int_equal((uintptr_t)t % 4096, 0);
 		for (unsigned int k = 0; k < 512; k++)
 			assert_int_equal(t[k], 0);
-		/* Tag the first and last PTE: an overlap with another table shows as a wrong tag.
-		 */
+		/* Tag the first and last PTE: an overlap shows as a wrong tag. */
 		t[0] = i + 1;
 		t[511] = ~(uint64_t)i;
 		tables[i] = t;
