@@ -28,6 +28,6 @@ dmalog_build() {
 }
 
 # librsvg2-bin: the tests render --plot's SVG to check it is a picture. libjson-c-dev: the
-# vfio-user server's VERSION capabilities.
+# vfio-user server's VERSION capabilities. libxxhash-dev: XXH3 for the proof's page digests.
 DMALOG_BASE_PACKAGES=(gcc meson ninja-build pkg-config libcmocka-dev python3 libgnutls28-dev
-	libjson-c-dev librsvg2-bin)
+	libjson-c-dev librsvg2-bin libxxhash-dev)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <xxh_x86dispatch.h>
 
 #include <dmalog/mstream.h>
 
@@ -222,33 +223,13 @@ void dmalog_frame_reseal(uint8_t *frame)
 			    frame + DMALOG_FRAME_HDR_BYTES, get32(frame + 12));
 }
 
-/* A 64-bit finaliser (splitmix64's): every input bit reaches every output bit. */
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	return h ^ (h >> 31);
-}
-
+/*
+ * XXH3 seeded with the key, through libxxhash's run-time dispatch (AVX-512, AVX2 or SSE2 as the
+ * CPU has them): a page digests at about the speed memory is read (26 GB/s on the AMD machine of
+ * the README, where the four-lane multiply-xorshift this replaced ran at 6), so that the proof
+ * of a 1 GiB guest costs tens of milliseconds rather than the better part of 200.
+ */
 uint64_t dmalog_page_digest(uint64_t key, const void *page, size_t size)
 {
-	const uint8_t *p = page;
-	/* Four independent lanes keep the multiplies in flight; the key seeds each. */
-	uint64_t h[4] = {mix64(key ^ size), mix64(key + 1), mix64(key + 2), mix64(key + 3)};
-	size_t i = 0;
-
-	for (; i + 32 <= size; i += 32) {
-		for (int l = 0; l < 4; l++) {
-			uint64_t w;
-
-			memcpy(&w, p + i + 8 * l, 8);
-			h[l] = (h[l] ^ w) * 0x9e3779b97f4a7c15ULL;
-			h[l] ^= h[l] >> 29;
-		}
-	}
-	for (; i < size; i++)
-		h[0] = (h[0] ^ p[i]) * 0x100000001b3ULL;
-	return mix64(h[0] ^ mix64(h[1] ^ mix64(h[2] ^ mix64(h[3]))));
+	return XXH3_64bits_withSeed_dispatch(page, size, key);
 }
