@@ -356,6 +356,18 @@ static int send_zero(struct chan *ch, uint64_t first, uint32_t n)
 }
 
 /*
+ * How many pages ahead the first line is asked for while one is looked at for zeros. The look
+ * is a cache miss per page (the CPU's own prefetcher stops at 4 KiB boundaries): back to back,
+ * they were 3.5 % of an idle migration's samples over TCP, nearly all waiting on those loads.
+ */
+#define ZERO_LOOK_AHEAD 16
+
+static void look_ahead(const uint8_t *host, uint64_t p)
+{
+	__builtin_prefetch(host + (p << DMALOG_RAM_PAGE_SHIFT));
+}
+
+/*
  * Dirty pages [p, p + n) of region @r, all in it: data runs as PAGES, zero pages as ZERO
  * runs, in page order.
  */
@@ -363,17 +375,26 @@ static int send_dirty_run(struct chan *ch, const struct dmalog_ram_region *r, ui
 			  uint32_t n)
 {
 	const uint8_t *host = (const uint8_t *)r->host - r->ram_offset;
-	bool zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
+	const uint64_t end = p + n;
+	bool zero;
 
+	for (uint64_t a = p + 1; a < end && a <= p + ZERO_LOOK_AHEAD; a++)
+		look_ahead(host, a);
+	zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
 	while (n) {
 		bool next = zero;
 		uint32_t k = 1;
 		int ret;
 
 		/* Each page is looked at once: the one that ends a stretch starts the next. */
-		while (k < n &&
-		       (next = page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT))) == zero)
+		while (k < n) {
+			if (k + ZERO_LOOK_AHEAD < n)
+				look_ahead(host, p + k + ZERO_LOOK_AHEAD);
+			next = page_is_zero(host + ((p + k) << DMALOG_RAM_PAGE_SHIFT));
+			if (next != zero)
+				break;
 			k++;
+		}
 		ret = zero ? send_zero(ch, p, k) : send_run(ch, r, p, k);
 		if (ret)
 			return ret;
