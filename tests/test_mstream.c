@@ -245,7 +245,7 @@ static void page_digest_keyed(void **state)
 		assert_int_not_equal(base, dmalog_page_digest(NONCE, page, PAGE));
 		page[i] ^= 1;
 	}
-	page[PAGE - 1] ^= 0x80; /* the last byte, in the last lane */
+	page[PAGE - 1] ^= 0x80; /* the last byte */
 	assert_int_not_equal(base, dmalog_page_digest(NONCE, page, PAGE));
 	free(page);
 }

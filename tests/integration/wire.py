@@ -1,9 +1,9 @@
 """The migration stream's framing, for the test peers and the fuzz corpus scripts (see
 include/dmalog/mstream.h): CRC-32C and the frame headers of stream
-version 6."""
+version 7."""
 import struct
 
-MAGIC, VERSION, HDR = 0x474C4D44, 6, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
+MAGIC, VERSION, HDR = 0x474C4D44, 7, 24  # HDR: magic, type, flags, seq, length, 2 CRCs
 
 
 def crc32c(data):
