@@ -287,7 +287,8 @@ DMALOG_API void dmalog_frame_reseal(uint8_t *frame);
  * @page: the bytes
  * @size: how many
  *
- * Every byte counts, and so does the key: the same page under another key gives an unrelated
+ * XXH3's 64-bit hash seeded with @key (libxxhash's run-time choice of vector unit): every
+ * byte counts, and so does the key, the same page under another key giving an unrelated
  * digest. Not a MAC.
  */
 DMALOG_API uint64_t dmalog_page_digest(uint64_t key, const void *page, size_t size);
