@@ -66,6 +66,7 @@ enum fault {
 	FAULT_CORRUPT_CHANNEL_2, /* a PAGES frame on page channel 2 damaged in round 2 */
 	FAULT_DROP_CHANNEL_1,	 /* page channel 1 shut at the destination mid-round 2 */
 	FAULT_SLOW_CHANNEL_1,	 /* page channel 1's final round held back 300 ms */
+	FAULT_OUTRUN,		 /* the CPU writes 4 times the guest's pages between syncs */
 };
 
 /* One end's view for the hooks: who runs, and what to break. */
@@ -83,6 +84,7 @@ struct end {
 	int peer_page_fds[DMALOG_MIG_MAX_CHANNELS]; /* the other end's page channels, from 1 */
 	int channel_damaged;			    /* atomic: channel threads race for it */
 	bool stopped; /* the switchover has begun (set before the final round's channels run) */
+	uint64_t cpu_writes_at_sync; /* FAULT_OUTRUN: the CPU's writes at the last sync */
 };
 
 static void pause_vcpus(void *opaque)
@@ -103,9 +105,31 @@ static void resume_vcpus(void *opaque)
 	e->resumes++;
 }
 
+/*
+ * FAULT_OUTRUN: before each precopy sync, wait until the guest's CPU has written four times as
+ * many random pages as the guest has since the last one (nearly every page dirty), however
+ * little of the two cores its thread got meanwhile. A round of an 8 MiB guest takes a few
+ * milliseconds, and on a loaded machine the writer could sit them all out. Bounded.
+ */
+static void outrun(struct end *e)
+{
+	struct dmalog_dma_stats st;
+
+	for (int i = 0; i < 5000; i++) {
+		dmalog_dma_engine_get_stats(e->g->cpu, &st);
+		if (st.writes >= e->cpu_writes_at_sync + 4 * (TEST_MEM / 4096))
+			break;
+		usleep(1000);
+	}
+	e->cpu_writes_at_sync = st.writes;
+}
+
 static int event(void *opaque, enum dmalog_mig_event ev, uint32_t round)
 {
 	struct end *e = opaque;
+
+	if (ev == DMALOG_MIG_EVENT_SYNC && e->fault == FAULT_OUTRUN && !e->stopped)
+		outrun(e);
 
 	if (ev == DMALOG_MIG_EVENT_ROUND)
 		e->round = round;
@@ -795,7 +819,7 @@ static void auto_converge_throttles(void **state)
 	next_flags = DMALOG_MIG_AUTO_CONVERGE;
 	next_max_rounds = 6;
 	next_downtime_limit_ms = 0.001; /* never met */
-	run_start(&r, &o, FAULT_NONE);
+	run_start(&r, &o, FAULT_OUTRUN);
 	run_both(&r);
 	assert_migrated(&r);
 	assert_false(r.rs->converged);
