@@ -214,8 +214,7 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, const u
 		      bool tcp, uint32_t channels)
 {
 	double rate[IDLE_PAIRS], raw[IDLE_PAIRS], ratio[IDLE_PAIRS], mig_ms[IDLE_PAIRS];
-	double proof_ms[IDLE_PAIRS], lo = 0, hi = 0, med_rate, med_raw, med_ratio, med_mig_ms;
-	double med_proof_ms;
+	double proof_ms[IDLE_PAIRS], lo, hi, med_rate, med_raw, med_ratio, med_mig_ms, med_proof_ms;
 	const char *name = tcp ? "idle_tcp" : "idle";
 	int failed = 0;
 
@@ -237,12 +236,12 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, const u
 		proof_ms[i] = r.verify_ms;
 		failed |= !r.verified;
 		free(r.rounds);
-		lo = i && lo < ratio[i] ? lo : ratio[i];
-		hi = hi > ratio[i] ? hi : ratio[i];
 	}
 	med_rate = bench_median(rate, IDLE_PAIRS);
 	med_raw = bench_median(raw, IDLE_PAIRS);
-	med_ratio = bench_median(ratio, IDLE_PAIRS);
+	med_ratio = bench_median(ratio, IDLE_PAIRS); /* sorts them: the range is at the ends */
+	lo = ratio[0];
+	hi = ratio[IDLE_PAIRS - 1];
 	med_mig_ms = bench_median(mig_ms, IDLE_PAIRS);
 	med_proof_ms = bench_median(proof_ms, IDLE_PAIRS);
 	if (bo->json)
