@@ -375,11 +375,11 @@ static int send_dirty_run(struct chan *ch, const struct dmalog_ram_region *r, ui
 			  uint32_t n)
 {
 	const uint8_t *host = (const uint8_t *)r->host - r->ram_offset;
-	const uint64_t end = p + n;
 	bool zero;
 
-	for (uint64_t a = p + 1; a < end && a <= p + ZERO_LOOK_AHEAD; a++)
-		look_ahead(host, a);
+	/* The run's first pages are asked for here; the loop then keeps ZERO_LOOK_AHEAD ahead. */
+	for (uint32_t k = 1; k <= ZERO_LOOK_AHEAD && k < n; k++)
+		look_ahead(host, p + k);
 	zero = page_is_zero(host + (p << DMALOG_RAM_PAGE_SHIFT));
 	while (n) {
 		bool next = zero;
