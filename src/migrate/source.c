@@ -26,7 +26,9 @@
 #include "engine.h"
 #include "link.h"
 
-#define SHARD_PAGES	     DMALOG_STREAM_SHARD_PAGES /* also the longest run: 1 MiB */
+#define SHARD_PAGES DMALOG_STREAM_SHARD_PAGES /* also the longest run: 1 MiB */
+/* The most pages in one PAGES frame: one flush's worth, LINK_FLUSH_BYTES. */
+#define FRAME_PAGES	     (LINK_FLUSH_BYTES >> DMALOG_RAM_PAGE_SHIFT)
 #define DEVICE_CHUNK	     (256u << 10)
 #define VERIFY_PAGES	     4096 /* hashes per VERIFY_PAGES frame */
 #define ANSWER_MAX	     512
@@ -287,7 +289,8 @@ static int chan_queue_msg(struct chan *ch, uint16_t type, const void *msg)
 }
 
 /* One PAGES frame for @n pages from RAM page @first, all inside region @r. */
-static int send_run(struct chan *ch, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
+static int send_frame(struct chan *ch, const struct dmalog_ram_region *r, uint64_t first,
+		      uint32_t n)
 {
 	struct dmalog_frame_run run = {.first_page = first, .count = n};
 	uint64_t off = (first << DMALOG_RAM_PAGE_SHIFT) - r->ram_offset;
@@ -307,6 +310,21 @@ static int send_run(struct chan *ch, const struct dmalog_ram_region *r, uint64_t
 				 (uint64_t)n << DMALOG_RAM_PAGE_SHIFT);
 	link_frame_seal_crc(ch->l, DMALOG_FRAME_PAGES, crc);
 	return ch->l->len >= LINK_FLUSH_BYTES ? chan_flush(ch) : 0;
+}
+
+/* @n pages with data from RAM page @first, all inside region @r: frames of FRAME_PAGES. */
+static int send_run(struct chan *ch, const struct dmalog_ram_region *r, uint64_t first, uint32_t n)
+{
+	while (n) {
+		uint32_t k = n < FRAME_PAGES ? n : FRAME_PAGES;
+		int ret = send_frame(ch, r, first, k);
+
+		if (ret)
+			return ret;
+		first += k;
+		n -= k;
+	}
+	return 0;
 }
 
 #define PROGRESS_MS 200
