@@ -384,6 +384,15 @@ static int stream_failed(struct dest *d, int err, const char *reason)
 #define DIRECT_MAX_BYTES (256u << 10)
 
 /*
+ * Once a frame's payload has begun to arrive straight where the sink wants it, the rest of it
+ * does too, however little is left; and the header after such a frame is staged with only a
+ * page run's bytes behind it: the next frame is most likely PAGES too, and its pages then go
+ * straight into guest memory. Staging STAGE_BYTES at those points put up to an eighth of every
+ * 256 KiB frame through a second copy (5 % of a receive thread's samples over TCP).
+ */
+#define HEADER_AND_RUN_BYTES (DMALOG_FRAME_HDR_BYTES + sizeof(struct dmalog_frame_run))
+
+/*
  * Take one connection's stream as it comes, received straight where its sink wants it (page
  * data into guest memory), until the sink has taken its last frame (1) or something failed
  * (-errno, @why says what). The deadline moves only when a whole frame has been taken on some
@@ -396,6 +405,8 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 {
 	uint8_t stage[STAGE_BYTES];
 	uint64_t frames = 0;
+	bool straight_on = false; /* a payload begun straight where it belongs goes on so */
+	bool after_pages = false; /* the last frame ended that way: the next is likely PAGES */
 
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -422,10 +433,16 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 			return d->rx[failed].state;
 		}
 		dmalog_sink_recv_buffer(sink, &at, &room);
-		staged = room < STAGE_BYTES;
-		if (room > DIRECT_MAX_BYTES)
+		staged = room < STAGE_BYTES && !straight_on;
+		if (staged) {
+			at = stage;
+			room = after_pages ? room + HEADER_AND_RUN_BYTES : sizeof(stage);
+			if (room > sizeof(stage))
+				room = sizeof(stage);
+		} else if (room > DIRECT_MAX_BYTES) {
 			room = DIRECT_MAX_BYTES;
-		n = recv(fd, staged ? stage : at, staged ? sizeof(stage) : room, MSG_DONTWAIT);
+		}
+		n = recv(fd, at, room, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* Nothing to read: wait, in slices so that a cancel or a stop is noticed.
 			 */
@@ -452,8 +469,10 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 		ret = staged ? dmalog_sink_feed(sink, stage, (size_t)n)
 			     : dmalog_sink_received(sink, (size_t)n);
 		dmalog_sink_get_stats(sink, &st);
+		straight_on = !staged && st.frames == frames;
 		if (st.frames != frames) {
 			frames = st.frames;
+			after_pages = !staged;
 			progressed(d);
 		}
 		if (ret == 1)
