@@ -26,9 +26,8 @@
 #include "engine.h"
 #include "link.h"
 
-#define SHARD_PAGES DMALOG_STREAM_SHARD_PAGES /* also the longest run: 1 MiB */
-/* The most pages in one PAGES frame: one flush's worth, LINK_FLUSH_BYTES. */
-#define FRAME_PAGES	     (LINK_FLUSH_BYTES >> DMALOG_RAM_PAGE_SHIFT)
+#define SHARD_PAGES	     DMALOG_STREAM_SHARD_PAGES /* also the longest run: 1 MiB */
+#define FRAME_PAGES	     (LINK_FLUSH_BYTES >> DMALOG_RAM_PAGE_SHIFT) /* per PAGES frame */
 #define DEVICE_CHUNK	     (256u << 10)
 #define VERIFY_PAGES	     4096 /* hashes per VERIFY_PAGES frame */
 #define ANSWER_MAX	     512
