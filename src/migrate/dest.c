@@ -390,7 +390,7 @@ static int stream_failed(struct dest *d, int err, const char *reason)
  * straight into guest memory. Staging STAGE_BYTES at those points put up to an eighth of every
  * 256 KiB frame through a second copy (5 % of a receive thread's samples over TCP).
  */
-#define HEADER_AND_RUN_BYTES (DMALOG_FRAME_HDR_BYTES + sizeof(struct dmalog_frame_run))
+#define RUN_BYTES sizeof(struct dmalog_frame_run)
 
 /*
  * Take one connection's stream as it comes, received straight where its sink wants it (page
@@ -436,7 +436,7 @@ static int pump(struct dest *d, int fd, struct dmalog_sink *sink, struct chan_rx
 		staged = room < STAGE_BYTES && !straight_on;
 		if (staged) {
 			at = stage;
-			room = after_pages ? room + HEADER_AND_RUN_BYTES : sizeof(stage);
+			room = after_pages ? room + RUN_BYTES : sizeof(stage);
 			if (room > sizeof(stage))
 				room = sizeof(stage);
 		} else if (room > DIRECT_MAX_BYTES) {
