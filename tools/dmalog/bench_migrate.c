@@ -26,7 +26,7 @@ static const uint32_t channel_counts[] = {1, 2};
 
 /*
  * The raw transfer's writes and reads: the size the engine writes its stream in. Over TCP
- * loopback on a 2-core AMD EPYC guest, transfers in 1 MiB writes never passed 3.1 GB/s where
+ * loopback on a 2-core Intel Xeon KVM guest, transfers in 1 MiB writes never passed 3.1 GB/s where
  * ones in 256 KiB writes often reached 6: a limit measured in other writes than the engine's
  * would measure that difference, not the engine.
  */
