@@ -270,6 +270,31 @@ and r['error_code'] == 'cancelled'"
 	fi
 done
 
+# A destination still waiting for its source: a signal ends the wait (exit 7, socket gone).
+if start_dest "$WORK/sock-wait" --mem "$MEM"; then
+	kill -TERM "$DEST"
+	for _ in $(seq 100); do
+		kill -0 "$DEST" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$DEST" 2>/dev/null; then
+		kill -9 "$DEST"
+		wait "$DEST"
+		echo "FAIL sigTERM-waiting-destination: still waiting 5 s after SIGTERM"
+		failures=$((failures + 1))
+	else
+		wait "$DEST"
+		rc=$?
+		if [ "$rc" -ne 7 ] || [ -e "$WORK/sock-wait" ] ||
+			! grep -q "cancelled before the source connected" "$WORK/dest.err"; then
+			echo "FAIL sigTERM-waiting-destination: exit $rc, $(cat "$WORK/dest.err")"
+			failures=$((failures + 1))
+		else
+			echo "ok   sigTERM-waiting-destination"
+		fi
+	fi
+fi
+
 echo "== output files and usage"
 migrate "csv-and-plot" 0 "$VERIFIED" --csv "$WORK/rounds.csv" --plot "$WORK/rounds.svg" \
 	--max-rounds 3 --downtime-limit 0

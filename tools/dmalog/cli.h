@@ -160,7 +160,10 @@ bool guest_untracked(struct guest *g);
 
 /* "host:port" (TCP) or a path / "unix:path" (UNIX). Returns a listening fd or -errno. */
 int socket_listen(const char *addr, char *err, size_t errlen);
-/* The next connection on @lfd, waiting at most @timeout_ms (-1: for ever). fd or -errno. */
+/*
+ * The next connection on @lfd, waiting at most @timeout_ms (-1: for ever). fd or -errno;
+ * -EINTR when a signal came meanwhile, so that a caller can honour it.
+ */
 int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen);
 int socket_connect(const char *addr, char *err, size_t errlen);
 /* Whether @addr is well formed (a path of a usable length, or host:port with a real port). */
@@ -241,6 +244,8 @@ int migrate_run(const struct mig_options *o, struct mig_result *r);
 
 /* From a signal handler: cancel the migration under way (or the one about to start). */
 void migrate_cancel_from_signal(void);
+/* Whether a signal has asked for that. */
+bool migrate_cancel_asked(void);
 
 /* --events: one JSON line (QMP-style timestamp, "event", then @fields, already JSON). */
 void report_event(FILE *f, const char *event, const char *fields);

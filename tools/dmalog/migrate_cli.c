@@ -155,7 +155,8 @@ static const char *const usage_lines[] = {
 	"memory); 6 did not converge with --on-no-converge abort (rolled back, runs);",
 	"7 cancelled by SIGINT, SIGTERM or SIGHUP (rolled back, runs; after the final",
 	"state was sent a signal cannot cancel: the hand-off rule decides).",
-	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused.",
+	"A destination (--listen) exits 0 verified, 3 running but unverified, 1 refused,",
+	"5 could not start, 7 cancelled (also while it still waits for its source).",
 };
 
 static void migrate_usage(FILE *f)
@@ -647,6 +648,9 @@ static int conns_open(const struct mig_options *o, int lfd, const char *addr, st
 		int fd = addr ? socket_connect(addr, err, errlen)
 			      : socket_accept(lfd, c->n ? (int)o->timeout_ms : -1, err, errlen);
 
+		/* A signal that is not a cancel (SIGCHLD, say) only restarts the wait. */
+		if (fd == -EINTR && !migrate_cancel_asked())
+			continue;
 		if (fd >= 0)
 			fd = secure(o, fd, !addr, &c->tls[c->n], err, errlen);
 		if (fd < 0) {
@@ -681,13 +685,16 @@ static int run_destination(const struct mig_options *o)
 	fflush(NULL);
 	ret = conns_open(o, lfd, NULL, &c, err, sizeof(err));
 	close(lfd);
-	if (ret < 0) {
-		fprintf(stderr, "dmalog migrate: %s\n", err);
+	if (ret >= 0) {
+		ret = migrate_dest(o, g, c.fds);
+		conns_finish(&c);
+	} else {
+		/* SIGINT, SIGTERM or SIGHUP before the source came: nothing to roll back. */
+		fprintf(stderr, "dmalog migrate: %s\n",
+			ret == -EINTR ? "cancelled before the source connected" : err);
 		guest_destroy(g);
-		return 5;
+		ret = ret == -EINTR ? 7 : 5;
 	}
-	ret = migrate_dest(o, g, c.fds);
-	conns_finish(&c);
 	if (!strchr(o->listen, ':') || !strncmp(o->listen, "unix:", 5))
 		unlink(!strncmp(o->listen, "unix:", 5) ? o->listen + 5 : o->listen);
 	return ret;

@@ -276,6 +276,11 @@ void migrate_cancel_from_signal(void)
 		dmalog_mig_cancel(m);
 }
 
+bool migrate_cancel_asked(void)
+{
+	return cancel_asked;
+}
+
 static int run_engine(struct dmalog_mig *m)
 {
 	int ret;

@@ -148,9 +148,11 @@ int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	int fd, one = 1, ret;
 
-	do
-		ret = poll(&pfd, 1, timeout_ms);
-	while (ret < 0 && errno == EINTR);
+	ret = poll(&pfd, 1, timeout_ms);
+	if (ret < 0 && errno == EINTR) {
+		snprintf(err, errlen, "interrupted while waiting for a connection");
+		return -EINTR;
+	}
 	if (!ret) {
 		snprintf(err, errlen, "no connection came within %d ms", timeout_ms);
 		return -ETIMEDOUT;
