@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Hostile peers against `dmalog migrate`: fake destinations and sources, a proxy that damages
-the stream, a vfio-user device's server that dies mid-migration, and signals at bad moments. UNIX sockets only; every wait and loop is bounded.
+the stream, a vfio-user device's server that dies mid-migration, and signals at bad moments.
+UNIX sockets, and TCP loopback for a destination that never accepts; every wait and loop is
+bounded.
 
 Each case asserts a bounded end (the process exits within its timeout plus a margin), which
 side runs the guest (from the source's JSON: outcome and source_running), and that nothing
@@ -435,6 +437,43 @@ for which in ("destination", "source"):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    tmp_empty(name)
+
+
+# ---- a destination that never takes the connection: connecting has a deadline too ----
+
+def never_accepting(family):
+    """A listener whose backlog is already full: (its address for --connect, sockets to close).
+    Over TCP the kernel drops the next SYN, over a UNIX socket it refuses with EAGAIN."""
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_UNIX:
+        target = addr = os.path.join(WORK, "full-backlog")
+        srv.bind(target)
+    else:
+        srv.bind(("127.0.0.1", 0))
+        target = srv.getsockname()
+        addr = "127.0.0.1:%d" % target[1]
+    srv.listen(0)
+    socks = [srv]
+    for _ in range(4):
+        c = socket.socket(family, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(target)
+        except OSError:
+            pass
+        socks.append(c)
+    return addr, socks
+
+
+for family, kind in ((socket.AF_UNIX, "unix"), (socket.AF_INET, "tcp")):
+    name = "never-accepting-" + kind
+    addr, socks = never_accepting(family)
+    r = expect_source(name, ONE + ["--connect", addr, "--devices", "none"], 5, "not-started",
+                      None, TIMEOUT)
+    check(name + ": says it waited", "within" in str(r.get("error")), str(r.get("error")))
+    for sock in socks:
+        sock.close()
     tmp_empty(name)
 
 

@@ -59,7 +59,7 @@ static int connected_pair(bool tcp, int sv[2])
 		return -1;
 	sv[0] = socket_describe(lfd, where, sizeof(where))
 			? -1
-			: socket_connect(where, err, sizeof(err));
+			: socket_connect(where, 30000, err, sizeof(err));
 	sv[1] = sv[0] >= 0 ? socket_accept(lfd, -1, err, sizeof(err)) : -1;
 	close(lfd);
 	if (sv[1] < 0 && sv[0] >= 0)

@@ -165,7 +165,11 @@ int socket_listen(const char *addr, char *err, size_t errlen);
  * -EINTR when a signal came meanwhile, so that a caller can honour it.
  */
 int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen);
-int socket_connect(const char *addr, char *err, size_t errlen);
+/*
+ * A connection to @addr, made within @timeout_ms: fd or -errno (-ETIMEDOUT when the peer
+ * never answered, -EINTR when a signal came meanwhile).
+ */
+int socket_connect(const char *addr, int timeout_ms, char *err, size_t errlen);
 /* Whether @addr is well formed (a path of a usable length, or host:port with a real port). */
 bool socket_address_valid(const char *addr);
 /* Whether @fd is a TCP socket (as opposed to a UNIX one). */

@@ -171,7 +171,7 @@ static int make_remote_device(struct guest *g, const struct mig_options *o, uint
 	char err[200];
 	int ret;
 
-	g->vfu_fd[i] = socket_connect(o->vfu_paths[i], err, sizeof(err));
+	g->vfu_fd[i] = socket_connect(o->vfu_paths[i], (int)o->timeout_ms, err, sizeof(err));
 	if (g->vfu_fd[i] < 0) {
 		fprintf(stderr, "dmalog migrate: device %u: %s\n", i, err);
 		return g->vfu_fd[i];

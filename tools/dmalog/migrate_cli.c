@@ -99,8 +99,9 @@ static const char *const usage_lines[] = {
 	"                         with k/M/G suffixes (default: no cap), as QEMU's",
 	"                         max-bandwidth",
 	"  --timeout S            give up on the other end after S seconds of silence on",
-	"                         any read or write (default 30); after the final state is",
-	"                         sent, giving up leaves the guest paused (exit 4)",
+	"                         any read or write, or of a connection not taken (default",
+	"                         30); after the final state is sent, giving up leaves the",
+	"                         guest paused (exit 4)",
 	"  --downtime-cap S       the guest may stay stopped at most S seconds (default 10):",
 	"                         a final round that does not fit fails and rolls back; an",
 	"                         answer that does not come in time leaves it paused (exit 4)",
@@ -645,7 +646,7 @@ static int conns_open(const struct mig_options *o, int lfd, const char *addr, st
 	memset(c, 0, sizeof(*c));
 	while (c->n < o->channels) {
 		/* The first connection may take its time; the rest follow it at once. */
-		int fd = addr ? socket_connect(addr, err, errlen)
+		int fd = addr ? socket_connect(addr, (int)o->timeout_ms, err, errlen)
 			      : socket_accept(lfd, c->n ? (int)o->timeout_ms : -1, err, errlen);
 
 		/* A signal that is not a cancel (SIGCHLD, say) only restarts the wait. */

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -164,7 +165,53 @@ int socket_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 	return fd;
 }
 
-int socket_connect(const char *addr, char *err, size_t errlen)
+/* How often a UNIX connect is tried again while the listener's backlog is full. */
+#define UNIX_BACKLOG_RETRY_MS 10
+
+/*
+ * A new socket of @family connected to @sa before @timeout_ms has passed: a peer that never
+ * answers (a TCP address that drops SYNs, a UNIX listener that never accepts) costs the
+ * deadline, not the kernel's own two minutes or for ever. The fd (blocking again), or -errno
+ * with errno set: -ETIMEDOUT at the deadline, -EINTR when a signal came.
+ */
+static int connect_within(int family, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), ret, soerr = 0;
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	socklen_t sl = sizeof(soerr);
+	int waited = 0;
+
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, sa, len) ? -errno : 0;
+	/* A UNIX listener with a full backlog refuses at once; there is nothing to poll. */
+	while (ret == -EAGAIN && waited < timeout_ms) {
+		poll(NULL, 0, UNIX_BACKLOG_RETRY_MS);
+		waited += UNIX_BACKLOG_RETRY_MS;
+		ret = connect(fd, sa, len) ? -errno : 0;
+	}
+	if (ret == -EAGAIN)
+		ret = -ETIMEDOUT;
+	if (ret == -EINPROGRESS) {
+		ret = poll(&pfd, 1, timeout_ms);
+		if (ret == 0)
+			ret = -ETIMEDOUT;
+		else if (ret < 0)
+			ret = -errno;
+		else
+			ret = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) ? -errno : -soerr;
+	}
+	if (!ret && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		errno = -ret;
+		return ret;
+	}
+	return fd;
+}
+
+int socket_connect(const char *addr, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sun;
@@ -175,30 +222,31 @@ int socket_connect(const char *addr, char *err, size_t errlen)
 		ret = unix_addr(path, &sun, err, errlen);
 		if (ret)
 			return ret;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-			ret = fail_errno("cannot connect to", path, err, errlen);
-			if (fd >= 0)
-				close(fd);
-			return ret;
-		}
+		fd = connect_within(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun), timeout_ms);
+		if (fd == -ETIMEDOUT)
+			snprintf(err, errlen, "%s did not accept within %d ms", path, timeout_ms);
+		else if (fd < 0)
+			fail_errno("cannot connect to", path, err, errlen);
 		return fd;
 	}
 	ret = tcp_addr(addr, false, &res, err, errlen);
 	if (ret)
 		return ret;
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && !connect(fd, ai->ai_addr, ai->ai_addrlen))
+		fd = connect_within(ai->ai_family, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+		if (fd >= 0 || fd == -EINTR)
 			break;
-		ret = fail_errno("cannot connect to", addr, err, errlen);
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
+		ret = fd;
+		if (fd == -ETIMEDOUT)
+			snprintf(err, errlen, "no answer from %s within %d ms", addr, timeout_ms);
+		else
+			fail_errno("cannot connect to", addr, err, errlen);
 	}
 	freeaddrinfo(res);
+	if (fd == -EINTR)
+		snprintf(err, errlen, "interrupted while connecting to %s", addr);
 	if (fd < 0)
-		return ret ? ret : -ECONNREFUSED;
+		return fd == -EINTR ? fd : ret ? ret : -ECONNREFUSED;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
