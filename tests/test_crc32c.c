@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * CRC-32C (the payload checksum a frame header carries, and the copy-and-checksum the source
- * sends pages with) against a bit-at-a-time reference: every length around the block
- * boundaries of each way of computing it (three 1 KiB streams for the instruction, 64 and
- * 256 bytes for folding), odd alignments, CRCs continued across splits, copies. The suite runs
- * again with DMALOG_CRC32C=sse4.2 and =soft, so folding (where the CPU has it), the instruction
- * and the tables are each checked. crc32c.c is compiled into this test: its functions are not
- * exported.
+ * CRC-32C (the payload checksum a frame header carries, the copy-and-checksum the source sends
+ * pages with, and the one the destination lands them in guest memory with) against a
+ * bit-at-a-time reference: every length around the block boundaries of each way of computing
+ * it (three 1 KiB streams for the instruction, 64 and 256 bytes for folding), odd alignments,
+ * CRCs continued across splits, copies. The suite runs again with DMALOG_CRC32C=sse4.2 and
+ * =soft, so folding (where the CPU has it), the instruction and the tables are each checked.
+ * crc32c.c is compiled into this test: its functions are not exported.
  */
 #include <string.h>
 
@@ -107,6 +107,36 @@ static void copy_and_checksum(void **state)
 	}
 }
 
+/*
+ * The copy to cold memory (past the caches where the CPU can) stores exactly what it
+ * checksums: any length, not only whole words, from any source alignment to any destination
+ * alignment, continued from any CRC, and not a byte outside its destination.
+ */
+static void copy_cold_and_checksum(void **state)
+{
+	static uint8_t src[2 * 4096 + 64 + 7];
+	static uint8_t dst[sizeof(src) + 128];
+
+	fill_random(src, sizeof(src), 5);
+	for (size_t len = 0; len + 64 <= sizeof(src); len = next_len(len)) {
+		for (size_t align = 0; align < 64; align += 13) {
+			for (size_t from = 0; from < 64; from += 31) {
+				uint32_t seed_crc = (uint32_t)(len * 40503u + align);
+
+				memset(dst, 0xee, sizeof(dst));
+				assert_int_equal(dmalog_crc32c_copy_cold(seed_crc, dst + align,
+									 src + from, len),
+						 crc32c_ref(seed_crc, src + from, len));
+				assert_memory_equal(dst + align, src + from, len);
+				for (size_t i = 0; i < align; i++)
+					assert_int_equal(dst[i], 0xee);
+				for (size_t i = align + len; i < sizeof(dst); i++)
+					assert_int_equal(dst[i], 0xee);
+			}
+		}
+	}
+}
+
 /* A megabyte and a bit: many folding blocks, then each tail. */
 static void long_buffers(void **state)
 {
@@ -122,6 +152,11 @@ static void long_buffers(void **state)
 		assert_int_equal(dmalog_crc32c(0x12345678u, buf, len), want);
 		assert_int_equal(dmalog_crc32c_copy(0x12345678u, copy, buf, len), want);
 		assert_memory_equal(copy, buf, len);
+		/* An odd length from an odd place too, as a receive hands them over. */
+		memset(copy, 0, big);
+		assert_int_equal(dmalog_crc32c_copy_cold(want, copy + 3, buf + 5, len - 5),
+				 crc32c_ref(want, buf + 5, len - 5));
+		assert_memory_equal(copy + 3, buf + 5, len - 5);
 	}
 	free(buf);
 	free(copy);
@@ -130,9 +165,8 @@ static void long_buffers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lengths_and_alignments),
-		cmocka_unit_test(continued_across_splits),
-		cmocka_unit_test(copy_and_checksum),
+		cmocka_unit_test(lengths_and_alignments), cmocka_unit_test(continued_across_splits),
+		cmocka_unit_test(copy_and_checksum),	  cmocka_unit_test(copy_cold_and_checksum),
 		cmocka_unit_test(long_buffers),
 	};
 

@@ -374,7 +374,9 @@ DMALOG_API void dmalog_sink_destroy(struct dmalog_sink *s);
 /**
  * dmalog_sink_feed() - Feed bytes as they arrive. Returns 0 when it wants more, 1 once END has been
  * taken (bytes after it are refused), or -errno with dmalog_sink_error() saying why (the stream is
- * over).
+ * over). The pages of a PAGES frame are copied on into guest memory and checksummed in the same
+ * pass, with stores that bypass the caches where the CPU has them (nothing reads those pages
+ * before the guest runs); a frame whose checksum fails fails the stream, as below.
  */
 DMALOG_API int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length);
 

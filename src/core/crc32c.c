@@ -233,14 +233,23 @@ FOLD_TARGET static inline __attribute__((always_inline)) __m512i fold(__m512i x,
 					 _mm512_clmulepi64_epi128(x, k, 0x11), next, 0x96);
 }
 
+/* What fold_run() does with the bytes it folds besides checksumming them. */
+enum fold_copy {
+	FOLD_ONLY,
+	FOLD_COPY,	  /* stored to dst as loaded */
+	FOLD_COPY_STREAM, /* the same, non-temporal: dst (64-byte aligned) is not read soon */
+};
+
 /* 64 bytes at @off, stored to @dst as loaded when copying. */
 FOLD_TARGET static inline __attribute__((always_inline)) __m512i
-load64(const uint8_t *p, uint8_t *dst, bool copy, size_t off)
+load64(const uint8_t *p, uint8_t *dst, enum fold_copy copy, size_t off)
 {
 	__m512i v = _mm512_loadu_si512(p + off);
 
-	if (copy)
+	if (copy == FOLD_COPY)
 		_mm512_storeu_si512(dst + off, v);
+	else if (copy == FOLD_COPY_STREAM)
+		_mm512_stream_si512((void *)(dst + off), v);
 	return v;
 }
 
@@ -249,7 +258,8 @@ load64(const uint8_t *p, uint8_t *dst, bool copy, size_t off)
  * last under 64 (copied to @dst as well when @copy); the caller takes the rest.
  */
 FOLD_TARGET static inline __attribute__((always_inline)) uint32_t
-fold_run(uint32_t crc, uint8_t *dst, const uint8_t *p, size_t len, bool copy, size_t *done)
+fold_run(uint32_t crc, uint8_t *dst, const uint8_t *p, size_t len, enum fold_copy copy,
+	 size_t *done)
 {
 	const __m512i by_block = _mm512_broadcast_i32x4(_mm_loadu_si128((void *)fold_by_block));
 	const __m512i by_64 = _mm512_broadcast_i32x4(_mm_loadu_si128((void *)fold_by_64));
@@ -327,7 +337,7 @@ FOLD_TARGET static uint32_t crc32c_fold(uint32_t crc, const uint8_t *p, size_t l
 {
 	size_t done;
 
-	crc = fold_run(crc, NULL, p, len, false, &done);
+	crc = fold_run(crc, NULL, p, len, FOLD_ONLY, &done);
 	return crc32c_hw1(crc, p + done, len - done);
 }
 
@@ -335,8 +345,20 @@ FOLD_TARGET static uint32_t copy_fold(uint32_t crc, uint8_t *dst, const uint64_t
 {
 	size_t done;
 
-	crc = fold_run(crc, dst, (const uint8_t *)src, len, true, &done);
+	crc = fold_run(crc, dst, (const uint8_t *)src, len, FOLD_COPY, &done);
 	return copy_hw(crc, dst + done, src + done / 8, len - done);
+}
+
+/* @dst 64-byte aligned; the stores are ordered before return (sfence). */
+FOLD_TARGET static uint32_t copy_fold_stream(uint32_t crc, uint8_t *dst, const uint8_t *src,
+					     size_t len)
+{
+	size_t done;
+
+	crc = fold_run(crc, dst, src, len, FOLD_COPY_STREAM, &done);
+	_mm_sfence();
+	memcpy(dst + done, src + done, len - done);
+	return crc32c_hw1(crc, src + done, len - done);
 }
 #endif
 
@@ -362,6 +384,48 @@ uint32_t dmalog_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len
 		memcpy(to + 8 * i, &x, 8);
 	}
 	return ~crc32c_sw(~crc, to, len);
+}
+
+#if defined(__x86_64__)
+/*
+ * @len bytes to @dst (16-byte aligned) with SSE2's non-temporal stores, which every x86-64
+ * has, ordered before return; whatever is under 16 at the end as usual.
+ */
+static void copy_stream_sse2(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	size_t off;
+
+	for (off = 0; len - off >= 16; off += 16)
+		_mm_stream_si128((__m128i *)(dst + off),
+				 _mm_loadu_si128((const __m128i *)(src + off)));
+	_mm_sfence();
+	memcpy(dst + off, src + off, len - off);
+}
+#endif
+
+uint32_t dmalog_crc32c_copy_cold(uint32_t crc, void *dst, const void *src, size_t len)
+{
+	uint8_t *to = dst;
+	const uint8_t *from = src;
+	size_t head;
+
+	pthread_once(&init_once, init);
+#if defined(__x86_64__)
+	if (len >= FOLD_BLOCK + 64) {
+		/* Up to @dst's first 64-byte boundary as usual, the rest streamed. */
+		head = (size_t)(-(uintptr_t)to & 63);
+		memcpy(to, from, head);
+		crc = dmalog_crc32c(crc, from, head);
+		if (use_fold)
+			return ~copy_fold_stream(~crc, to + head, from + head, len - head);
+		/* Without folding, the checksum reads the source again: it is the cached side. */
+		copy_stream_sse2(to + head, from + head, len - head);
+		return dmalog_crc32c(crc, from + head, len - head);
+	}
+#endif
+	(void)head;
+	memcpy(to, from, len);
+	return dmalog_crc32c(crc, from, len);
 }
 
 uint32_t dmalog_crc32c(uint32_t crc, const void *data, size_t len)

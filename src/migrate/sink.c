@@ -478,8 +478,11 @@ void dmalog_sink_recv_buffer(struct dmalog_sink *s, void **buf, size_t *len)
 	}
 }
 
-/* @n bytes of a direct PAGES frame have landed where dmalog_sink_recv_buffer() said. */
-static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n)
+/*
+ * @n bytes of a direct PAGES frame have landed where dmalog_sink_recv_buffer() said, @at;
+ * @crc_done when the checksum already runs over those of them that are pages.
+ */
+static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n, bool crc_done)
 {
 	struct dmalog_frame_run run;
 
@@ -494,7 +497,8 @@ static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n)
 		s->crc_have = dmalog_crc32c(0, &run, sizeof(run));
 		return 0;
 	}
-	s->crc_have = dmalog_crc32c(s->crc_have, at, n);
+	if (!crc_done)
+		s->crc_have = dmalog_crc32c(s->crc_have, at, n);
 	s->have += (uint32_t)n;
 	if (s->have < s->length)
 		return 0;
@@ -512,7 +516,7 @@ static int direct_received(struct dmalog_sink *s, const uint8_t *at, size_t n)
 	return 0;
 }
 
-int dmalog_sink_received(struct dmalog_sink *s, size_t n)
+static int received(struct dmalog_sink *s, size_t n, bool crc_done)
 {
 	void *at;
 	size_t room;
@@ -533,7 +537,7 @@ int dmalog_sink_received(struct dmalog_sink *s, size_t n)
 		if (!ret && !s->in_payload)
 			ret = end_frame(s);
 	} else if (s->direct) {
-		ret = direct_received(s, at, n);
+		ret = direct_received(s, at, n, crc_done);
 	} else {
 		s->have += (uint32_t)n;
 		if (s->have == s->length)
@@ -542,6 +546,18 @@ int dmalog_sink_received(struct dmalog_sink *s, size_t n)
 	if (ret < 0)
 		return ret;
 	return s->phase == ENDED ? 1 : 0;
+}
+
+int dmalog_sink_received(struct dmalog_sink *s, size_t n)
+{
+	return received(s, n, false);
+}
+
+/* Whether the next bytes the sink wants are pages of a PAGES frame, bound for guest memory. */
+static bool wants_pages(const struct dmalog_sink *s)
+{
+	return s->phase != FAILED && s->phase != ENDED && s->in_payload && s->direct &&
+	       s->have >= sizeof(s->run);
 }
 
 int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
@@ -553,6 +569,7 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 	while (length) {
 		void *buf;
 		size_t room;
+		bool pages;
 		int ret;
 
 		if (s->phase == ENDED)
@@ -560,10 +577,18 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 		dmalog_sink_recv_buffer(s, &buf, &room);
 		if (room > length)
 			room = length;
-		memcpy(buf, in, room);
+		/*
+		 * Pages are copied into guest memory and checksummed in one pass, past the
+		 * caches: nothing reads them before the guest runs.
+		 */
+		pages = wants_pages(s);
+		if (pages)
+			s->crc_have = dmalog_crc32c_copy_cold(s->crc_have, buf, in, room);
+		else
+			memcpy(buf, in, room);
 		in += room;
 		length -= room;
-		ret = dmalog_sink_received(s, room);
+		ret = received(s, room, pages);
 		if (ret < 0)
 			return ret;
 	}
