@@ -407,13 +407,13 @@ uint32_t dmalog_crc32c_copy_cold(uint32_t crc, void *dst, const void *src, size_
 {
 	uint8_t *to = dst;
 	const uint8_t *from = src;
-	size_t head;
 
 	pthread_once(&init_once, init);
 #if defined(__x86_64__)
 	if (len >= FOLD_BLOCK + 64) {
 		/* Up to @dst's first 64-byte boundary as usual, the rest streamed. */
-		head = (size_t)(-(uintptr_t)to & 63);
+		size_t head = (size_t)(-(uintptr_t)to & 63);
+
 		memcpy(to, from, head);
 		crc = dmalog_crc32c(crc, from, head);
 		if (use_fold)
@@ -423,7 +423,6 @@ uint32_t dmalog_crc32c_copy_cold(uint32_t crc, void *dst, const void *src, size_
 		return dmalog_crc32c(crc, from + head, len - head);
 	}
 #endif
-	(void)head;
 	memcpy(to, from, len);
 	return dmalog_crc32c(crc, from, len);
 }
