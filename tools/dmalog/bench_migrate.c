@@ -4,9 +4,10 @@
  * channel count, measured in one run. The value is bytes sent per guest byte; the baseline is
  * type1, the straightforward tracker that resends everything mapped. The first round's send
  * rate (copy, checksum, socket, apply) is put against the same number of bytes moved through
- * the same kind of socket between the same two processes with no protocol at all, over one
- * connection: the link's limit.
+ * the same kind of socket between the same two processes with no protocol at all: the link's
+ * limit; for an idle guest over as many connections as the migration has, else over one.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ static const uint32_t channel_counts[] = {1, 2};
  * would measure that difference, not the engine.
  */
 #define RAW_CHUNK (256u << 10)
+/* The most connections a raw transfer makes: as many as a migration may have. */
+#define RAW_MAX_CONNS DMALOG_MIG_MAX_CHANNELS
 
 /*
  * @bytes of memory backed as the guest's RAM is: on a virtual machine a copy between 4 KiB
@@ -67,57 +70,99 @@ static int connected_pair(bool tcp, int sv[2])
 	return sv[0] >= 0 && sv[1] >= 0 ? 0 : -1;
 }
 
-/*
- * The link's limit: @bytes of memory (@src) from one process to the same amount of memory in
- * another, through a UNIX socketpair or TCP over loopback set up as the engine sets its own
- * up, in RAW_CHUNK writes and reads, until the receiver says it has them all; no protocol, no
- * checksum, no copy but the socket's. Bytes per second of one transfer, 0 if it failed.
- */
-static double raw_transfer(const uint8_t *src, uint64_t bytes, bool tcp)
+/* One connection of a raw transfer: its share of the memory, sent or received whole. */
+struct raw_conn {
+	int fd;
+	uint8_t *mem;
+	uint64_t bytes;
+	bool send, ok;
+};
+
+static void *raw_move(void *arg)
 {
-	int sv[2], status;
-	double t0, rate = 0;
-	pid_t pid;
-	char ack;
+	struct raw_conn *c = arg;
 
-	if (connected_pair(tcp, sv))
-		return 0;
-	dmalog_mig_socket_setup(sv[0], 30000);
-	dmalog_mig_socket_setup(sv[1], 30000);
-	pid = fork();
-	if (pid == 0) {
-		uint8_t *dst = backed(bytes);
-		uint64_t got = 0;
-
-		close(sv[0]);
-		/* Ready: the sender's clock starts at this byte. */
-		if (!dst || write(sv[1], "r", 1) != 1)
-			_exit(1);
-		while (got < bytes) {
-			size_t want = bytes - got < RAW_CHUNK ? bytes - got : RAW_CHUNK;
-			ssize_t n = read(sv[1], dst + got, want);
-
-			if (n <= 0)
-				_exit(1);
-			got += (uint64_t)n;
-		}
-		_exit(write(sv[1], "k", 1) == 1 ? 0 : 1);
-	}
-	close(sv[1]);
-	if (pid > 0 && read(sv[0], &ack, 1) != 1)
-		pid = -1;
-	t0 = bench_now();
-	for (uint64_t sent = 0; pid > 0 && sent < bytes;) {
-		size_t want = bytes - sent < RAW_CHUNK ? bytes - sent : RAW_CHUNK;
-		ssize_t n = write(sv[0], src + sent, want);
+	for (uint64_t done = 0; done < c->bytes;) {
+		size_t want = c->bytes - done < RAW_CHUNK ? c->bytes - done : RAW_CHUNK;
+		ssize_t n = c->send ? write(c->fd, c->mem + done, want)
+				    : read(c->fd, c->mem + done, want);
 
 		if (n <= 0)
-			break;
-		sent += (uint64_t)n;
+			return NULL;
+		done += (uint64_t)n;
 	}
-	if (pid > 0 && read(sv[0], &ack, 1) == 1)
+	c->ok = true;
+	return NULL;
+}
+
+/* @bytes at @mem split over @n connections, each moved on a thread of its own: all of it? */
+static bool raw_move_all(const int *fds, uint32_t n, uint8_t *mem, uint64_t bytes, bool send)
+{
+	uint64_t share = bytes / n & ~(uint64_t)(RAW_CHUNK - 1);
+	struct raw_conn c[RAW_MAX_CONNS];
+	pthread_t t[RAW_MAX_CONNS];
+	bool threaded[RAW_MAX_CONNS], ok = true;
+
+	for (uint32_t i = 0; i < n; i++) {
+		c[i] = (struct raw_conn){.fd = fds[i], .mem = mem + i * share, .send = send};
+		c[i].bytes = i + 1 < n ? share : bytes - i * share;
+		threaded[i] = !pthread_create(&t[i], NULL, raw_move, &c[i]);
+		if (!threaded[i])
+			raw_move(&c[i]);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (threaded[i])
+			pthread_join(t[i], NULL);
+		ok &= c[i].ok;
+	}
+	return ok;
+}
+
+/*
+ * The link's limit: @bytes of memory (@src) from one process to the same amount of memory in
+ * another, over @nconn connections (each a UNIX socketpair or TCP over loopback, set up as the
+ * engine sets its own up) with a thread per connection on each end, as the engine's channels;
+ * in RAW_CHUNK writes and reads, until the receiver says it has them all; no protocol, no
+ * checksum, no copy but the socket's. Bytes per second of one transfer, 0 if it failed.
+ */
+static double raw_transfer(const uint8_t *src, uint64_t bytes, bool tcp, uint32_t nconn)
+{
+	int sv[RAW_MAX_CONNS][2], send_fd[RAW_MAX_CONNS], recv_fd[RAW_MAX_CONNS], status;
+	double t0, rate = 0;
+	uint32_t made = 0;
+	pid_t pid = -1;
+	char ack;
+
+	while (made < nconn && !connected_pair(tcp, sv[made])) {
+		dmalog_mig_socket_setup(sv[made][0], 30000);
+		dmalog_mig_socket_setup(sv[made][1], 30000);
+		send_fd[made] = sv[made][0];
+		recv_fd[made] = sv[made][1];
+		made++;
+	}
+	if (made == nconn)
+		pid = fork();
+	if (pid == 0) {
+		uint8_t *dst = backed(bytes);
+
+		for (uint32_t i = 0; i < nconn; i++)
+			close(send_fd[i]);
+		/* Ready: the sender's clock starts at this byte. */
+		if (!dst || write(recv_fd[0], "r", 1) != 1 ||
+		    !raw_move_all(recv_fd, nconn, dst, bytes, false))
+			_exit(1);
+		_exit(write(recv_fd[0], "k", 1) == 1 ? 0 : 1);
+	}
+	for (uint32_t i = 0; i < made; i++)
+		close(recv_fd[i]);
+	if (pid > 0 && read(send_fd[0], &ack, 1) != 1)
+		pid = -1;
+	t0 = bench_now();
+	if (pid > 0 && raw_move_all(send_fd, nconn, (uint8_t *)src, bytes, true) &&
+	    read(send_fd[0], &ack, 1) == 1)
 		rate = bytes / (bench_now() - t0);
-	close(sv[0]);
+	for (uint32_t i = 0; i < made; i++)
+		close(send_fd[i]);
 	if (pid > 0)
 		waitpid(pid, &status, 0);
 	return rate;
@@ -129,7 +174,7 @@ static double raw_socket_rate(const uint8_t *src, uint64_t bytes, bool tcp)
 	double rate[3];
 
 	for (int i = 0; i < 3; i++)
-		rate[i] = raw_transfer(src, bytes, tcp);
+		rate[i] = raw_transfer(src, bytes, tcp, 1);
 	return bench_median(rate, 3);
 }
 
@@ -212,9 +257,11 @@ static void migrate_tcp(const struct mig_options *o, struct mig_result *r)
 /*
  * An idle guest (no devices, a CPU that writes almost nothing): everything goes in the first
  * round, so its rate is the engine's transfer rate. Each migration comes right after a raw
- * transfer of the same bytes through the same kind of socket, and the ratio is taken pair by
- * pair: this machine's bandwidth drifts by half within a minute, and a limit measured once,
- * minutes away, says more about the drift than about the engine. The medians of the pairs.
+ * transfer of the same bytes through the same kind and number of connections (a thread each
+ * per end, as the engine's channels: one connection cannot use both cores of a 2-core machine
+ * where two can), and the ratio is taken pair by pair: this machine's bandwidth drifts by half
+ * within a minute, and a limit measured once, minutes away, says more about the drift than
+ * about the engine. The medians of the pairs.
  */
 static int bench_idle(const struct bench_opts *bo, struct mig_options o, const uint8_t *src,
 		      bool tcp, uint32_t channels)
@@ -231,7 +278,7 @@ static int bench_idle(const struct bench_opts *bo, struct mig_options o, const u
 	for (int i = 0; i < IDLE_PAIRS; i++) {
 		struct mig_result r;
 
-		raw[i] = raw_transfer(src, o.mem_bytes, tcp);
+		raw[i] = raw_transfer(src, o.mem_bytes, tcp, channels);
 		if (tcp)
 			migrate_tcp(&o, &r);
 		else
