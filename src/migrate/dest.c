@@ -375,7 +375,7 @@ static int stream_failed(struct dest *d, int err, const char *reason)
  * them in the same pass with stores that bypass the caches. Received straight into guest
  * memory instead, every line written was first read in from memory (a cold write), and the
  * kernel's copy there was the largest cost of a migration: a UNIX socket's idle migration ran
- * about 20 % faster this way on the Intel Xeon KVM machine (TCP loopback 7 %). The buffer stays
+ * about 20 % faster this way on the Intel Xeon KVM machine (TCP loopback 10 %). The buffer stays
  * in the second-level cache between the receive and the copy. The source sends nothing after
  * a connection's last frame, so nothing is read that is not the sink's.
  */
