@@ -127,7 +127,8 @@ static bool raw_move_all(const int *fds, uint32_t n, uint8_t *mem, uint64_t byte
  */
 static double raw_transfer(const uint8_t *src, uint64_t bytes, bool tcp, uint32_t nconn)
 {
-	int sv[RAW_MAX_CONNS][2], send_fd[RAW_MAX_CONNS], recv_fd[RAW_MAX_CONNS], status;
+	int sv[RAW_MAX_CONNS][2], send_fd[RAW_MAX_CONNS] = {0}, recv_fd[RAW_MAX_CONNS] = {0},
+				  status;
 	double t0, rate = 0;
 	uint32_t made = 0;
 	pid_t pid = -1;
