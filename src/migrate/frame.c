@@ -7,7 +7,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#if defined(__x86_64__)
 #include <xxh_x86dispatch.h>
+#else
+#include <xxhash.h>
+#endif
 
 #include <dmalog/mstream.h>
 
@@ -231,5 +235,10 @@ void dmalog_frame_reseal(uint8_t *frame)
  */
 uint64_t dmalog_page_digest(uint64_t key, const void *page, size_t size)
 {
+#if defined(__x86_64__)
 	return XXH3_64bits_withSeed_dispatch(page, size, key);
+#else
+	/* libxxhash's run-time dispatch exists on x86 only; elsewhere its one build. */
+	return XXH3_64bits_withSeed(page, size, key);
+#endif
 }
