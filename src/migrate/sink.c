@@ -463,19 +463,27 @@ static uint8_t *direct_dst(const struct dmalog_sink *s, size_t *len)
 	return dst + in_page;
 }
 
-void dmalog_sink_recv_buffer(struct dmalog_sink *s, void **buf, size_t *len)
+/* Where the next bytes go (as dmalog_sink_recv_buffer()); true when that is guest memory. */
+static bool next_buffer(struct dmalog_sink *s, void **buf, size_t *len)
 {
 	if (!s->in_payload) {
 		*buf = s->hdr + s->hdr_have;
 		*len = DMALOG_FRAME_HDR_BYTES - s->hdr_have;
 	} else if (s->direct && s->have >= sizeof(s->run)) {
 		*buf = direct_dst(s, len);
+		return true;
 	} else {
 		uint32_t end = s->direct ? (uint32_t)sizeof(s->run) : s->length;
 
 		*buf = (s->direct ? (uint8_t *)&s->run : s->payload) + s->have;
 		*len = end - s->have;
 	}
+	return false;
+}
+
+void dmalog_sink_recv_buffer(struct dmalog_sink *s, void **buf, size_t *len)
+{
+	next_buffer(s, buf, len);
 }
 
 /*
@@ -553,13 +561,6 @@ int dmalog_sink_received(struct dmalog_sink *s, size_t n)
 	return received(s, n, false);
 }
 
-/* Whether the next bytes the sink wants are pages of a PAGES frame, bound for guest memory. */
-static bool wants_pages(const struct dmalog_sink *s)
-{
-	return s->phase != FAILED && s->phase != ENDED && s->in_payload && s->direct &&
-	       s->have >= sizeof(s->run);
-}
-
 int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 {
 	const uint8_t *in = data;
@@ -574,14 +575,13 @@ int dmalog_sink_feed(struct dmalog_sink *s, const void *data, size_t length)
 
 		if (s->phase == ENDED)
 			return fail(s, -EPROTO, "data after the end of the stream");
-		dmalog_sink_recv_buffer(s, &buf, &room);
+		pages = next_buffer(s, &buf, &room);
 		if (room > length)
 			room = length;
 		/*
 		 * Pages are copied into guest memory and checksummed in one pass, past the
 		 * caches: nothing reads them before the guest runs.
 		 */
-		pages = wants_pages(s);
 		if (pages)
 			s->crc_have = dmalog_crc32c_copy_cold(s->crc_have, buf, in, room);
 		else
